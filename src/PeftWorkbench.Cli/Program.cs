@@ -1,0 +1,8 @@
+using System.CommandLine;
+using PeftWorkbench.Cli.Commands;
+
+// `peft`: one entry point; each command group lives in its own file under Commands/.
+var root = new RootCommand("PeftWorkbench: parameter-efficient fine-tuning of Vision Transformers (Mai et al., CVPR 2025) on TorchSharp.");
+root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(VitCommand.Create());
+return root.Parse(args).Invoke();

@@ -1,0 +1,166 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftWorkbench.Checkpoints;
+
+/// <summary>One tensor's entry in a safetensors header.</summary>
+public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End);
+
+/// <summary>
+/// A safetensors file (8-byte little-endian header length, a JSON header, then raw little-endian bytes).
+/// The header is read and checked when opened; tensors are read one at a time on request (lazy by tensor).
+/// </summary>
+public sealed class SafetensorsFile
+{
+    /// <summary>Headers larger than this are refused before they are read (the format's reference reader uses 100 MB).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    public string Path { get; }
+    public IReadOnlyDictionary<string, SafetensorsEntry> Entries { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+    readonly long dataStart;
+
+    public IEnumerable<string> Keys => Entries.Keys;
+
+    SafetensorsFile(string path, Dictionary<string, SafetensorsEntry> entries, Dictionary<string, string> metadata, long dataStart)
+    {
+        Path = path; Entries = entries; Metadata = metadata; this.dataStart = dataStart;
+    }
+
+    static readonly Dictionary<string, (ScalarType Type, int Size)> DTypes = new()
+    {
+        ["F64"] = (ScalarType.Float64, 8), ["F32"] = (ScalarType.Float32, 4), ["F16"] = (ScalarType.Float16, 2),
+        ["BF16"] = (ScalarType.BFloat16, 2), ["I64"] = (ScalarType.Int64, 8), ["I32"] = (ScalarType.Int32, 4),
+        ["I16"] = (ScalarType.Int16, 2), ["I8"] = (ScalarType.Int8, 1), ["U8"] = (ScalarType.Byte, 1),
+        ["BOOL"] = (ScalarType.Bool, 1),
+    };
+
+    public static string DTypeName(ScalarType t) =>
+        DTypes.FirstOrDefault(kv => kv.Value.Type == t).Key
+        ?? throw new NotSupportedException($"safetensors: no dtype name for {t}");
+
+    /// <summary>Opens a file and validates its header: sizes, dtypes, shapes and every offset against the file length.</summary>
+    public static SafetensorsFile Open(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file not found: {path}", path);
+        using var fs = File.OpenRead(path);
+        long fileLength = fs.Length;
+        if (fileLength < 8) throw new InvalidDataException($"{path}: truncated safetensors file ({fileLength} bytes, need at least 8 for the header length)");
+        var lenBytes = new byte[8];
+        fs.ReadExactly(lenBytes);
+        ulong headerLen = BitConverter.ToUInt64(lenBytes);
+        if (headerLen > MaxHeaderBytes) throw new InvalidDataException($"{path}: header length {headerLen} exceeds the cap of {MaxHeaderBytes} bytes");
+        if (8 + (long)headerLen > fileLength) throw new InvalidDataException($"{path}: header length {headerLen} runs past the end of the file ({fileLength} bytes)");
+        var header = new byte[headerLen];
+        fs.ReadExactly(header);
+        JsonObject root;
+        try { root = JsonNode.Parse(Encoding.UTF8.GetString(header)) as JsonObject ?? throw new InvalidDataException("header is not a JSON object"); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: header is not valid JSON: {e.Message}", e); }
+
+        long dataStart = 8 + (long)headerLen, dataLength = fileLength - dataStart;
+        var entries = new Dictionary<string, SafetensorsEntry>();
+        var metadata = new Dictionary<string, string>();
+        foreach (var (name, node) in root)
+        {
+            if (name == "__metadata__")
+            {
+                if (node is JsonObject meta)
+                    foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? "";
+                continue;
+            }
+            try
+            {
+                var o = node as JsonObject ?? throw new InvalidDataException("entry is not an object");
+                string dtype = o["dtype"]?.GetValue<string>() ?? throw new InvalidDataException("missing dtype");
+                if (!DTypes.TryGetValue(dtype, out var dt)) throw new InvalidDataException($"unknown dtype '{dtype}' (known: {string.Join(", ", DTypes.Keys)})");
+                var shape = (o["shape"] as JsonArray ?? throw new InvalidDataException("missing shape")).Select(s => s!.GetValue<long>()).ToArray();
+                if (shape.Any(s => s < 0)) throw new InvalidDataException("negative dimension in shape");
+                var offs = o["data_offsets"] as JsonArray ?? throw new InvalidDataException("missing data_offsets");
+                if (offs.Count != 2) throw new InvalidDataException("data_offsets must have two numbers");
+                long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
+                if (begin < 0 || end < begin || end > dataLength)
+                    throw new InvalidDataException($"data_offsets [{begin}, {end}] outside the data section of {dataLength} bytes");
+                long expected = shape.Aggregate(1L, (a, b) => checked(a * b)) * dt.Size;
+                if (end - begin != expected)
+                    throw new InvalidDataException($"data_offsets span {end - begin} bytes but dtype {dtype} and shape [{string.Join(", ", shape)}] need {expected}");
+                entries[name] = new SafetensorsEntry(name, dtype, shape, begin, end);
+            }
+            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or FormatException or OverflowException)
+            {
+                throw new InvalidDataException($"{path}: tensor '{name}': {e.Message}", e);
+            }
+        }
+        return new SafetensorsFile(path, entries, metadata, dataStart);
+    }
+
+    /// <summary>Reads one tensor (CPU) by name.</summary>
+    public Tensor Read(string name)
+    {
+        if (!Entries.TryGetValue(name, out var e))
+            throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+        var t = torch.empty(e.Shape, DTypes[e.DType].Type);
+        if (e.End > e.Begin)
+        {
+            var buffer = new byte[e.End - e.Begin];
+            using var fs = File.OpenRead(Path);
+            fs.Seek(dataStart + e.Begin, SeekOrigin.Begin);
+            fs.ReadExactly(buffer);
+            t.bytes = buffer;
+        }
+        return t;
+    }
+
+    /// <summary>Reads every tensor. All-or-nothing: a failure disposes what was read so far.</summary>
+    public Dictionary<string, Tensor> ReadAll()
+    {
+        var result = new Dictionary<string, Tensor>();
+        try { foreach (var k in Keys) result[k] = Read(k); }
+        catch { foreach (var t in result.Values) t.Dispose(); throw; }
+        return result;
+    }
+
+    /// <summary>Writes tensors (sorted by name, as the reference implementation does) atomically: temp file, then rename.</summary>
+    public static void Write(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+        {
+            var meta = new JsonObject();
+            foreach (var (k, v) in metadata) meta[k] = v;
+            header["__metadata__"] = meta;
+        }
+        long offset = 0;
+        var ordered = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        var blobs = new List<byte[]>();
+        foreach (var (name, tensor) in ordered)
+        {
+            using var cpu = tensor.detach().cpu().contiguous();
+            var bytes = cpu.bytes.ToArray();
+            header[name] = new JsonObject
+            {
+                ["dtype"] = DTypeName(cpu.dtype),
+                ["shape"] = new JsonArray(cpu.shape.Select(s => (JsonNode)s).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes.Length),
+            };
+            offset += bytes.Length;
+            blobs.Add(bytes);
+        }
+        var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
+        // Pad the header with spaces to an 8-byte boundary so the data section stays aligned.
+        int pad = (8 - headerBytes.Length % 8) % 8;
+        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        Directory.CreateDirectory(dir);
+        var tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        using (var fs = File.Create(tmp))
+        {
+            fs.Write(BitConverter.GetBytes((ulong)(headerBytes.Length + pad)));
+            fs.Write(headerBytes);
+            for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
+            foreach (var b in blobs) fs.Write(b);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+}

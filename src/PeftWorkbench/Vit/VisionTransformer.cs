@@ -1,0 +1,133 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftWorkbench.Vit;
+
+/// <summary>
+/// A Vision Transformer with timm's state-dict names (cls_token, pos_embed, patch_embed.proj,
+/// blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}, norm, head). It reads top to bottom:
+/// patch embed -> class token + positions -> blocks -> norm -> class-token pooling -> head.
+/// It knows nothing of PEFT: methods attach by replacing its slots (see Peft/).
+/// </summary>
+public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
+{
+    public nn.Module<Tensor, Tensor> patch_embed;
+    public Parameter cls_token, pos_embed;
+    public nn.Module<Tensor, Tensor> pos_drop, norm_pre;
+    public ModuleList<nn.Module<Tensor, Tensor>> blocks;
+    public nn.Module<Tensor, Tensor> norm, head;
+
+    public VitConfig Config { get; private set; }
+
+    /// <summary>Builds a randomly initialised ViT; with a seed the weights are the same on every run.</summary>
+    public VisionTransformer(VitConfig config, long? seed = null) : base(nameof(VisionTransformer))
+    {
+        config.Validate();
+        Config = config;
+        if (seed is long s) torch.manual_seed(s);
+        int d = config.EmbedDim;
+        patch_embed = new PatchEmbed(config.ImageSize, config.PatchSize, config.InChans, d, config.PatchBias);
+        cls_token = nn.Parameter(torch.zeros(1, 1, d));
+        pos_embed = nn.Parameter(torch.zeros(1, config.NumPatches + 1, d));
+        pos_drop = nn.Dropout(config.DropRate);
+        norm_pre = config.PreNorm ? nn.LayerNorm(d, eps: config.LayerNormEps) : nn.Identity();
+        // Stochastic depth grows linearly with depth, as in timm.
+        blocks = new ModuleList<nn.Module<Tensor, Tensor>>();
+        for (int i = 0; i < config.Depth; i++)
+            blocks.Add(new Block(config, config.Depth > 1 ? config.DropPathRate * i / (config.Depth - 1) : config.DropPathRate));
+        norm = nn.LayerNorm(d, eps: config.LayerNormEps);
+        head = config.NumClasses > 0 ? nn.Linear(d, config.NumClasses) : nn.Identity();
+        RegisterComponents();
+        InitWeights();
+    }
+
+    /// <summary>timm's init: truncated normal (std 0.02) for linear weights and positions, zero biases, unit norms.</summary>
+    void InitWeights()
+    {
+        using var _ = torch.no_grad();
+        nn.init.trunc_normal_(pos_embed, std: 0.02);
+        nn.init.normal_(cls_token, std: 1e-6);
+        foreach (var (name, m) in named_modules())
+        {
+            switch (m)
+            {
+                case Linear lin:
+                    nn.init.trunc_normal_(lin.weight, std: 0.02);
+                    if (lin.bias is not null) nn.init.zeros_(lin.bias);
+                    break;
+                case LayerNorm ln:
+                    nn.init.ones_(ln.weight); nn.init.zeros_(ln.bias);
+                    break;
+                case Conv2d conv:
+                    // lecun-normal-like: truncated normal scaled by fan-in, as timm does for the patch projection.
+                    long fanIn = conv.weight!.shape[1] * conv.weight.shape[2] * conv.weight.shape[3];
+                    nn.init.trunc_normal_(conv.weight, std: Math.Sqrt(1.0 / fanIn));
+                    if (conv.bias is not null) nn.init.zeros_(conv.bias);
+                    break;
+            }
+        }
+    }
+
+    public int NumFeatures => Config.EmbedDim;
+
+    /// <summary>Token sequence after the final norm: [B, 1 + N, D] (plus any tokens a method inserted).</summary>
+    public Tensor ForwardFeatures(Tensor x)
+    {
+        x = patch_embed.forward(x);
+        x = torch.cat(new[] { cls_token.expand(x.shape[0], -1, -1), x }, 1) + pos_embed;
+        x = norm_pre.forward(pos_drop.forward(x));
+        foreach (var block in blocks) x = block.forward(x);
+        return norm.forward(x);
+    }
+
+    /// <summary>Class-token pooling, then the head (or the pooled features when preLogits).</summary>
+    public Tensor ForwardHead(Tensor features, bool preLogits = false)
+    {
+        var pooled = features[.., 0];
+        return preLogits ? pooled : head.forward(pooled);
+    }
+
+    public override Tensor forward(Tensor x) => ForwardHead(ForwardFeatures(x));
+
+    /// <summary>A fresh head for <paramref name="numClasses"/> classes (0: identity, features out).</summary>
+    public void ResetHead(int numClasses, long? seed = null)
+    {
+        if (numClasses < 0) throw new ArgumentOutOfRangeException(nameof(numClasses), numClasses, "class count must be >= 0");
+        if (seed is long s) torch.manual_seed(s);
+        var device = cls_token.device;
+        nn.Module<Tensor, Tensor> fresh;
+        if (numClasses > 0)
+        {
+            var lin = nn.Linear(Config.EmbedDim, numClasses);
+            using (torch.no_grad()) { nn.init.trunc_normal_(lin.weight, std: 0.02); nn.init.zeros_(lin.bias!); }
+            fresh = lin.to(device);
+        }
+        else fresh = nn.Identity();
+        Slots.Replace(this, nameof(head), fresh).Dispose();
+        Config = Config with { NumClasses = numClasses };
+    }
+
+    /// <summary>
+    /// Parameters exempt from weight decay: positions, class token, every 1-D tensor (norms, biases),
+    /// as timm's no_weight_decay plus its "no decay on ndim &lt;= 1" rule.
+    /// </summary>
+    public ISet<string> NoWeightDecay() =>
+        named_parameters().Where(p => p.parameter.dim() <= 1 || p.name is "pos_embed" or "cls_token")
+            .Select(p => p.name).ToHashSet();
+
+    /// <summary>Parameter count per top-level module (blocks summed), and the total.</summary>
+    public IReadOnlyList<(string Module, long Params)> ParameterSummary()
+    {
+        var rows = new List<(string, long)>();
+        foreach (var (name, p) in named_parameters())
+        {
+            string key = name.StartsWith("blocks.") ? "blocks" : name.Split('.')[0];
+            int i = rows.FindIndex(r => r.Item1 == key);
+            if (i < 0) rows.Add((key, p.numel())); else rows[i] = (key, rows[i].Item2 + p.numel());
+        }
+        return rows;
+    }
+
+    public long ParameterCount => parameters().Sum(p => p.numel());
+}

@@ -1,0 +1,57 @@
+using System.Reflection;
+using TorchSharp;
+
+namespace PeftWorkbench;
+
+/// <summary>Where the workbench looks for things, which device it computes on, and what it runs with.</summary>
+public static class Workbench
+{
+    public static string Version =>
+        typeof(Workbench).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    /// <summary>The data cache: $PEFT_DATA, else ~/.cache/peft-workbench.</summary>
+    public static string DataDir =>
+        Environment.GetEnvironmentVariable("PEFT_DATA") is { Length: > 0 } d ? d
+        : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "peft-workbench");
+
+    /// <summary>Checkpoint folders searched in order: $PEFT_CHECKPOINTS (':'-separated), the data cache's checkpoints/.</summary>
+    public static IReadOnlyList<string> CheckpointDirs
+    {
+        get
+        {
+            var dirs = new List<string>();
+            if (Environment.GetEnvironmentVariable("PEFT_CHECKPOINTS") is { Length: > 0 } env)
+                dirs.AddRange(env.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries));
+            dirs.Add(Path.Combine(DataDir, "checkpoints"));
+            return dirs;
+        }
+    }
+
+    /// <summary>CUDA when TorchSharp finds a CUDA build and a GPU (needs the CUDA TorchSharp package), else CPU.
+    /// $PEFT_DEVICE ("cpu" or "cuda") overrides.</summary>
+    public static torch.Device Device
+    {
+        get
+        {
+            var want = Environment.GetEnvironmentVariable("PEFT_DEVICE");
+            if (want is { Length: > 0 }) return torch.device(want);
+            return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+        }
+    }
+
+    /// <summary>Rows for `peft info` and the tour notebook.</summary>
+    public static IReadOnlyList<(string Key, string Value)> Info() => new List<(string, string)>
+    {
+        ("PeftWorkbench", Version),
+        ("TorchSharp", typeof(torch).Assembly.GetName().Version?.ToString() ?? "?"),
+        ("libtorch", torch.__version__),
+        (".NET", Environment.Version.ToString()),
+        ("OS", System.Runtime.InteropServices.RuntimeInformation.OSDescription),
+        ("CPU cores", Environment.ProcessorCount.ToString()),
+        ("torch threads", torch.get_num_threads().ToString()),
+        ("CUDA available", torch.cuda.is_available().ToString()),
+        ("device", Device.ToString()),
+        ("data dir", DataDir + (Directory.Exists(DataDir) ? "" : "  (missing: run environment/setup.sh)")),
+        ("checkpoint dirs", string.Join(Path.PathSeparator, CheckpointDirs)),
+    };
+}
