@@ -117,14 +117,18 @@ public static class VitWeights
         using (var fs = File.OpenRead(path)) n = fs.Read(head, 0, head.Length);
         if (n >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K')
         {
-            using var zip = new System.IO.Compression.ZipArchive(File.OpenRead(path));
+            System.IO.Compression.ZipArchive zip;
+            try { zip = new System.IO.Compression.ZipArchive(File.OpenRead(path)); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"{path}: unreadable zip archive (truncated?): {e.Message}", e); }
+            using var _ = zip;
             if (zip.Entries.Any(e => e.FullName.EndsWith(".npy", StringComparison.Ordinal))) return "npz";
             if (zip.Entries.Any(e => e.FullName.EndsWith("data.pkl", StringComparison.Ordinal))) return "torch";
             throw new InvalidDataException($"{path}: a zip archive with neither .npy arrays (npz) nor data.pkl (PyTorch)");
         }
-        if (n >= 1 && head[0] == 0x80) return "torch";  // legacy torch.save: TorchCheckpoint explains
-        if (n >= 6 && head[0] == 0x93 && head[1] == (byte)'N') throw new InvalidDataException($"{path}: a single .npy array, not a checkpoint");
+        // safetensors: an 8-byte little-endian header length, then the JSON header's '{'.
         if (n == 9 && head[8] == (byte)'{') return "safetensors";
+        if (n >= 2 && head[0] == 0x80 && head[1] <= 5) return "torch";  // legacy torch.save (PROTO): TorchCheckpoint explains
+        if (n >= 6 && head[0] == 0x93 && head[1] == (byte)'N') throw new InvalidDataException($"{path}: a single .npy array, not a checkpoint");
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return "safetensors";  // let the reader say what is wrong
         throw new InvalidDataException($"{path}: unknown checkpoint format (expected safetensors, npz, or a PyTorch zip checkpoint)");
     }
