@@ -104,6 +104,20 @@ public class VitWeightsTests
     }
 
     [Fact]
+    public void GoogleNpzWithOptimizerPrefixLoadsTheTargetOnly()
+    {
+        using var dir = new TempDir();
+        var arrays = GoogleArrays();
+        var prefixed = arrays.Select(a => (Name: "opt/target/" + a.Name, a.Shape, a.Values))
+            .Append(("opt/state/param_states/cls/grad_ema", new long[] { 1, 1, D }, Values(D, 3)));
+        var path = WriteNpz(dir, prefixed);
+        using var model = new VisionTransformer(Small(), seed: 1);
+        var report = VitWeights.Load(model, path);
+        Assert.Contains(report.Notes, n => n.Contains("ignored 1 arrays outside opt/target/"));
+        Assert.Equal(arrays.Single(a => a.Name == "cls").Values, Floats(model.cls_token));
+    }
+
+    [Fact]
     public void HeadIsSkippedAndSaidWhenTheClassCountDiffers()
     {
         using var dir = new TempDir();
