@@ -229,10 +229,9 @@ public sealed class NpzFile : IDisposable
     public static NpzFile Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"npz file not found: {path}", path);
-        var fs = File.OpenRead(path);
-        try { return new NpzFile(path, new ZipArchive(fs, ZipArchiveMode.Read, leaveOpen: false)); }
-        catch (InvalidDataException e) { fs.Dispose(); throw new InvalidDataException($"{path}: not a readable .npz (zip) archive: {e.Message}", e); }
-        catch { fs.Dispose(); throw; }
+        var zip = CheckpointZip.Open(path);
+        try { return new NpzFile(path, zip); }
+        catch { zip.Dispose(); throw; }
     }
 
     public bool Contains(string key) => entries.ContainsKey(key);
@@ -268,4 +267,27 @@ public sealed class NpzFile : IDisposable
     }
 
     public void Dispose() => zip.Dispose();
+}
+
+/// <summary>Opens zip containers (npz, PyTorch) so that a damaged archive fails at once, with the file named.</summary>
+internal static class CheckpointZip
+{
+    public static ZipArchive Open(string path)
+    {
+        var fs = File.OpenRead(path);
+        try
+        {
+            var zip = new ZipArchive(fs, ZipArchiveMode.Read, leaveOpen: false);
+            // The central directory may be read lazily: touch it here, where the error can still say which file.
+            try { _ = zip.Entries.Count; }
+            catch { zip.Dispose(); throw; }
+            return zip;
+        }
+        catch (InvalidDataException e)
+        {
+            fs.Dispose();
+            throw new InvalidDataException($"{path}: unreadable zip archive (truncated or damaged): {e.Message}", e);
+        }
+        catch { fs.Dispose(); throw; }
+    }
 }

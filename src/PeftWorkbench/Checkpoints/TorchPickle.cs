@@ -67,7 +67,15 @@ public sealed class RestrictedUnpickler
     RestrictedUnpickler(byte[] data, string source) { this.data = data; this.source = source; }
 
     /// <summary>Unpickles <paramref name="data"/>; <paramref name="source"/> names it in errors.</summary>
-    public static object? Load(byte[] data, string source) => new RestrictedUnpickler(data, source).Run();
+    public static object? Load(byte[] data, string source)
+    {
+        var u = new RestrictedUnpickler(data, source);
+        try { return u.Run(); }
+        catch (Exception e) when (e is OverflowException or FormatException or InvalidCastException)
+        {
+            throw u.Bad($"malformed pickle: {e.Message}");
+        }
+    }
 
     InvalidDataException Bad(string what) => new($"{source}: {what} (pickle byte {pos})");
 
@@ -304,39 +312,32 @@ public sealed class TorchCheckpoint : IDisposable
     public static TorchCheckpoint Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"PyTorch checkpoint not found: {path}", path);
-        var fs = File.OpenRead(path);
+        var head = new byte[4];
+        int n;
+        using (var fs = File.OpenRead(path)) n = fs.Read(head, 0, 4);
+        if (n < 4 || head[0] != (byte)'P' || head[1] != (byte)'K')
+            throw new InvalidDataException(n >= 2 && head[0] == 0x80
+                ? $"{path}: a legacy (pre-1.6, non-zip) torch.save file; re-save it with a current PyTorch (torch.save(torch.load(f, weights_only=True), f2))"
+                : $"{path}: not a PyTorch zip checkpoint (no zip signature)");
+        var zip = CheckpointZip.Open(path);
         try
         {
-            var head = new byte[4];
-            int n = fs.Read(head, 0, 4);
-            fs.Position = 0;
-            if (n < 4 || head[0] != (byte)'P' || head[1] != (byte)'K')
-                throw new InvalidDataException(n >= 2 && head[0] == 0x80
-                    ? $"{path}: a legacy (pre-1.6, non-zip) torch.save file; re-save it with a current PyTorch (torch.save(torch.load(f, weights_only=True), f2))"
-                    : $"{path}: not a PyTorch zip checkpoint (no zip signature)");
-            ZipArchive zip;
-            try { zip = new ZipArchive(fs, ZipArchiveMode.Read, leaveOpen: false); }
-            catch (InvalidDataException e) { throw new InvalidDataException($"{path}: unreadable zip archive (truncated?): {e.Message}", e); }
-            try
+            var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+                ?? zip.Entries.FirstOrDefault(e => e.FullName == "data.pkl")
+                ?? throw new InvalidDataException($"{path}: zip archive without <name>/data.pkl: not a torch.save checkpoint");
+            string prefix = pkl.FullName[..^"data.pkl".Length];
+            if (zip.GetEntry(prefix + "constants.pkl") is not null || zip.Entries.Any(e => e.FullName.StartsWith(prefix + "code/", StringComparison.Ordinal)))
+                throw new InvalidDataException($"{path}: a TorchScript archive (torch.jit.save), not a state dict; load it in PyTorch and save model.state_dict() with torch.save");
+            bool big = false;
+            if (zip.GetEntry(prefix + "byteorder") is { } bo)
             {
-                var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
-                    ?? zip.Entries.FirstOrDefault(e => e.FullName == "data.pkl")
-                    ?? throw new InvalidDataException($"{path}: zip archive without <name>/data.pkl: not a torch.save checkpoint");
-                string prefix = pkl.FullName[..^"data.pkl".Length];
-                if (zip.GetEntry(prefix + "constants.pkl") is not null || zip.Entries.Any(e => e.FullName.StartsWith(prefix + "code/", StringComparison.Ordinal)))
-                    throw new InvalidDataException($"{path}: a TorchScript archive (torch.jit.save), not a state dict; load it in PyTorch and save model.state_dict() with torch.save");
-                bool big = false;
-                if (zip.GetEntry(prefix + "byteorder") is { } bo)
-                {
-                    var order = Encoding.ASCII.GetString(ReadEntry(bo, path)).Trim();
-                    big = order switch { "little" => false, "big" => true, _ => throw new InvalidDataException($"{path}: unknown byteorder '{order}'") };
-                }
-                var root = RestrictedUnpickler.Load(ReadEntry(pkl, path), $"{path} ({pkl.FullName})");
-                return new TorchCheckpoint(path, zip, prefix, root, big);
+                var order = Encoding.ASCII.GetString(ReadEntry(bo, path)).Trim();
+                big = order switch { "little" => false, "big" => true, _ => throw new InvalidDataException($"{path}: unknown byteorder '{order}'") };
             }
-            catch { zip.Dispose(); throw; }
+            var root = RestrictedUnpickler.Load(ReadEntry(pkl, path), $"{path} ({pkl.FullName})");
+            return new TorchCheckpoint(path, zip, prefix, root, big);
         }
-        catch { fs.Dispose(); throw; }
+        catch { zip.Dispose(); throw; }
     }
 
     static byte[] ReadEntry(ZipArchiveEntry e, string path)
@@ -394,7 +395,8 @@ public sealed class TorchCheckpoint : IDisposable
         var st = t.Storage;
         var entry = zip.GetEntry($"{prefix}data/{st.Key}")
             ?? throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{st.Key} is missing from the archive");
-        long need = checked(st.Numel * st.ElementSize);
+        long need = st.Numel <= long.MaxValue / st.ElementSize ? st.Numel * st.ElementSize
+            : throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{st.Key} claims {st.Numel} elements, too many");
         if (entry.Length != need)
             throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{st.Key} has {entry.Length} bytes, {st.Numel} x {st.DType} needs {need}");
         var bytes = ReadEntry(entry, Path);

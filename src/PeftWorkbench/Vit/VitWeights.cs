@@ -117,10 +117,7 @@ public static class VitWeights
         using (var fs = File.OpenRead(path)) n = fs.Read(head, 0, head.Length);
         if (n >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K')
         {
-            System.IO.Compression.ZipArchive zip;
-            try { zip = new System.IO.Compression.ZipArchive(File.OpenRead(path)); }
-            catch (InvalidDataException e) { throw new InvalidDataException($"{path}: unreadable zip archive (truncated?): {e.Message}", e); }
-            using var _ = zip;
+            using var zip = CheckpointZip.Open(path);
             if (zip.Entries.Any(e => e.FullName.EndsWith(".npy", StringComparison.Ordinal))) return "npz";
             if (zip.Entries.Any(e => e.FullName.EndsWith("data.pkl", StringComparison.Ordinal))) return "torch";
             throw new InvalidDataException($"{path}: a zip archive with neither .npy arrays (npz) nor data.pkl (PyTorch)");

@@ -128,6 +128,7 @@ public class TorchPickleTests
             (new Pickle().Proto().EmptyDict().Bytes, "truncated"),                                       // no STOP
             (new Pickle().Proto().Op(0x81).Stop().Bytes, "opcode 0x81"),                                  // NEWOBJ: not for state dicts
             (new Pickle().Proto().BinGet(9).Stop().Bytes, "memo"),
+            (new Pickle().Proto().Op(0x8d).Op(0xff).Op(0xff).Op(0xff).Op(0xff).Op(0xff).Op(0xff).Op(0xff).Op(0x7f).Stop().Bytes, "malformed"),  // BINUNICODE8 of 2^63 bytes
             (new Pickle().Proto().Global("torch", "FloatStorage").EmptyTuple().Reduce().Stop().Bytes, "cannot be called"),
             (new Pickle().Proto().EmptyDict().Str("w").Tensor("FloatStorage", "0", 4, 2, new long[] { 3 }, new long[] { 1 }).SetItem().Stop().Bytes, "runs past storage"),
         };
