@@ -26,13 +26,13 @@ public static class CheckpointCommand
             { preset, checkpoint, classes, imageSize, key, save };
         cmd.SetAction(r =>
         {
-            var config = VitConfig.Preset(r.GetValue(preset)!);
-            if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
-            if (r.GetValue(imageSize) is int s) config = config with { ImageSize = s };
-            string path = Resolve(r.GetValue(checkpoint)!);
-            using var model = new VisionTransformer(config, seed: 0);
             try
             {
+                var config = VitConfig.Preset(r.GetValue(preset)!);
+                if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
+                if (r.GetValue(imageSize) is int s) config = config with { ImageSize = s };
+                string path = Resolve(r.GetValue(checkpoint)!);
+                using var model = new VisionTransformer(config, seed: 0);
                 var sw = System.Diagnostics.Stopwatch.StartNew();
                 var report = VitWeights.Load(model, path, new VitLoadOptions { StateDictKey = r.GetValue(key) });
                 Console.WriteLine(report);
@@ -44,7 +44,7 @@ public static class CheckpointCommand
                 }
                 return 0;
             }
-            catch (Exception e) when (e is InvalidDataException or IOException or KeyNotFoundException or NotSupportedException)
+            catch (Exception e) when (e is InvalidDataException or IOException or KeyNotFoundException or NotSupportedException or ArgumentException)
             {
                 Console.Error.WriteLine(e.Message);
                 return 1;
