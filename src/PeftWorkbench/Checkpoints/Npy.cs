@@ -97,31 +97,39 @@ public static class Npy
         if (bytes > int.MaxValue) throw new NotSupportedException($"{source}: array of {bytes} bytes; arrays over 2 GiB are not supported");
         if (stream.CanSeek && stream.Length - stream.Position < bytes)
             throw new InvalidDataException($"{source}: truncated .npy data: shape ({string.Join(", ", h.Shape)}) of {h.Descr} needs {bytes} bytes, {stream.Length - stream.Position} remain");
-        var buffer = new byte[bytes];
-        int got = ReadUpTo(stream, buffer);
-        if (got < bytes)
-            throw new InvalidDataException($"{source}: truncated .npy data: shape ({string.Join(", ", h.Shape)}) of {h.Descr} needs {bytes} bytes, found {got}");
-        if (h.BigEndian) SwapBytes(buffer, h.ItemSize);
         // Fortran order is C order of the reversed shape; permute back and make it contiguous.
         var cShape = h.FortranOrder ? h.Shape.Reverse().ToArray() : h.Shape;
         var t = torch.empty(cShape, h.DType);
-        if (bytes > 0) t.bytes = buffer;
+        if (bytes > 0)
+        {
+            // Straight into the tensor's memory: no second copy of the array in managed memory.
+            var span = t.bytes;
+            int got = ReadUpTo(stream, span);
+            if (got < bytes)
+            {
+                t.Dispose();
+                throw new InvalidDataException($"{source}: truncated .npy data: shape ({string.Join(", ", h.Shape)}) of {h.Descr} needs {bytes} bytes, found {got}");
+            }
+            if (h.BigEndian) SwapBytes(span, h.ItemSize);
+        }
         if (!h.FortranOrder || h.Shape.Length < 2) return t;
         using (t)
             return t.permute(Enumerable.Range(0, h.Shape.Length).Reverse().Select(i => (long)i).ToArray()).contiguous();
     }
 
-    internal static void SwapBytes(byte[] b, int itemSize)
+    internal static void SwapBytes(Span<byte> b, int itemSize)
     {
-        for (int i = 0; i + itemSize <= b.Length; i += itemSize) Array.Reverse(b, i, itemSize);
+        for (int i = 0; i + itemSize <= b.Length; i += itemSize) b.Slice(i, itemSize).Reverse();
     }
 
-    static int ReadUpTo(Stream s, byte[] buffer)
+    /// <summary>Reads until the buffer is full or the stream ends. Reads go in 1 MiB pieces: zip entry streams
+    /// are several times slower when asked for one huge read (measured: 146 vs 650 MB/s).</summary>
+    internal static int ReadUpTo(Stream s, Span<byte> buffer)
     {
         int total = 0;
         while (total < buffer.Length)
         {
-            int n = s.Read(buffer, total, buffer.Length - total);
+            int n = s.Read(buffer.Slice(total, Math.Min(1 << 20, buffer.Length - total)));
             if (n == 0) break;
             total += n;
         }

@@ -343,18 +343,19 @@ public sealed class TorchCheckpoint : IDisposable
     static byte[] ReadEntry(ZipArchiveEntry e, string path)
     {
         if (e.Length > int.MaxValue) throw new NotSupportedException($"{path}: entry '{e.FullName}' is over 2 GiB");
+        var b = new byte[e.Length];
+        ReadEntry(e, path, b);
+        return b;
+    }
+
+    /// <summary>Reads a whole entry into <paramref name="into"/> (exactly its length), naming file and entry on failure.</summary>
+    static void ReadEntry(ZipArchiveEntry e, string path, Span<byte> into)
+    {
         try
         {
             using var s = e.Open();
-            var b = new byte[e.Length];
-            int total = 0;
-            while (total < b.Length)
-            {
-                int n = s.Read(b, total, b.Length - total);
-                if (n == 0) throw new InvalidDataException($"{path}: entry '{e.FullName}' ends after {total} of {b.Length} bytes (truncated)");
-                total += n;
-            }
-            return b;
+            int total = Npy.ReadUpTo(s, into);
+            if (total < into.Length) throw new InvalidDataException($"{path}: entry '{e.FullName}' ends after {total} of {into.Length} bytes (truncated)");
         }
         catch (IOException ex) { throw new InvalidDataException($"{path}: entry '{e.FullName}': {ex.Message}", ex); }
         catch (InvalidDataException ex) when (!ex.Message.StartsWith(path, StringComparison.Ordinal)) { throw new InvalidDataException($"{path}: entry '{e.FullName}': {ex.Message}", ex); }
@@ -399,10 +400,14 @@ public sealed class TorchCheckpoint : IDisposable
             : throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{st.Key} claims {st.Numel} elements, too many");
         if (entry.Length != need)
             throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{st.Key} has {entry.Length} bytes, {st.Numel} x {st.DType} needs {need}");
-        var bytes = ReadEntry(entry, Path);
-        if (BigEndian && st.ElementSize > 1) Npy.SwapBytes(bytes, st.ElementSize);
+        if (need > int.MaxValue) throw new NotSupportedException($"{Path}: tensor '{name}': storage of {need} bytes; over 2 GiB is not supported");
         using var storage = torch.empty(st.Numel, st.DType);
-        if (bytes.Length > 0) storage.bytes = bytes;
+        if (need > 0)
+        {
+            var span = storage.bytes;  // read straight into the storage's memory
+            ReadEntry(entry, Path, span);
+            if (BigEndian && st.ElementSize > 1) Npy.SwapBytes(span, st.ElementSize);
+        }
         using var view = storage.as_strided(t.Shape, t.Stride, t.StorageOffset);
         return view.contiguous().clone();
     }
