@@ -12,6 +12,8 @@ public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, l
 /// <summary>
 /// A safetensors file (8-byte little-endian header length, a JSON header, then raw little-endian bytes).
 /// The header is read and checked when opened; tensors are read one at a time on request (lazy by tensor).
+/// Checks follow the format's reference reader: header size capped, every dtype known, every offset inside
+/// the data section, byte spans matching dtype x shape, and the data section covered without holes or overlaps.
 /// </summary>
 public sealed class SafetensorsFile
 {
@@ -38,9 +40,16 @@ public sealed class SafetensorsFile
         ["BOOL"] = (ScalarType.Bool, 1),
     };
 
+    /// <summary>The dtypes this reader and writer know, by their safetensors names.</summary>
+    public static IReadOnlyCollection<string> KnownDTypes => DTypes.Keys;
+
     public static string DTypeName(ScalarType t) =>
         DTypes.FirstOrDefault(kv => kv.Value.Type == t).Key
         ?? throw new NotSupportedException($"safetensors: no dtype name for {t}");
+
+    /// <summary>The TorchSharp type of a safetensors dtype name.</summary>
+    public static ScalarType ScalarTypeOf(string dtype) =>
+        DTypes.TryGetValue(dtype, out var d) ? d.Type : throw new NotSupportedException($"safetensors: unknown dtype '{dtype}'");
 
     /// <summary>Opens a file and validates its header: sizes, dtypes, shapes and every offset against the file length.</summary>
     public static SafetensorsFile Open(string path)
@@ -53,22 +62,34 @@ public sealed class SafetensorsFile
         fs.ReadExactly(lenBytes);
         ulong headerLen = BitConverter.ToUInt64(lenBytes);
         if (headerLen > MaxHeaderBytes) throw new InvalidDataException($"{path}: header length {headerLen} exceeds the cap of {MaxHeaderBytes} bytes");
-        if (8 + (long)headerLen > fileLength) throw new InvalidDataException($"{path}: header length {headerLen} runs past the end of the file ({fileLength} bytes)");
+        if (8 + (long)headerLen > fileLength) throw new InvalidDataException($"{path}: header length {headerLen} runs past the end of the file ({fileLength} bytes): truncated or not a safetensors file");
         var header = new byte[headerLen];
         fs.ReadExactly(header);
+        if (headerLen == 0 || header[0] != (byte)'{') throw new InvalidDataException($"{path}: header does not start with '{{': not a safetensors file");
         JsonObject root;
-        try { root = JsonNode.Parse(Encoding.UTF8.GetString(header)) as JsonObject ?? throw new InvalidDataException("header is not a JSON object"); }
+        try { root = JsonNode.Parse(Encoding.UTF8.GetString(header)) as JsonObject ?? throw new InvalidDataException($"{path}: header is not a JSON object"); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: header is not valid JSON: {e.Message}", e); }
 
         long dataStart = 8 + (long)headerLen, dataLength = fileLength - dataStart;
         var entries = new Dictionary<string, SafetensorsEntry>();
         var metadata = new Dictionary<string, string>();
-        foreach (var (name, node) in root)
+        List<KeyValuePair<string, JsonNode?>> items;
+        try { items = root.ToList(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{path}: header has a duplicate key: {e.Message}", e); }
+        foreach (var (name, node) in items)
         {
             if (name == "__metadata__")
             {
-                if (node is JsonObject meta)
-                    foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? "";
+                try
+                {
+                    var meta = node as JsonObject ?? throw new InvalidDataException("__metadata__ is not an object");
+                    foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? throw new InvalidDataException($"metadata '{k}' is null");
+                }
+                catch (Exception e) when (e is InvalidOperationException or FormatException)
+                {
+                    throw new InvalidDataException($"{path}: __metadata__ values must be strings: {e.Message}", e);
+                }
+                catch (InvalidDataException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
                 continue;
             }
             try
@@ -83,32 +104,53 @@ public sealed class SafetensorsFile
                 long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
                 if (begin < 0 || end < begin || end > dataLength)
                     throw new InvalidDataException($"data_offsets [{begin}, {end}] outside the data section of {dataLength} bytes");
-                long expected = shape.Aggregate(1L, (a, b) => checked(a * b)) * dt.Size;
+                long expected = checked(shape.Aggregate(1L, (a, b) => checked(a * b)) * dt.Size);
                 if (end - begin != expected)
                     throw new InvalidDataException($"data_offsets span {end - begin} bytes but dtype {dtype} and shape [{string.Join(", ", shape)}] need {expected}");
                 entries[name] = new SafetensorsEntry(name, dtype, shape, begin, end);
             }
-            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or FormatException or OverflowException)
+            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or FormatException or OverflowException or NullReferenceException)
             {
                 throw new InvalidDataException($"{path}: tensor '{name}': {e.Message}", e);
             }
         }
+        // The reference reader insists the tensors tile the data section exactly: no overlaps (two names for
+        // one buffer would alias on write) and no holes (room for hidden payloads).
+        long covered = 0;
+        foreach (var e in entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End))
+        {
+            if (e.Begin != covered)
+                throw new InvalidDataException(e.Begin < covered
+                    ? $"{path}: tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] overlap the previous tensor (which ends at {covered})"
+                    : $"{path}: tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] leave a hole after byte {covered} of the data section");
+            covered = e.End;
+        }
+        if (covered != dataLength)
+            throw new InvalidDataException($"{path}: the tensors cover {covered} bytes but the data section has {dataLength}");
         return new SafetensorsFile(path, entries, metadata, dataStart);
     }
 
-    /// <summary>Reads one tensor (CPU) by name.</summary>
+    /// <summary>Reads one tensor (CPU) by name, straight into the tensor's memory.</summary>
     public Tensor Read(string name)
     {
         if (!Entries.TryGetValue(name, out var e))
             throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+        if (e.End - e.Begin > int.MaxValue)
+            throw new NotSupportedException($"{Path}: tensor '{name}' has {e.End - e.Begin} bytes; tensors over 2 GiB are not supported");
         var t = torch.empty(e.Shape, DTypes[e.DType].Type);
         if (e.End > e.Begin)
         {
-            var buffer = new byte[e.End - e.Begin];
-            using var fs = File.OpenRead(Path);
-            fs.Seek(dataStart + e.Begin, SeekOrigin.Begin);
-            fs.ReadExactly(buffer);
-            t.bytes = buffer;
+            try
+            {
+                using var fs = File.OpenRead(Path);
+                fs.Seek(dataStart + e.Begin, SeekOrigin.Begin);
+                fs.ReadExactly(t.bytes);
+            }
+            catch (Exception ex) when (ex is IOException)
+            {
+                t.Dispose();
+                throw new InvalidDataException($"{Path}: tensor '{name}': could not read bytes [{e.Begin}, {e.End}) of the data section (file changed or truncated?): {ex.Message}", ex);
+            }
         }
         return t;
     }
@@ -137,11 +179,15 @@ public sealed class SafetensorsFile
         var blobs = new List<byte[]>();
         foreach (var (name, tensor) in ordered)
         {
+            if (name == "__metadata__") throw new ArgumentException($"{path}: '__metadata__' is reserved and cannot name a tensor");
             using var cpu = tensor.detach().cpu().contiguous();
+            string dtype;
+            try { dtype = DTypeName(cpu.dtype); }
+            catch (NotSupportedException) { throw new NotSupportedException($"{path}: tensor '{name}' has dtype {cpu.dtype}, which safetensors (as written here) does not support"); }
             var bytes = cpu.bytes.ToArray();
             header[name] = new JsonObject
             {
-                ["dtype"] = DTypeName(cpu.dtype),
+                ["dtype"] = dtype,
                 ["shape"] = new JsonArray(cpu.shape.Select(s => (JsonNode)s).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + bytes.Length),
             };
@@ -154,13 +200,21 @@ public sealed class SafetensorsFile
         var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
         var tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        using (var fs = File.Create(tmp))
+        try
         {
-            fs.Write(BitConverter.GetBytes((ulong)(headerBytes.Length + pad)));
-            fs.Write(headerBytes);
-            for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
-            foreach (var b in blobs) fs.Write(b);
+            using (var fs = File.Create(tmp))
+            {
+                fs.Write(BitConverter.GetBytes((ulong)(headerBytes.Length + pad)));
+                fs.Write(headerBytes);
+                for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
+                foreach (var b in blobs) fs.Write(b);
+            }
+            File.Move(tmp, path, overwrite: true);
         }
-        File.Move(tmp, path, overwrite: true);
+        catch
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+            throw;
+        }
     }
 }

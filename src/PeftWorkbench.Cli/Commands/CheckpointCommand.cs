@@ -1,0 +1,63 @@
+using System.CommandLine;
+using PeftWorkbench.Vit;
+
+namespace PeftWorkbench.Cli.Commands;
+
+/// <summary>`peft vit load`: loads a checkpoint into a preset ViT and prints what was loaded, resampled and skipped.</summary>
+public static class CheckpointCommand
+{
+    /// <summary>Adds `load` to the `vit` command group of <paramref name="root"/>.</summary>
+    public static void AddTo(RootCommand root) =>
+        root.Subcommands.First(c => c.Name == "vit").Subcommands.Add(Create());
+
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset") { Description = "Preset name: " + string.Join(", ", VitConfig.Presets.Keys), Required = true };
+        var checkpoint = new Option<string>("--checkpoint")
+        {
+            Description = "Checkpoint file (.safetensors, Google .npz, .pth/.bin/.pt); a bare file name is also looked for in: " + string.Join(", ", Workbench.CheckpointDirs),
+            Required = true,
+        };
+        var classes = new Option<int?>("--classes") { Description = "Head size (default: the preset's)." };
+        var imageSize = new Option<int?>("--image-size") { Description = "Image size (default: the preset's); pos_embed is resampled when the grid differs." };
+        var key = new Option<string?>("--state-dict-key") { Description = "PyTorch checkpoints: the key of the nested state dict (default: automatic)." };
+        var save = new Option<string?>("--save") { Description = "Also write the loaded weights as safetensors with timm names to this path." };
+        var cmd = new Command("load", "Load a checkpoint into a preset ViT (strict names and shapes) and print the report.")
+            { preset, checkpoint, classes, imageSize, key, save };
+        cmd.SetAction(r =>
+        {
+            try
+            {
+                var config = VitConfig.Preset(r.GetValue(preset)!);
+                if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
+                if (r.GetValue(imageSize) is int s) config = config with { ImageSize = s };
+                string path = Resolve(r.GetValue(checkpoint)!);
+                using var model = new VisionTransformer(config, seed: 0);
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                var report = VitWeights.Load(model, path, new VitLoadOptions { StateDictKey = r.GetValue(key) });
+                Console.WriteLine(report);
+                Console.WriteLine($"  {model.ParameterCount:N0} parameters, loaded in {sw.ElapsedMilliseconds} ms");
+                if (r.GetValue(save) is { } outPath)
+                {
+                    VitWeights.Save(model, outPath);
+                    Console.WriteLine($"  saved {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
+                }
+                return 0;
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or KeyNotFoundException or NotSupportedException or ArgumentException)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 1;
+            }
+        });
+        return cmd;
+    }
+
+    static string Resolve(string path)
+    {
+        if (File.Exists(path) || Path.IsPathRooted(path) || path.Contains(Path.DirectorySeparatorChar)) return path;
+        foreach (var dir in Workbench.CheckpointDirs)
+            if (File.Exists(Path.Combine(dir, path))) return Path.Combine(dir, path);
+        return path;
+    }
+}
