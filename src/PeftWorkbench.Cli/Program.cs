@@ -5,4 +5,6 @@ using PeftWorkbench.Cli.Commands;
 var root = new RootCommand("PeftWorkbench: parameter-efficient fine-tuning of Vision Transformers (Mai et al., CVPR 2025) on TorchSharp.");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(VitCommand.Create());
+root.Subcommands.Add(KernelCommand.Create());
+root.Subcommands.Add(NotebooksCommand.Create());
 return root.Parse(args).Invoke();
