@@ -111,6 +111,27 @@ public class EngineTests(EngineFixture fx) : IClassFixture<EngineFixture>
     }
 
     [Fact]
+    public async Task ACellThatIgnoresCancellationIsLeftBehindAndTheSessionGoesOn()
+    {
+        var own = new ScriptEngine(new TestSink(), Path.GetTempPath()) { InterruptGrace = TimeSpan.FromMilliseconds(100) };
+        var run = Task.Run(() => own.Execute("var before = 5;\nThread.Sleep(Timeout.Infinite);"));
+        Assert.True(SpinWait.SpinUntil(() => own.IsRunning, TimeSpan.FromSeconds(30)));
+        own.Interrupt();
+        var r = await run;
+        Assert.Equal(CellStatus.Interrupted, r.Status);
+        Assert.Contains("keeps running in the background", r.ErrorValue);
+        Assert.Equal("8", own.Execute("3 + 5").Value!["text/plain"]);
+    }
+
+    [Fact]
+    public void ModulesShowParameterCountsNotTheirObjectGraph()
+    {
+        var r = Ok("torch.nn.Linear(4, 3)");
+        Assert.StartsWith("Linear: 15 parameters (15 trainable)", r.Value!["text/plain"]);
+        Assert.Equal("", Ok("Console.ReadLine() ?? \"\"").Value!["text/plain"]); // no stdin: end of input, no hang
+    }
+
+    [Fact]
     public void CompletionInspectionAndCompleteness()
     {
         Ok("var learningRate = 0.1; var layers = new List<int>();");

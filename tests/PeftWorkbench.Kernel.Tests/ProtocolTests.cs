@@ -38,6 +38,7 @@ public class ProtocolTests(KernelFixture fx) : IClassFixture<KernelFixture>
             Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", S(reply.Header["date"]));
             Assert.Equal(new[] { "busy", "idle" }, iopub.Where(m => m.MsgType == "status").Select(m => S(m.Content["execution_state"])));
         }
+        Assert.Equal(0, client.Unverified); // every iopub message carried a valid signature
     }
 
     [Fact]

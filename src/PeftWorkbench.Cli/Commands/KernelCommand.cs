@@ -39,8 +39,13 @@ public static class KernelCommand
             return 0;
         });
 
+        var repeats = new Option<int>("--repeats") { Description = "Cells timed per kind.", DefaultValueFactory = _ => 10 };
+        var bench = new Command("bench", "Start a kernel process like Jupyter does and time its start, first cell and typical cells.") { repeats };
+        bench.SetAction(r => KernelBench.Run(r.GetValue(repeats)));
+
         kernel.Subcommands.Add(install);
         kernel.Subcommands.Add(run);
+        kernel.Subcommands.Add(bench);
         return kernel;
     }
 }

@@ -35,17 +35,25 @@ public sealed class Formatters
                 data["text/plain"] = text;
                 data["text/html"] = $"<pre>{WebUtility.HtmlEncode(text)}</pre>";
                 break;
+            case torch.nn.Module module:
+                data["text/plain"] = ModuleText(module);
+                data["text/html"] = $"<pre>{WebUtility.HtmlEncode(data["text/plain"])}</pre>";
+                break;
             case KernelImage img:
                 data["image/png"] = Convert.ToBase64String(img.Png);
                 data["text/plain"] = img.ToString();
                 break;
             default:
                 data["text/plain"] = PlainText(value);
-                if (!IsScalar(value) && TryFormatting(value, "text/html") is { } html) data["text/html"] = html;
+                if (!IsScalar(value) && TryFormatting(value, "text/html") is { } html && html.Length <= MaxGenericChars) data["text/html"] = html;
+                if (data["text/plain"].Length > MaxGenericChars) data["text/plain"] = data["text/plain"][..MaxGenericChars] + "\n... (truncated)";
                 break;
         }
         return data;
     }
+
+    /// <summary>The generic object formatter walks object graphs; a big graph must not flood the notebook.</summary>
+    public const int MaxGenericChars = 100_000;
 
     static bool IsScalar(object v) => v is IConvertible or Guid or TimeSpan or DateTimeOffset or Enum;
 
@@ -115,6 +123,19 @@ public sealed class Formatters
         IFormattable x => x.ToString(null, CultureInfo.InvariantCulture),
         _ => v.ToString() ?? "",
     };
+
+    // ---- modules ------------------------------------------------------------------------------------------
+
+    /// <summary>Type, parameter counts, and the direct children with theirs (the object graph would be megabytes).</summary>
+    public static string ModuleText(torch.nn.Module module)
+    {
+        var ps = module.parameters().ToList();
+        long total = ps.Sum(p => p.numel()), trainable = ps.Where(p => p.requires_grad).Sum(p => p.numel());
+        var sb = new StringBuilder($"{module.GetType().Name}: {total:N0} parameters ({trainable:N0} trainable)");
+        foreach (var (name, child) in module.named_children())
+            sb.Append($"\n  {name,-14} {child.GetType().Name,-28} {child.parameters().Sum(p => p.numel()),12:N0}");
+        return sb.ToString();
+    }
 
     // ---- tensors ------------------------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ internal sealed class ConsoleRouter : TextWriter
             OriginalError = Console.Error;
             Console.SetOut(new ConsoleRouter("stdout", OriginalOut));
             Console.SetError(new ConsoleRouter("stderr", OriginalError));
+            // No stdin channel: a cell that reads the console gets end-of-input rather than hanging the kernel.
+            Console.SetIn(TextReader.Null);
             installed = true;
         }
     }

@@ -22,7 +22,7 @@ public sealed record CellResult(CellStatus Status, Dictionary<string, string>? V
 public sealed partial class ScriptEngine
 {
     /// <summary>How long an interrupted cell may take to stop on its own before the engine stops waiting for it.</summary>
-    public static TimeSpan InterruptGrace { get; set; } = TimeSpan.FromSeconds(2);
+    public TimeSpan InterruptGrace { get; set; } = TimeSpan.FromSeconds(2);
     internal static ScriptEngine? LastActive { get; private set; }
 
     public IOutputSink Sink { get; }
