@@ -74,6 +74,22 @@ public class EngineTests(EngineFixture fx) : IClassFixture<EngineFixture>
     }
 
     [Fact]
+    public void HashRLoadsADllByPathRelativeToTheNotebook()
+    {
+        var dir = Tools.TempDir();
+        var library = Microsoft.CodeAnalysis.CSharp.CSharpCompilation.Create("GreeterLib",
+            new[] { Microsoft.CodeAnalysis.CSharp.CSharpSyntaxTree.ParseText("public static class Greeter { public static string Hello(string n) => \"hello \" + n; }") },
+            new[] { Microsoft.CodeAnalysis.MetadataReference.CreateFromFile(typeof(object).Assembly.Location) },
+            new Microsoft.CodeAnalysis.CSharp.CSharpCompilationOptions(Microsoft.CodeAnalysis.OutputKind.DynamicallyLinkedLibrary));
+        using (var dll = File.Create(Path.Combine(dir, "GreeterLib.dll")))
+            Assert.True(library.Emit(dll).Success);
+        var own = new ScriptEngine(new TestSink(), dir);
+        var r = own.Execute("#r \"GreeterLib.dll\"\nGreeter.Hello(\"notebook\")");
+        Assert.True(r.Status == CellStatus.Ok, r.ErrorValue);
+        Assert.Equal("hello notebook", r.Value!["text/plain"]);
+    }
+
+    [Fact]
     public void MagicsTimeAndCsharp()
     {
         var before = sink.Streams.Count;
