@@ -76,7 +76,8 @@ public class EngineTests(EngineFixture fx) : IClassFixture<EngineFixture>
     [Fact]
     public void HashRLoadsADllByPathRelativeToTheNotebook()
     {
-        var dir = Tools.TempDir();
+        using var temp = new TempDir();
+        var dir = temp.Path;
         var library = Microsoft.CodeAnalysis.CSharp.CSharpCompilation.Create("GreeterLib",
             new[] { Microsoft.CodeAnalysis.CSharp.CSharpSyntaxTree.ParseText("public static class Greeter { public static string Hello(string n) => \"hello \" + n; }") },
             new[] { Microsoft.CodeAnalysis.MetadataReference.CreateFromFile(typeof(object).Assembly.Location) },

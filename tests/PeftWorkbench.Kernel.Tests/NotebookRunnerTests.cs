@@ -8,7 +8,8 @@ public class NotebookRunnerTests
     [Fact]
     public void ParametersCellGetsTheProfileAndTheOutputIsNbformat45()
     {
-        var dir = Tools.TempDir();
+        using var temp = new TempDir();
+        var dir = temp.Path;
         var nb = Tools.WriteNotebook(Path.Combine(dir, "params.ipynb"),
             "Console.WriteLine(\"setup\");",
             "parameters:var Profile = \"default\";",
@@ -26,7 +27,8 @@ public class NotebookRunnerTests
     [Fact]
     public void FirstFailingCellStopsTheRunAndIsNamed()
     {
-        var dir = Tools.TempDir();
+        using var temp = new TempDir();
+        var dir = temp.Path;
         var nb = Tools.WriteNotebook(Path.Combine(dir, "fails.ipynb"),
             "var ok = 1;",
             "var y = ok +;",
@@ -43,7 +45,8 @@ public class NotebookRunnerTests
     [Fact]
     public void ChildProcessReportsTheCellThatKilledIt()
     {
-        var dir = Tools.TempDir();
+        using var temp = new TempDir();
+        var dir = temp.Path;
         var nb = Tools.WriteNotebook(Path.Combine(dir, "abort.ipynb"),
             "var a = torch.ones(2, 3);",
             "Console.WriteLine(\"before\");",

@@ -119,9 +119,10 @@ public class ProtocolTests(KernelFixture fx) : IClassFixture<KernelFixture>
     {
         var request = client.Send(client.Shell, "execute_request", new JsonObject
         {
-            ["code"] = "long spins = 0;\nwhile (true) { Cancellation.ThrowIfCancellationRequested(); spins++; Thread.Sleep(5); }", ["silent"] = false,
+            ["code"] = "Console.WriteLine(\"running\");\nwhile (true) { Cancellation.ThrowIfCancellationRequested(); Thread.Sleep(5); }", ["silent"] = false,
         });
-        Assert.NotNull(client.WaitFor(m => m.MsgType == "execute_input" && S(m.ParentHeader["msg_id"]) == request.MsgId, KernelClient.Timeout));
+        // Interrupt once the cell is really running (it printed), not while it waits for the engine.
+        Assert.NotNull(client.WaitFor(m => m.MsgType == "stream" && S(m.ParentHeader["msg_id"]) == request.MsgId, KernelClient.Timeout));
         var interrupt = client.Request(client.Control, "interrupt_request", new JsonObject(), out _);
         Assert.Equal("interrupt_reply", interrupt.MsgType);
         var reply = client.Receive(client.Shell)!;

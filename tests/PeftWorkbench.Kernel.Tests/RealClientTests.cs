@@ -18,7 +18,8 @@ public class RealClientTests
     [Fact]
     public void NbClientRunsANotebookThroughTheInstalledKernelspec()
     {
-        var dir = Tools.TempDir();
+        using var temp = new TempDir();
+        var dir = temp.Path;
         var jupyterPath = Path.Combine(dir, "jupyter");
         var install = Tools.Run(Tools.Dotnet, new[] { Tools.Peft, "kernel", "install", "--jupyter-path", jupyterPath });
         Assert.True(install.Code == 0, install.Stderr);

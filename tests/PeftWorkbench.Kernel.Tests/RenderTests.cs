@@ -9,7 +9,8 @@ public class RenderTests
     [Fact]
     public void ChartRendersOfflineInHeadlessChromium()
     {
-        var dir = Tools.TempDir();
+        using var temp = new TempDir();
+        var dir = temp.Path;
         var nb = Tools.WriteNotebook(Path.Combine(dir, "chart.ipynb"),
             "var chart = Chart.Line(new[] { 1.0, 4.0, 9.0, 16.0 });\nchart.WithTitle(\"squares\");\nchart",
             "Chart.Column(new[] { 3.0, 1.0, 2.0 })");

@@ -29,12 +29,6 @@ static class Tools
         }
     }
 
-    public static string TempDir()
-    {
-        var d = Path.Combine(Path.GetTempPath(), "peft-kernel-tests-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(d);
-        return d;
-    }
 
     /// <summary>A notebook with one code cell per source (tags optional: "tag:code").</summary>
     public static string WriteNotebook(string path, params string[] sources)
@@ -66,5 +60,17 @@ static class Tools
     {
         var (code, _, err) = Run(Python, new[] { "-c", "import sys, nbformat; nb = nbformat.read(sys.argv[1], as_version=4); nbformat.validate(nb); assert nb.nbformat_minor >= 5", path });
         Assert.True(code == 0, "nbformat rejects " + path + ":\n" + err);
+    }
+}
+
+/// <summary>A fresh folder under /tmp, removed with everything in it (chromium profiles, outputs) when disposed.</summary>
+sealed class TempDir : IDisposable
+{
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "peft-kernel-tests-" + Guid.NewGuid().ToString("N")[..8]);
+    public TempDir() => Directory.CreateDirectory(Path);
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); }
+        catch (IOException) { } // a child process may still hold a file for a moment; /tmp is cleaned eventually
     }
 }

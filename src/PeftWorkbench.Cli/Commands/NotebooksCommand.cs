@@ -34,9 +34,15 @@ public static class NotebooksCommand
         return notebooks;
     }
 
+    /// <summary>Cells run with the notebook's folder as the current directory, as under Jupyter.</summary>
     static int RunHere(string notebook, string outDir, string profile, string? statusFile)
     {
-        var result = NotebookRunner.Run(notebook, outDir, profile, statusFile);
+        var (fullNotebook, fullOut) = (Path.GetFullPath(notebook), Path.GetFullPath(outDir));
+        var saved = Directory.GetCurrentDirectory();
+        NotebookRunResult result;
+        Directory.SetCurrentDirectory(Path.GetDirectoryName(fullNotebook)!);
+        try { result = NotebookRunner.Run(fullNotebook, fullOut, profile, statusFile) with { Notebook = notebook }; }
+        finally { Directory.SetCurrentDirectory(saved); }
         if (result.Ok) return 0;
         Console.Error.WriteLine(result.Describe());
         Console.Error.WriteLine($"  executed notebook: {result.ExecutedPath}");
@@ -50,7 +56,7 @@ public static class NotebooksCommand
         var status = Path.GetTempFileName();
         try
         {
-            var argv = SelfCommand.Argv("notebooks", "run", notebook, "--profile", profile, "--out", outDir, "--in-process", "--status-file", status);
+            var argv = SelfCommand.Argv("notebooks", "run", Path.GetFullPath(notebook), "--profile", profile, "--out", Path.GetFullPath(outDir), "--in-process", "--status-file", status);
             var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false };
             foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
             psi.Environment["PEFT_PROFILE"] = profile;

@@ -61,7 +61,7 @@ public sealed partial class ScriptEngine
             .Where(p => p.EndsWith(".dll", StringComparison.OrdinalIgnoreCase));
         var anchorPaths = anchors.Select(a => a.Location).ToHashSet();
         var references = anchors.Distinct().Select(a => MetadataReference.CreateFromFile(a.Location))
-            .Concat(tpa.Where(p => !anchorPaths.Contains(p) && IsManaged(p)).Select(p => MetadataReference.CreateFromFile(p)));
+            .Concat(tpa.Where(p => !anchorPaths.Contains(p)).Select(p => MetadataReference.CreateFromFile(p)));
 
         var workbenchNamespaces = typeof(Workbench).Assembly.GetExportedTypes().Select(t => t.Namespace)
             .OfType<string>().Where(n => n.StartsWith("PeftWorkbench", StringComparison.Ordinal)).Distinct();
@@ -80,13 +80,6 @@ public sealed partial class ScriptEngine
             .WithEmitDebugInformation(false);
     }
 
-    static bool IsManaged(string path)
-    {
-        try { AssemblyName.GetAssemblyName(path); return true; }
-        catch (BadImageFormatException) { return false; }
-        catch (FileNotFoundException) { return false; }
-    }
-
     /// <summary>Compiles and runs an empty submission with torch touched, so the user's first cell does not pay for it.</summary>
     public void WarmUp()
     {
@@ -98,9 +91,9 @@ public sealed partial class ScriptEngine
     public void Interrupt()
     {
         var cts = Volatile.Read(ref running);
-        try { cts?.Cancel(); }
+        // Asynchronously: callbacks a cell registered on its token must not run on (and block) the caller's thread.
+        try { cts?.CancelAsync(); }
         catch (ObjectDisposedException) { }
-        catch (AggregateException e) { ConsoleRouter.OriginalError.WriteLine($"[peft-kernel] a cancellation callback threw: {e.InnerException?.Message}"); }
     }
 
     public bool IsRunning => Volatile.Read(ref running) is not null;
@@ -118,6 +111,8 @@ public sealed partial class ScriptEngine
             try { parsed = Directives.Parse(code, Packages); }
             catch (DirectiveException e) { return new CellResult(CellStatus.Error, null, "DirectiveError", e.Message, new[] { "DirectiveError: " + e.Message }); }
 
+            // Interrupted while waiting for the previous cell or the warm-up: do not start.
+            if (cancel.IsCancellationRequested) return Interrupted("the cell was interrupted before it started");
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             var cell = new CellContext(this, cts.Token);
             Volatile.Write(ref running, cts);

@@ -29,6 +29,8 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
     public ScriptEngine Engine { get; }
     int executionCount;
     volatile Message? currentParent;
+    /// <summary>The execute request being served, cancelled by interrupt_request even before the engine starts it.</summary>
+    volatile CancellationTokenSource? currentCell;
     volatile bool stopping;
 
     /// <summary>True after a shutdown_request asked for a restart (the front end starts a new process).</summary>
@@ -69,7 +71,8 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         var worker = new Thread(Work) { IsBackground = true, Name = "jupyter-shell" };
         heartbeatThread.Start();
         worker.Start();
-        shellQueue.Add(new Message { Header = new JsonObject { ["msg_type"] = "peft_warm_up" } });
+        // Warm up off the shell thread: kernel_info answers at once, and the first cell waits on the engine's lock.
+        new Thread(WarmUp) { IsBackground = true, Name = "roslyn-warm-up" }.Start();
         poller.RunAsync("jupyter-poller");
         Log($"listening on {connection.Transport}://{connection.Ip} (shell {connection.ShellPort}, iopub {connection.IopubPort}, control {connection.ControlPort}, hb {connection.HbPort})");
         stopped.Wait();
@@ -86,6 +89,12 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         poller.Dispose();
         foreach (var s in new NetMQSocket[] { shell, control, stdin, iopub, heartbeat }) s.Dispose();
         outbox.Dispose();
+    }
+
+    void WarmUp()
+    {
+        try { var sw = System.Diagnostics.Stopwatch.StartNew(); Engine.WarmUp(); Log($"engine warm in {sw.ElapsedMilliseconds} ms"); }
+        catch (Exception e) { Log("warm-up failed (the first cell will show why): " + e.Message); }
     }
 
     void Heartbeat()
@@ -144,6 +153,8 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         {
             case "interrupt_request":
                 Log("interrupt requested");
+                try { currentCell?.CancelAsync(); }
+                catch (ObjectDisposedException) { } // the cell just finished
                 Engine.Interrupt();
                 Reply(control, m, "interrupt_reply", new JsonObject { ["status"] = "ok" });
                 break;
@@ -169,12 +180,6 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
     {
         foreach (var m in shellQueue.GetConsumingEnumerable())
         {
-            if (m.MsgType == "peft_warm_up")
-            {
-                try { var sw = System.Diagnostics.Stopwatch.StartNew(); Engine.WarmUp(); Log($"engine warm in {sw.ElapsedMilliseconds} ms"); }
-                catch (Exception e) { Log("warm-up failed (the first cell will show why): " + e.Message); }
-                continue;
-            }
             Publish("status", new JsonObject { ["execution_state"] = "busy" }, m);
             try
             {
@@ -244,7 +249,13 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         if (!silent) Publish("execute_input", new JsonObject { ["code"] = code, ["execution_count"] = count }, m);
 
         currentParent = m;
-        var result = Engine.Execute(code);
+        CellResult result;
+        using (var cell = new CancellationTokenSource())
+        {
+            currentCell = cell;
+            try { result = Engine.Execute(code, cell.Token); }
+            finally { currentCell = null; }
+        }
         if (result.Status == CellStatus.Ok)
         {
             if (result.Value is { } value && !silent)
