@@ -6,4 +6,6 @@ var root = new RootCommand("PeftWorkbench: parameter-efficient fine-tuning of Vi
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(VitCommand.Create());
 CheckpointCommand.AddTo(root);
+root.Subcommands.Add(KernelCommand.Create());
+root.Subcommands.Add(NotebooksCommand.Create());
 return root.Parse(args).Invoke();

@@ -1,0 +1,72 @@
+using System.CommandLine;
+using System.Diagnostics;
+using PeftWorkbench.Kernel.Notebooks;
+
+namespace PeftWorkbench.Cli.Commands;
+
+/// <summary>`peft notebooks run`: executes notebooks headless and writes executed .ipynb and HTML.</summary>
+public static class NotebooksCommand
+{
+    public static Command Create()
+    {
+        var notebooks = new Command("notebooks", "Run the workbench's notebooks without a Jupyter server.");
+        var paths = new Argument<string[]>("notebooks") { Description = "Notebook files (.ipynb).", Arity = ArgumentArity.OneOrMore };
+        var profile = new Option<string>("--profile") { Description = "smoke, default or paper (sets Profile and PEFT_PROFILE).", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("PEFT_PROFILE") is { Length: > 0 } p ? p : "default" };
+        var outDir = new Option<string>("--out") { Description = "Folder for the executed notebooks and their HTML.", Required = true };
+        var inProcess = new Option<bool>("--in-process") { Description = "Run in this process (default: one child process per notebook, so a native crash is reported, not fatal)." };
+        var statusFile = new Option<string?>("--status-file") { Hidden = true };
+        var run = new Command("run", "Execute notebooks; stop with a non-zero exit at the first failing cell.") { paths, profile, outDir, inProcess, statusFile };
+        run.SetAction(r =>
+        {
+            var p = r.GetValue(profile)!;
+            Environment.SetEnvironmentVariable("PEFT_PROFILE", p);
+            foreach (var nb in r.GetValue(paths)!)
+            {
+                if (!File.Exists(nb)) { Console.Error.WriteLine($"notebooks run: {nb}: no such file"); return 2; }
+                var clock = Stopwatch.StartNew();
+                var code = r.GetValue(inProcess) ? RunHere(nb, r.GetValue(outDir)!, p, r.GetValue(statusFile)) : RunInChild(nb, r.GetValue(outDir)!, p);
+                if (code != 0) return code;
+                if (r.GetValue(statusFile) is null) Console.WriteLine($"{nb}: ok in {clock.Elapsed.TotalSeconds:F1} s");
+            }
+            return 0;
+        });
+        notebooks.Subcommands.Add(run);
+        return notebooks;
+    }
+
+    /// <summary>Cells run with the notebook's folder as the current directory, as under Jupyter.</summary>
+    static int RunHere(string notebook, string outDir, string profile, string? statusFile)
+    {
+        var (fullNotebook, fullOut) = (Path.GetFullPath(notebook), Path.GetFullPath(outDir));
+        var saved = Directory.GetCurrentDirectory();
+        NotebookRunResult result;
+        Directory.SetCurrentDirectory(Path.GetDirectoryName(fullNotebook)!);
+        try { result = NotebookRunner.Run(fullNotebook, fullOut, profile, statusFile) with { Notebook = notebook }; }
+        finally { Directory.SetCurrentDirectory(saved); }
+        if (result.Ok) return 0;
+        Console.Error.WriteLine(result.Describe());
+        Console.Error.WriteLine($"  executed notebook: {result.ExecutedPath}");
+        return 1;
+    }
+
+    /// <summary>One child process per notebook: a native abort (some libtorch errors end the process) kills only the
+    /// child, and the status file tells which cell was running.</summary>
+    static int RunInChild(string notebook, string outDir, string profile)
+    {
+        var status = Path.GetTempFileName();
+        try
+        {
+            var argv = SelfCommand.Argv("notebooks", "run", Path.GetFullPath(notebook), "--profile", profile, "--out", Path.GetFullPath(outDir), "--in-process", "--status-file", status);
+            var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false };
+            foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
+            psi.Environment["PEFT_PROFILE"] = profile;
+            using var child = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + argv[0]);
+            child.WaitForExit();
+            if (child.ExitCode is 0 or 1 or 2) return child.ExitCode; // the child reported any failing cell itself
+            var cell = File.ReadAllText(status).Trim();
+            Console.Error.WriteLine($"{notebook}: cell {(cell.Length > 0 ? cell : "?")} failed: the notebook process died (exit code {child.ExitCode}{(child.ExitCode == 134 ? ", a native abort" : "")})");
+            return 1;
+        }
+        finally { File.Delete(status); }
+    }
+}

@@ -1,0 +1,185 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftWorkbench.Kernel.Execution;
+using PeftWorkbench.Kernel.Protocol;
+
+namespace PeftWorkbench.Kernel.Notebooks;
+
+/// <summary>How a headless run ended: all cells ran, or the first failing cell (index as in the source notebook).</summary>
+public sealed record NotebookRunResult(string Notebook, bool Ok, int? FailedCell = null, string Error = "", string? ExecutedPath = null, string? HtmlPath = null)
+{
+    public string Describe() => Ok ? $"{Notebook}: ok" : $"{Notebook}: cell {FailedCell} failed: {Error}";
+}
+
+/// <summary>Runs a notebook's code cells through a <see cref="ScriptEngine"/> (in this process) and writes the executed
+/// notebook (nbformat 4.5) and a standalone HTML page.</summary>
+public static class NotebookRunner
+{
+    public const string KernelName = "peft-workbench";
+    public const string DisplayName = "C# (PeftWorkbench)";
+
+    /// <param name="statusFile">If set, the index of each cell is written there before it runs, so a parent process can
+    /// name the cell that killed this one (a native abort ends the process with no chance to report).</param>
+    public static NotebookRunResult Run(string notebookPath, string outDir, string profile, string? statusFile = null, Action<string>? progress = null)
+    {
+        var fullPath = Path.GetFullPath(notebookPath);
+        var notebook = Load(fullPath);
+        var cells = notebook["cells"] as JsonArray ?? throw new InvalidDataException($"{notebookPath}: no \"cells\" array.");
+        var sourceIndex = InjectParameters(cells, profile);
+
+        var sink = new NotebookSink();
+        var engine = new ScriptEngine(sink, Path.GetDirectoryName(fullPath), profile);
+        NotebookRunResult? failure = null;
+        int count = 0;
+        for (int i = 0; i < cells.Count; i++)
+        {
+            if (cells[i] is not JsonObject cell || (string?)cell["cell_type"] != "code") continue;
+            var outputs = new JsonArray();
+            cell["outputs"] = outputs;
+            var source = Source(cell);
+            if (source.Trim().Length == 0) { cell["execution_count"] = null; continue; }
+            if (statusFile is not null) File.WriteAllText(statusFile, sourceIndex[i].ToString());
+            progress?.Invoke($"{notebookPath}: cell {sourceIndex[i]}");
+            sink.Current = outputs;
+            cell["execution_count"] = ++count;
+            var result = engine.Execute(source);
+            sink.Current = null;
+            if (result.Status == CellStatus.Ok)
+            {
+                if (result.Value is { } value)
+                    outputs.Add(new JsonObject { ["output_type"] = "execute_result", ["execution_count"] = count, ["data"] = Data(value), ["metadata"] = new JsonObject() });
+                continue;
+            }
+            outputs.Add(new JsonObject
+            {
+                ["output_type"] = "error", ["ename"] = result.ErrorName, ["evalue"] = result.ErrorValue,
+                ["traceback"] = new JsonArray(result.TracebackLines.Select(l => (JsonNode?)l).ToArray()),
+            });
+            failure = new NotebookRunResult(notebookPath, false, sourceIndex[i], $"{result.ErrorName}: {result.ErrorValue}");
+            break;
+        }
+
+        Normalise(notebook);
+        Directory.CreateDirectory(outDir);
+        var name = Path.GetFileNameWithoutExtension(fullPath);
+        var ipynb = Path.Combine(outDir, name + ".ipynb");
+        var html = Path.Combine(outDir, name + ".html");
+        WriteAtomically(ipynb, notebook.ToJsonString(Json) + "\n");
+        WriteAtomically(html, NotebookHtml.Render(notebook, name));
+        return (failure ?? new NotebookRunResult(notebookPath, true)) with { ExecutedPath = ipynb, HtmlPath = html };
+    }
+
+    /// <summary>Indented, and without escaping HTML characters: outputs carry whole scripts.</summary>
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static JsonObject Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Notebook not found: {path}", path);
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object.");
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e); }
+    }
+
+    /// <summary>papermill's convention: after the cell tagged "parameters" (or first, if none) a cell tagged
+    /// "injected-parameters" sets Profile. Returns, for each cell, its index in the source notebook.</summary>
+    internal static int[] InjectParameters(JsonArray cells, string profile)
+    {
+        int at = 0;
+        for (int i = 0; i < cells.Count; i++)
+            if (cells[i]?["metadata"]?["tags"] is JsonArray tags && tags.Any(t => (string?)t == "parameters")) { at = i + 1; break; }
+        var injected = new JsonObject
+        {
+            ["cell_type"] = "code",
+            ["id"] = "injected-parameters",
+            ["metadata"] = new JsonObject { ["tags"] = new JsonArray("injected-parameters") },
+            ["execution_count"] = null,
+            ["outputs"] = new JsonArray(),
+            ["source"] = $"// Parameters injected by `peft notebooks run`\nProfile = {JsonSerializer.Serialize(profile)};",
+        };
+        cells.Insert(at, injected);
+        // The injected cell reports as the cell it follows.
+        return Enumerable.Range(0, cells.Count).Select(i => i < at ? i : i == at ? Math.Max(at - 1, 0) : i - 1).ToArray();
+    }
+
+    public static string Source(JsonObject cell) => cell["source"] switch
+    {
+        JsonArray lines => string.Concat(lines.Select(l => (string?)l)),
+        JsonValue v => (string?)v ?? "",
+        _ => "",
+    };
+
+    /// <summary>nbformat 4.5: every cell has an id; kernelspec and language_info name our kernel.</summary>
+    internal static void Normalise(JsonObject nb)
+    {
+        nb["nbformat"] = 4;
+        if ((int?)nb["nbformat_minor"] is not >= 5) nb["nbformat_minor"] = 5;
+        var metadata = nb["metadata"] as JsonObject ?? new JsonObject();
+        nb["metadata"] = metadata;
+        metadata["kernelspec"] = new JsonObject { ["name"] = KernelName, ["display_name"] = DisplayName, ["language"] = JupyterKernel.LanguageName };
+        metadata["language_info"] = JupyterKernel.LanguageInfo();
+        var seen = new HashSet<string>();
+        int n = 0;
+        foreach (var cell in (nb["cells"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())
+        {
+            var id = (string?)cell["id"];
+            if (id is null || !seen.Add(id)) { do id = $"cell-{n++}"; while (!seen.Add(id)); cell["id"] = id; }
+            cell["metadata"] ??= new JsonObject();
+        }
+    }
+
+    static JsonObject Data(IReadOnlyDictionary<string, string> bundle)
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in bundle) o[k] = v;
+        return o;
+    }
+
+    static void WriteAtomically(string path, string text)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Stores outputs as nbformat outputs: consecutive stream text merged, display updates applied in place.</summary>
+    sealed class NotebookSink : IOutputSink
+    {
+        readonly object gate = new();
+        readonly Dictionary<string, List<JsonObject>> displays = new();
+        public JsonArray? Current;
+
+        public void Stream(string name, string text)
+        {
+            lock (gate)
+            {
+                if (Current is null) return;
+                if (Current.Count > 0 && Current[^1] is JsonObject last && (string?)last["output_type"] == "stream" && (string?)last["name"] == name)
+                    last["text"] = (string?)last["text"] + text;
+                else Current.Add(new JsonObject { ["output_type"] = "stream", ["name"] = name, ["text"] = text });
+            }
+        }
+
+        public void Display(IReadOnlyDictionary<string, string> data, string? displayId, bool update)
+        {
+            lock (gate)
+            {
+                if (update)
+                {
+                    if (displayId is not null && displays.TryGetValue(displayId, out var shown))
+                        foreach (var o in shown) o["data"] = Data(data);
+                    return;
+                }
+                if (Current is null) return;
+                var output = new JsonObject { ["output_type"] = "display_data", ["data"] = Data(data), ["metadata"] = new JsonObject() };
+                Current.Add(output);
+                if (displayId is not null)
+                {
+                    if (!displays.TryGetValue(displayId, out var list)) displays[displayId] = list = new();
+                    list.Add(output);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using System.Text;
+using System.Text.Json.Nodes;
+using NetMQ;
+using NetMQ.Sockets;
+using PeftWorkbench.Kernel.Execution;
+
+namespace PeftWorkbench.Kernel.Protocol;
+
+/// <summary>The Jupyter kernel: five ZeroMQ channels (protocol 5.3) in front of one <see cref="ScriptEngine"/>.
+/// One poller thread owns every socket (NetMQ sockets are not thread-safe); shell requests run in order on a worker
+/// thread, so control (interrupt, shutdown) stays responsive while a cell runs.</summary>
+public sealed class JupyterKernel : IOutputSink, IDisposable
+{
+    public const string LanguageName = "C#";
+    readonly ConnectionInfo connection;
+    readonly WireCodec codec;
+    readonly string session = Guid.NewGuid().ToString();
+    readonly RouterSocket shell = new(), control = new(), stdin = new();
+    readonly PublisherSocket iopub = new();
+    readonly ResponseSocket heartbeat = new();
+    readonly NetMQQueue<(NetMQSocket? Socket, Message? Message)> outbox = new();
+    readonly ManualResetEventSlim drained = new();
+    readonly NetMQPoller poller;
+    readonly BlockingCollection<Message> shellQueue = new();
+    readonly ManualResetEventSlim stopped = new();
+    readonly TextWriter log;
+    public ScriptEngine Engine { get; }
+    int executionCount;
+    volatile Message? currentParent;
+    /// <summary>The execute request being served, cancelled by interrupt_request even before the engine starts it.</summary>
+    volatile CancellationTokenSource? currentCell;
+    volatile bool stopping;
+
+    /// <summary>True after a shutdown_request asked for a restart (the front end starts a new process).</summary>
+    public bool RestartRequested { get; private set; }
+    /// <summary>Signatures rejected so far (tests read it; each one is also logged).</summary>
+    public int RejectedMessages => rejected;
+    int rejected;
+
+    public JupyterKernel(ConnectionInfo connection, string? workingDirectory = null, TextWriter? log = null)
+    {
+        this.connection = connection;
+        codec = new WireCodec(connection.Key);
+        Engine = new ScriptEngine(this, workingDirectory);
+        this.log = log ?? ConsoleRouter.OriginalError;
+        shell.Bind(connection.Address(connection.ShellPort));
+        control.Bind(connection.Address(connection.ControlPort));
+        stdin.Bind(connection.Address(connection.StdinPort));
+        iopub.Bind(connection.Address(connection.IopubPort));
+        heartbeat.Bind(connection.Address(connection.HbPort));
+        shell.ReceiveReady += (_, e) => OnReceive(e.Socket, shellQueue.Add);
+        control.ReceiveReady += (_, e) => OnReceive(e.Socket, HandleControl);
+        stdin.ReceiveReady += (_, e) => OnReceive(e.Socket, m => Log($"stdin {m.MsgType} ignored: this kernel never asks for input"));
+        outbox.ReceiveReady += (_, e) =>
+        {
+            while (e.Queue.TryDequeue(out var item, TimeSpan.Zero))
+                if (item.Socket is null || item.Message is null) drained.Set(); // the shutdown marker: all before it is sent
+                else item.Socket.SendMultipartBytes(codec.Encode(item.Message));
+        };
+        poller = new NetMQPoller { shell, control, stdin, outbox };
+    }
+
+    void Log(string text) { lock (log) log.WriteLine($"[peft-kernel] {text}"); }
+
+    /// <summary>Serves until a shutdown_request. The engine warms up (Roslyn, torch) in the background meanwhile.</summary>
+    public void Run()
+    {
+        var heartbeatThread = new Thread(Heartbeat) { IsBackground = true, Name = "jupyter-heartbeat" };
+        var worker = new Thread(Work) { IsBackground = true, Name = "jupyter-shell" };
+        heartbeatThread.Start();
+        worker.Start();
+        // Warm up off the shell thread: kernel_info answers at once, and the first cell waits on the engine's lock.
+        new Thread(WarmUp) { IsBackground = true, Name = "roslyn-warm-up" }.Start();
+        poller.RunAsync("jupyter-poller");
+        Log($"listening on {connection.Transport}://{connection.Ip} (shell {connection.ShellPort}, iopub {connection.IopubPort}, control {connection.ControlPort}, hb {connection.HbPort})");
+        stopped.Wait();
+        // Let the last replies (shutdown_reply, status idle) leave before the sockets close.
+        outbox.Enqueue((null, null));
+        drained.Wait(TimeSpan.FromSeconds(2));
+        poller.Stop();
+        shellQueue.CompleteAdding();
+    }
+
+    public void Dispose()
+    {
+        if (poller.IsRunning) poller.Stop();
+        poller.Dispose();
+        foreach (var s in new NetMQSocket[] { shell, control, stdin, iopub, heartbeat }) s.Dispose();
+        outbox.Dispose();
+    }
+
+    void WarmUp()
+    {
+        try { var sw = System.Diagnostics.Stopwatch.StartNew(); Engine.WarmUp(); Log($"engine warm in {sw.ElapsedMilliseconds} ms"); }
+        catch (Exception e) { Log("warm-up failed (the first cell will show why): " + e.Message); }
+    }
+
+    void Heartbeat()
+    {
+        var frames = new List<byte[]>();
+        while (!stopping)
+        {
+            try
+            {
+                if (heartbeat.TryReceiveMultipartBytes(TimeSpan.FromMilliseconds(100), ref frames)) heartbeat.SendMultipartBytes(frames);
+            }
+            catch (ObjectDisposedException) { return; }
+            catch (TerminatingException) { return; }
+        }
+    }
+
+    void OnReceive(NetMQSocket socket, Action<Message> handle)
+    {
+        var frames = new List<byte[]>();
+        while (socket.TryReceiveMultipartBytes(TimeSpan.Zero, ref frames))
+        {
+            var message = codec.Decode(frames, out var problem);
+            if (message is null)
+            {
+                Interlocked.Increment(ref rejected);
+                Log($"dropped a message: {problem}");
+                continue;
+            }
+            handle(message);
+        }
+    }
+
+    void Send(NetMQSocket socket, Message m) => outbox.Enqueue((socket, m));
+
+    void Reply(NetMQSocket socket, Message request, string type, JsonObject content) => Send(socket, Message.ReplyTo(request, type, content, session));
+
+    /// <summary>iopub: the topic frame stands where identities would be.</summary>
+    void Publish(string type, JsonObject content, Message? parent)
+    {
+        var m = new Message
+        {
+            Identities = { Encoding.UTF8.GetBytes($"kernel.{session}.{type}") },
+            Header = Message.NewHeader(type, session),
+            ParentHeader = parent is null ? new JsonObject() : (JsonObject)parent.Header.DeepClone(),
+            Content = content,
+        };
+        Send(iopub, m);
+    }
+
+    // ---- control: handled on the poller thread, even while a cell runs ------------------------------------
+
+    void HandleControl(Message m)
+    {
+        Publish("status", new JsonObject { ["execution_state"] = "busy" }, m);
+        switch (m.MsgType)
+        {
+            case "interrupt_request":
+                Log("interrupt requested");
+                try { currentCell?.CancelAsync(); }
+                catch (ObjectDisposedException) { } // the cell just finished
+                Engine.Interrupt();
+                Reply(control, m, "interrupt_reply", new JsonObject { ["status"] = "ok" });
+                break;
+            case "shutdown_request":
+                RestartRequested = m.Content["restart"]?.GetValue<bool>() ?? false;
+                Log(RestartRequested ? "shutdown requested (restart)" : "shutdown requested");
+                Reply(control, m, "shutdown_reply", new JsonObject { ["status"] = "ok", ["restart"] = RestartRequested });
+                Publish("status", new JsonObject { ["execution_state"] = "idle" }, m);
+                Engine.Interrupt();
+                stopping = true;
+                stopped.Set();
+                return;
+            default:
+                HandleCommon(control, m);
+                break;
+        }
+        Publish("status", new JsonObject { ["execution_state"] = "idle" }, m);
+    }
+
+    // ---- shell: one request at a time on the worker thread -------------------------------------------------
+
+    void Work()
+    {
+        foreach (var m in shellQueue.GetConsumingEnumerable())
+        {
+            Publish("status", new JsonObject { ["execution_state"] = "busy" }, m);
+            try
+            {
+                if (m.MsgType == "execute_request") Execute(m);
+                else if (m.MsgType == "shutdown_request") { HandleControl(m); continue; }
+                else HandleCommon(shell, m);
+            }
+            catch (Exception e)
+            {
+                Log($"{m.MsgType} failed: {e}");
+                Reply(shell, m, m.MsgType.Replace("_request", "_reply"), ErrorContent(e.GetType().Name, e.Message, new[] { e.ToString() }));
+            }
+            Publish("status", new JsonObject { ["execution_state"] = "idle" }, m);
+        }
+    }
+
+    /// <summary>Requests valid on shell and on control.</summary>
+    void HandleCommon(NetMQSocket socket, Message m)
+    {
+        var c = m.Content;
+        switch (m.MsgType)
+        {
+            case "kernel_info_request": Reply(socket, m, "kernel_info_reply", KernelInfo()); break;
+            case "is_complete_request":
+                var verdict = Engine.IsComplete(Str(c, "code"));
+                var reply = new JsonObject { ["status"] = verdict };
+                if (verdict == "incomplete") reply["indent"] = "    ";
+                Reply(socket, m, "is_complete_reply", reply);
+                break;
+            case "complete_request":
+                var completion = Engine.Complete(Str(c, "code"), Int(c, "cursor_pos"));
+                Reply(socket, m, "complete_reply", new JsonObject
+                {
+                    ["status"] = "ok",
+                    ["matches"] = new JsonArray(completion.Matches.Select(x => (JsonNode?)x).ToArray()),
+                    ["cursor_start"] = completion.CursorStart,
+                    ["cursor_end"] = completion.CursorEnd,
+                    ["metadata"] = new JsonObject(),
+                });
+                break;
+            case "inspect_request":
+                var found = Engine.Inspect(Str(c, "code"), Int(c, "cursor_pos"));
+                var data = new JsonObject();
+                if (found is not null) data["text/plain"] = found.Documentation is null ? found.Signature : found.Signature + "\n\n" + found.Documentation;
+                Reply(socket, m, "inspect_reply", new JsonObject { ["status"] = "ok", ["found"] = found is not null, ["data"] = data, ["metadata"] = new JsonObject() });
+                break;
+            case "comm_info_request": Reply(socket, m, "comm_info_reply", new JsonObject { ["status"] = "ok", ["comms"] = new JsonObject() }); break;
+            case "history_request": Reply(socket, m, "history_reply", new JsonObject { ["status"] = "ok", ["history"] = new JsonArray() }); break;
+            case "comm_open":
+                // No comm targets: close it again, as the protocol asks.
+                Publish("comm_close", new JsonObject { ["comm_id"] = Str(c, "comm_id"), ["data"] = new JsonObject() }, m);
+                break;
+            case "comm_msg" or "comm_close": break;
+            default:
+                Log($"unsupported request {m.MsgType} ignored");
+                break;
+        }
+    }
+
+    void Execute(Message m)
+    {
+        var code = Str(m.Content, "code");
+        bool silent = m.Content["silent"]?.GetValue<bool>() ?? false;
+        bool storeHistory = !silent && (m.Content["store_history"]?.GetValue<bool>() ?? true);
+        if (storeHistory) executionCount++;
+        int count = executionCount;
+        if (!silent) Publish("execute_input", new JsonObject { ["code"] = code, ["execution_count"] = count }, m);
+
+        currentParent = m;
+        CellResult result;
+        using (var cell = new CancellationTokenSource())
+        {
+            currentCell = cell;
+            try { result = Engine.Execute(code, cell.Token); }
+            finally { currentCell = null; }
+        }
+        if (result.Status == CellStatus.Ok)
+        {
+            if (result.Value is { } value && !silent)
+                Publish("execute_result", new JsonObject { ["execution_count"] = count, ["data"] = Bundle(value), ["metadata"] = new JsonObject() }, m);
+            Reply(shell, m, "execute_reply", new JsonObject
+            {
+                ["status"] = "ok", ["execution_count"] = count, ["user_expressions"] = new JsonObject(), ["payload"] = new JsonArray(),
+            });
+            return;
+        }
+        var error = ErrorContent(result.ErrorName, result.ErrorValue, result.TracebackLines);
+        Publish("error", (JsonObject)error.DeepClone(), m);
+        error["execution_count"] = count;
+        Reply(shell, m, "execute_reply", error);
+        if (m.Content["stop_on_error"]?.GetValue<bool>() ?? true) AbortQueuedExecutions();
+    }
+
+    /// <summary>After an error, execute requests already queued are answered "aborted" (as ipykernel does), so a
+    /// front end running all cells stops at the failing one.</summary>
+    void AbortQueuedExecutions()
+    {
+        var keep = new List<Message>();
+        while (shellQueue.TryTake(out var queued))
+        {
+            if (queued.MsgType != "execute_request") { keep.Add(queued); continue; }
+            Publish("status", new JsonObject { ["execution_state"] = "busy" }, queued);
+            Reply(shell, queued, "execute_reply", new JsonObject { ["status"] = "aborted", ["execution_count"] = executionCount });
+            Publish("status", new JsonObject { ["execution_state"] = "idle" }, queued);
+        }
+        foreach (var k in keep) shellQueue.Add(k);
+    }
+
+    static JsonObject ErrorContent(string ename, string evalue, IEnumerable<string> traceback) => new()
+    {
+        ["status"] = "error", ["ename"] = ename, ["evalue"] = evalue,
+        ["traceback"] = new JsonArray(traceback.Select(t => (JsonNode?)t).ToArray()),
+    };
+
+    static JsonObject Bundle(IReadOnlyDictionary<string, string> data)
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in data) o[k] = v;
+        return o;
+    }
+
+    static string Str(JsonObject c, string key) => c[key]?.GetValue<string>() ?? "";
+    static int Int(JsonObject c, string key) => c[key]?.GetValue<int>() ?? 0;
+
+    JsonObject KernelInfo() => new()
+    {
+        ["status"] = "ok",
+        ["protocol_version"] = Message.ProtocolVersion,
+        ["implementation"] = "peft-workbench",
+        ["implementation_version"] = Workbench.Version,
+        ["language_info"] = LanguageInfo(),
+        ["banner"] = $"C# (PeftWorkbench {Workbench.Version}, Roslyn scripting, .NET {Environment.Version})",
+        ["help_links"] = new JsonArray(),
+        ["debugger"] = false,
+    };
+
+    public static JsonObject LanguageInfo() => new()
+    {
+        ["name"] = LanguageName,
+        ["version"] = typeof(Microsoft.CodeAnalysis.CSharp.CSharpCompilation).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "",
+        ["mimetype"] = "text/x-csharp",
+        ["file_extension"] = ".cs",
+        ["pygments_lexer"] = "csharp",
+        ["codemirror_mode"] = "text/x-csharp",
+    };
+
+    // ---- IOutputSink: the engine's output, sent with the running request as parent ----------------------------
+
+    void IOutputSink.Stream(string name, string text) =>
+        Publish("stream", new JsonObject { ["name"] = name, ["text"] = text }, currentParent);
+
+    void IOutputSink.Display(IReadOnlyDictionary<string, string> data, string? displayId, bool update)
+    {
+        var content = new JsonObject { ["data"] = Bundle(data), ["metadata"] = new JsonObject() };
+        if (displayId is not null) content["transient"] = new JsonObject { ["display_id"] = displayId };
+        Publish(update ? "update_display_data" : "display_data", content, currentParent);
+    }
+}

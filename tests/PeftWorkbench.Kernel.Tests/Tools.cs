@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace PeftWorkbench.Kernel.Tests;
+
+/// <summary>External programs the integration tests drive. CI installs them (environment/apt-packages.txt): a missing
+/// one fails the test with the package to install, rather than skipping it.</summary>
+static class Tools
+{
+    public const string Python = "/usr/bin/python3"; // Debian's, where python3-nbclient installs
+    public static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
+    public static string Peft => Path.Combine(AppContext.BaseDirectory, "peft.dll");
+
+    public static (int Code, string Stdout, string Stderr) Run(string file, IEnumerable<string> args, IDictionary<string, string>? env = null, string? cwd = null, int timeoutSeconds = 120)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (cwd is not null) psi.WorkingDirectory = cwd;
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException($"cannot run {file}: {e.Message} (see environment/apt-packages.txt)", e); }
+        using (p)
+        {
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            if (!p.WaitForExit(timeoutSeconds * 1000)) { p.Kill(entireProcessTree: true); throw new TimeoutException($"{file} {string.Join(' ', args)} ran over {timeoutSeconds} s"); }
+            return (p.ExitCode, stdout.Result, stderr.Result);
+        }
+    }
+
+
+    /// <summary>A notebook with one code cell per source (tags optional: "tag:code").</summary>
+    public static string WriteNotebook(string path, params string[] sources)
+    {
+        var cells = new JsonArray();
+        foreach (var s in sources)
+        {
+            var tagged = s.StartsWith("parameters:", StringComparison.Ordinal);
+            cells.Add(new JsonObject
+            {
+                ["cell_type"] = "code",
+                ["metadata"] = tagged ? new JsonObject { ["tags"] = new JsonArray("parameters") } : new JsonObject(),
+                ["execution_count"] = null,
+                ["outputs"] = new JsonArray(),
+                ["source"] = tagged ? s["parameters:".Length..] : s,
+            });
+        }
+        var nb = new JsonObject
+        {
+            ["cells"] = cells,
+            ["metadata"] = new JsonObject { ["kernelspec"] = new JsonObject { ["name"] = "peft-workbench", ["display_name"] = "C# (PeftWorkbench)", ["language"] = "C#" } },
+            ["nbformat"] = 4, ["nbformat_minor"] = 4,
+        };
+        File.WriteAllText(path, nb.ToJsonString());
+        return path;
+    }
+
+    public static void AssertValidNotebook(string path)
+    {
+        var (code, _, err) = Run(Python, new[] { "-c", "import sys, nbformat; nb = nbformat.read(sys.argv[1], as_version=4); nbformat.validate(nb); assert nb.nbformat_minor >= 5", path });
+        Assert.True(code == 0, "nbformat rejects " + path + ":\n" + err);
+    }
+}
+
+/// <summary>A fresh folder under /tmp, removed with everything in it (chromium profiles, outputs) when disposed.</summary>
+sealed class TempDir : IDisposable
+{
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "peft-kernel-tests-" + Guid.NewGuid().ToString("N")[..8]);
+    public TempDir() => Directory.CreateDirectory(Path);
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); }
+        catch (IOException) { } // a child process may still hold a file for a moment; /tmp is cleaned eventually
+    }
+}
