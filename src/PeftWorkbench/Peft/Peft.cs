@@ -26,8 +26,7 @@ public static class Peft
         options.Validate(vit.Config);
 
         var fingerprint = BackboneFingerprint.Compute(vit);
-        var backbone = new HashSet<Parameter>(vit.parameters(), ReferenceEqualityComparer.Instance);
-        var requiresGrad = vit.parameters().ToDictionary<Parameter, Parameter, bool>(p => p, p => p.requires_grad, ReferenceEqualityComparer.Instance);
+        var requiresGrad = vit.named_parameters().ToDictionary(p => p.name, p => p.parameter.requires_grad);
         var ctx = new AttachContext(vit, new PeftState());
         if (seed is long s) torch.manual_seed(s);
         try { options.Attach(ctx); }
@@ -36,7 +35,7 @@ public static class Peft
             for (int i = ctx.Undo.Count - 1; i >= 0; i--) ctx.Undo[i]();
             throw;
         }
-        var model = new PeftModel(vit, options, ctx, fingerprint, backbone, requiresGrad);
+        var model = new PeftModel(vit, options, ctx, fingerprint, requiresGrad);
         Attached.Add(vit, model);
         return model;
     }

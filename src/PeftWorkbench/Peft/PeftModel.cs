@@ -21,9 +21,9 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
     readonly PeftState state;
     readonly List<Action> undo;
     readonly List<IMergeable> mergeables;
-    readonly List<(Parameter Param, Tensor Pretrained)> selected;
-    readonly HashSet<Parameter> backbone;
-    readonly Dictionary<Parameter, bool> requiresGradBefore;
+    // Tracked by name, not by tensor object: .to(device) replaces the Parameter objects, never the names.
+    readonly List<Pretrained> selected;
+    readonly Dictionary<string, bool> requiresGradBefore; // every backbone tensor, head included
     readonly List<string> sharedNames;
     readonly TensorBackup selectionBackup = new();
     bool detached;
@@ -36,7 +36,7 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
     public string BackboneFingerprintValue { get; }
 
     internal PeftModel(VisionTransformer vit, PeftOptions options, AttachContext ctx, string fingerprint,
-        HashSet<Parameter> backboneTensors, Dictionary<Parameter, bool> requiresGradBefore) : base(nameof(PeftModel))
+        Dictionary<string, bool> requiresGradBefore) : base(nameof(PeftModel))
     {
         model = vit;
         Options = options;
@@ -44,7 +44,6 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
         BackboneFingerprintValue = fingerprint;
         state = ctx.State;
         undo = ctx.Undo;
-        backbone = backboneTensors;
         this.requiresGradBefore = requiresGradBefore;
         RegisterComponents();
         sharedNames = new();
@@ -52,12 +51,14 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
 
         // Trainability: new tensors train, selected backbone tensors and the head train, the rest is frozen.
         var chosen = new HashSet<Parameter>(ctx.Selected, ReferenceEqualityComparer.Instance);
-        var head = new HashSet<Parameter>(vit.head.parameters(), ReferenceEqualityComparer.Instance);
-        foreach (var p in parameters())
-            p.requires_grad = !backbone.Contains(p) || chosen.Contains(p) || head.Contains(p);
-
-        using (torch.no_grad())
-            selected = chosen.Where(p => !head.Contains(p)).Select(p => (p, p.detach().clone().DetachFromDisposeScope())).ToList();
+        selected = new();
+        foreach (var (name, p) in NamedParameters())
+        {
+            bool isBackbone = requiresGradBefore.ContainsKey(name), isHead = IsHead(name), isChosen = chosen.Contains(p);
+            p.requires_grad = !isBackbone || isHead || isChosen;
+            if (isBackbone && isChosen && !isHead)
+                using (torch.no_grad()) selected.Add(new Pretrained(name, p.detach().clone().DetachFromDisposeScope()));
+        }
         // Attach may run inside a caller's dispose scope: the method's tensors belong to the model, not to it.
         foreach (var p in parameters()) p.DetachFromDisposeScope();
         mergeables = modules().OfType<IMergeable>().ToList();
@@ -91,19 +92,38 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
         }
         if (selected.Count == 0) return f(x);
         // Selected backbone tensors (BitFit, LayerNorm, DiffFit, Full FT): evaluate at pre + s (tuned - pre).
-        if (torch.is_grad_enabled() && selected.Any(t => t.Param.requires_grad))
+        var current = NamedParameters().ToDictionary(p => p.Name, p => p.Param);
+        if (torch.is_grad_enabled() && selected.Any(t => current[t.Name].requires_grad))
             throw new InvalidOperationException($"Strength {s} with {Method.Name} interpolates backbone tensors in place: evaluate under torch.no_grad(), or train at Strength 1.");
         var backup = new TensorBackup();
         try
         {
             using (torch.no_grad())
-                foreach (var (p, pre) in selected) { backup.Save(p); p.copy_(Lerp(pre, p, s)); }
+                foreach (var t in selected) { var p = current[t.Name]; backup.Save(p); p.copy_(Lerp(t.On(p), p, s)); }
             return f(x);
         }
         finally { backup.Restore(); }
     }
 
     static Tensor Lerp(Tensor pre, Tensor tuned, double s) => pre + (tuned - pre) * s;
+
+    /// <summary>A selected backbone tensor's pre-trained value (follows the tensor to its device and dtype).</summary>
+    sealed class Pretrained(string name, Tensor value)
+    {
+        public string Name { get; } = name;
+        public Tensor Value { get; private set; } = value;
+
+        public Tensor On(Tensor like)
+        {
+            if (Value.device != like.device || Value.dtype != like.dtype)
+            {
+                var moved = Value.to(like.dtype, like.device).DetachFromDisposeScope();
+                Value.Dispose();
+                Value = moved;
+            }
+            return Value;
+        }
+    }
 
     /// <summary>
     /// The study's merge factor: 0 = the pre-trained model, 1 = the fine-tuned one, in between the method's
@@ -133,9 +153,12 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
             throw new NotSupportedException($"{Method.Name} ({Method.Id}) cannot be merged into the backbone: it adds modules or tokens, not weight changes. Mergeable: {string.Join(", ", MethodRegistry.All.Where(m => m.Mergeable).Select(m => m.Id))}.");
         if (state.Merged) throw new InvalidOperationException("already merged");
         double s = state.Strength;
-        using (torch.no_grad())
-            if (s != 1)
-                foreach (var (p, pre) in selected) { selectionBackup.Save(p); p.copy_(Lerp(pre, p, s)); }
+        if (s != 1)
+        {
+            var current = NamedParameters().ToDictionary(p => p.Name, p => p.Param);
+            using var _ = torch.no_grad();
+            foreach (var t in selected) { var p = current[t.Name]; selectionBackup.Save(p); p.copy_(Lerp(t.On(p), p, s)); }
+        }
         foreach (var m in mergeables) m.Merge(s);
         state.Merged = true;
     }
@@ -194,11 +217,11 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
     {
         if (detached) throw new InvalidOperationException("already detached");
         if (state.Merged) Unmerge();
-        var own = parameters().Where(p => !backbone.Contains(p)).ToList();
+        var own = NamedParameters().Where(p => !requiresGradBefore.ContainsKey(p.Name)).Select(p => p.Param).ToList();
         for (int i = undo.Count - 1; i >= 0; i--) undo[i]();
-        foreach (var (p, flag) in requiresGradBefore) p.requires_grad = flag;
+        foreach (var (name, p) in model.named_parameters()) p.requires_grad = requiresGradBefore[name];
         foreach (var p in own) p.Dispose();
-        foreach (var (_, pre) in selected) pre.Dispose();
+        foreach (var t in selected) t.Value.Dispose();
         selected.Clear();
         _internal_submodules.Remove("model");
         Peft.Attached.Remove(model);

@@ -76,20 +76,53 @@ public abstract class LinearSlot : nn.Module<Tensor, Tensor>, IPeftWrapper, IMer
         mergedBias = null;
     }
 
-    public nn.Module<Tensor, Tensor> Unwrap()
-    {
-        var linear = original.Value;
-        // The setters dispose what they replace, so only assign when the tensor moved (e.g. after .to(device)).
-        if (!ReferenceEquals(linear.weight, weight)) linear.weight = weight;
-        if (!ReferenceEquals(linear.bias, bias)) linear.bias = bias;
-        return linear;
-    }
+    public nn.Module<Tensor, Tensor> Unwrap() => Rebind.Linear(original.Value, weight, bias);
 
     /// <summary>The unmodified layer's output.</summary>
     protected Tensor Base(Tensor x) => F.linear(x, weight, bias);
 
     /// <summary>1 + s (g - 1): a multiplicative factor at strength s (exact at s = 1).</summary>
     protected static Tensor Interpolate(Tensor g, double s) => s == 1 ? g : (g - 1) * s + 1;
+}
+
+/// <summary>
+/// Gives a replaced layer back its tensors when a wrapper is taken off. After .to(device) the wrapper
+/// holds new tensors and the old ones (still in the original layer) are disposed; TorchSharp's setters
+/// read the old tensor's handle and fail on a disposed one, so the layer is then rebuilt around the
+/// wrapper's tensors instead.
+/// </summary>
+internal static class Rebind
+{
+    public static Linear Linear(Linear original, Parameter weight, Parameter? bias)
+    {
+        if (ReferenceEquals(original.weight, weight) && ReferenceEquals(original.bias, bias)) return original;
+        if (original.weight.IsInvalid) return nn.Linear(weight, bias);
+        if (!ReferenceEquals(original.weight, weight)) original.weight = weight;
+        if (!ReferenceEquals(original.bias, bias)) original.bias = bias;
+        return original;
+    }
+
+    public static LayerNorm LayerNorm(LayerNorm original, Parameter weight, Parameter? bias)
+    {
+        if (ReferenceEquals(original.weight, weight) && ReferenceEquals(original.bias, bias)) return original;
+        var target = original.weight.IsInvalid ? nn.LayerNorm(original.normalized_shape, original.eps) : original;
+        if (!ReferenceEquals(target.weight, weight)) target.weight = weight;
+        if (!ReferenceEquals(target.bias, bias)) target.bias = bias;
+        return target;
+    }
+
+    public static Conv2d Conv2d(Conv2d original, Parameter weight, Parameter? bias)
+    {
+        if (ReferenceEquals(original.weight, weight) && ReferenceEquals(original.bias, bias)) return original;
+        var c = original;
+        var target = c.weight.IsInvalid
+            ? nn.Conv2d(c.in_channels, c.out_channels, (c.kernel_size[0], c.kernel_size[1]), (c.stride[0], c.stride[1]),
+                (c.padding![0], c.padding[^1]), (c.dilation[0], c.dilation[1]), groups: c.groups, bias: bias is not null)
+            : c;
+        if (!ReferenceEquals(target.weight, weight)) target.weight = weight;
+        if (!ReferenceEquals(target.bias, bias)) target.bias = bias;
+        return target;
+    }
 }
 
 /// <summary>

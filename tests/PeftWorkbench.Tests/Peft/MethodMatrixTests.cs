@@ -418,4 +418,42 @@ public class MethodMatrixTests
         model.Merge();
         Assert.Throws<InvalidOperationException>(() => model.forward(Images()));
     }
+
+    [Theory]
+    [InlineData("bitfit")]
+    [InlineData("lora")]
+    [InlineData("ssf")]
+    [InlineData("fact_tk")]
+    [InlineData("vpt_deep")]
+    public void MovingTheModelAfterAttachKeepsStrengthMergeAndDetachWorking(string id)
+    {
+        using var vit = Backbone();
+        var model = Peft.Attach(vit, TinyOptions(id), seed: 1);
+        TrainOneStep(model);
+        model.to(ScalarType.Float64); // replaces every Parameter object, as .to(cuda) does
+        var x = Images().to(ScalarType.Float64);
+        var tuned = Eval(model, x);
+        Assert.Equal(ScalarType.Float64, tuned.dtype);
+
+        using var reference = Backbone();
+        using (torch.no_grad())
+        {
+            ((Linear)reference.head).weight.copy_(((Linear)model.model.head).weight);
+            ((Linear)reference.head).bias!.copy_(((Linear)model.model.head).bias!);
+        }
+        reference.to(ScalarType.Float64);
+        model.Strength = 0;
+        Assert.True(torch.allclose(Eval(reference, x), Eval(model, x), rtol: 1e-12, atol: 1e-12));
+        model.Strength = 1;
+        if (model.CanMerge)
+        {
+            model.Merge();
+            Assert.True(torch.allclose(tuned, Eval(model, x), rtol: 1e-9, atol: 1e-9));
+            model.Unmerge();
+        }
+        var back = model.Detach();
+        Assert.Equal(reference.named_parameters().Select(p => p.name), back.named_parameters().Select(p => p.name));
+        Assert.All(back.parameters(), p => Assert.Equal(ScalarType.Float64, p.dtype));
+        Assert.Equal(Eval(reference, x).shape, Eval(back, x).shape);
+    }
 }

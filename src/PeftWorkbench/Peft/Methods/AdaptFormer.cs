@@ -75,11 +75,5 @@ public sealed class DeferredLayerNorm : nn.Module<Tensor, Tensor>, IPeftWrapper
 
     public Tensor Normalize(Tensor x) => F.layer_norm(x, original.Value.normalized_shape, weight, bias, original.Value.eps);
 
-    public nn.Module<Tensor, Tensor> Unwrap()
-    {
-        var ln = original.Value;
-        if (!ReferenceEquals(ln.weight, weight)) ln.weight = weight;
-        if (!ReferenceEquals(ln.bias, bias)) ln.bias = bias;
-        return ln;
-    }
+    public nn.Module<Tensor, Tensor> Unwrap() => Rebind.LayerNorm(original.Value, weight, bias);
 }

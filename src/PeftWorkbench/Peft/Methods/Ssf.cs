@@ -125,13 +125,7 @@ public sealed class SsfLayerNorm : nn.Module<Tensor, Tensor>, IPeftWrapper, IMer
 
     public void Unmerge() => backup.Restore();
 
-    public nn.Module<Tensor, Tensor> Unwrap()
-    {
-        var ln = original.Value;
-        if (!ReferenceEquals(ln.weight, weight)) ln.weight = weight;
-        if (!ReferenceEquals(ln.bias, bias)) ln.bias = bias;
-        return ln;
-    }
+    public nn.Module<Tensor, Tensor> Unwrap() => Rebind.LayerNorm(original.Value, weight, bias);
 }
 
 /// <summary>The patch-embedding convolution followed by SSF's per-channel scale and shift.</summary>
@@ -189,11 +183,5 @@ public sealed class SsfConv2d : nn.Module<Tensor, Tensor>, IPeftWrapper, IMergea
         mergedShift = null;
     }
 
-    public nn.Module<Tensor, Tensor> Unwrap()
-    {
-        var conv = original.Value;
-        if (!ReferenceEquals(conv.weight, weight)) conv.weight = weight;
-        if (!ReferenceEquals(conv.bias, bias)) conv.bias = bias;
-        return conv;
-    }
+    public nn.Module<Tensor, Tensor> Unwrap() => Rebind.Conv2d(original.Value, weight, bias);
 }
