@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using PeftWorkbench.Peft;
 using PeftWorkbench.Vit;
 using TorchSharp;
@@ -87,48 +86,68 @@ public static class PeftCommand
     static Command BenchMethods()
     {
         var preset = new Option<string>("--preset") { Description = "ViT preset (a small CPU one).", DefaultValueFactory = _ => "mini" };
-        var steps = new Option<int>("--steps") { Description = "Timed training steps per method (after 2 warm-up steps).", DefaultValueFactory = _ => 10 };
+        var steps = new Option<int>("--steps") { Description = "Timed training steps per method and round (after 2 warm-up steps).", DefaultValueFactory = _ => 10 };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds over all methods; each method's best round is reported (other load on the machine only slows rounds down).", DefaultValueFactory = _ => 3 };
         var batch = new Option<int>("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 64 };
         var threads = new Option<int>("--threads") { Description = "torch threads (0: leave the default).", DefaultValueFactory = _ => 0 };
         var only = new Option<string[]>("--methods") { Description = "Methods to run (default: all 16; full is always run for the ratio).", AllowMultipleArgumentsPerToken = true };
         var cmd = new Command("methods", "Training-step images/s of every method (AdamW on random data) and the ratio to full fine-tuning, in one run.")
-            { preset, steps, batch, threads, only };
+            { preset, steps, rounds, batch, threads, only };
         cmd.SetAction(r =>
         {
             if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
             var config = VitConfig.Preset(r.GetValue(preset)!);
-            int n = r.GetValue(steps), b = r.GetValue(batch);
-            if (n < 1 || b < 1) { Console.Error.WriteLine("peft bench methods: --steps and --batch must be at least 1"); return 2; }
+            int n = r.GetValue(steps), b = r.GetValue(batch), rs = r.GetValue(rounds);
+            if (n < 1 || b < 1 || rs < 1) { Console.Error.WriteLine("peft bench methods: --steps, --rounds and --batch must be at least 1"); return 2; }
             var ids = r.GetValue(only) is { Length: > 0 } chosen
                 ? chosen.SelectMany(c => c.Split(',', StringSplitOptions.RemoveEmptyEntries)).Select(c => MethodRegistry.Get(c.Trim()).Id).Prepend("full").Distinct().ToList()
                 : MethodRegistry.All.Select(m => m.Id).OrderBy(id => id == "full" ? 0 : 1).ToList();
             Console.WriteLine($"bench methods: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.ImageSize} px, patch {config.PatchSize}), " +
-                $"batch {b}, {n} timed steps, {torch.get_num_threads()} torch threads, AdamW, default options");
-            Console.WriteLine($"  {"method",-15} {"trainable",12} {"img/s",8} {"vs full",8}  frozen grads");
-            double full = 0;
-            foreach (var id in ids)
+                $"batch {b}, {n} timed steps x {rs} rounds (best kept), {torch.get_num_threads()} torch threads, AdamW, default options");
+            var runs = ids.Select(id => new MethodRun(config, id, b)).ToList();
+            try
             {
-                var (ips, trainable, frozenGrads) = Measure(config, id, n, b);
-                if (id == "full") full = ips;
-                Console.WriteLine($"  {id,-15} {trainable,12:N0} {ips,8:F0} {ips / full,7:F2}x  {(frozenGrads == 0 ? "none" : frozenGrads + " (BUG)")}");
+                foreach (var run in runs) run.Warmup();
+                for (int round = 0; round < rs; round++)
+                    foreach (var run in runs) run.Time(n);
+                double full = runs[0].Best;
+                Console.WriteLine($"  {"method",-15} {"trainable",12} {"img/s",8} {"vs full",8}  frozen tensors with a gradient");
+                foreach (var run in runs)
+                    Console.WriteLine($"  {run.Id,-15} {run.TrainableExclHead,12:N0} {run.Best,8:F0} {run.Best / full,7:F2}x  {(run.FrozenWithGrad == 0 ? "none" : run.FrozenWithGrad + " (BUG)")}");
             }
+            finally { foreach (var run in runs) run.Dispose(); }
             return 0;
         });
         return cmd;
     }
 
-    /// <summary>Images/s of AdamW training steps for one method; also counts frozen tensors that got a gradient (must be 0).</summary>
-    static (double ImagesPerSecond, long TrainableExclHead, int FrozenWithGrad) Measure(VitConfig config, string id, int steps, int batch)
+    /// <summary>One method's training loop on random data: AdamW steps, each in its own dispose scope.</summary>
+    sealed class MethodRun : IDisposable
     {
-        using var vit = new VisionTransformer(config, seed: 0);
-        using var model = PeftApi.Attach(vit, MethodRegistry.Create(id, null, config), seed: 0);
-        var trainable = model.TrainableParameters().Select(p => p.Param).ToList();
-        using var opt = torch.optim.AdamW(trainable, lr: 1e-3, weight_decay: 1e-4);
-        var gen = new Generator(1);
-        using var x = torch.randn(new long[] { batch, config.InChans, config.ImageSize, config.ImageSize }, generator: gen);
-        using var y = torch.randint(0, Math.Max(1, config.NumClasses), new long[] { batch }, generator: gen, dtype: ScalarType.Int64);
-        model.train();
-        int frozenWithGrad = 0;
+        public string Id { get; }
+        public double Best { get; private set; }
+        public long TrainableExclHead { get; }
+        public int FrozenWithGrad { get; private set; }
+        readonly VisionTransformer vit;
+        readonly PeftModel model;
+        readonly torch.optim.Optimizer opt;
+        readonly Tensor x, y;
+        readonly int batch;
+
+        public MethodRun(VitConfig config, string id, int batch)
+        {
+            Id = id;
+            this.batch = batch;
+            vit = new VisionTransformer(config, seed: 0);
+            model = PeftApi.Attach(vit, MethodRegistry.Create(id, null, config), seed: 0);
+            TrainableExclHead = model.TrainableParameterCountExcludingHead;
+            opt = torch.optim.AdamW(model.TrainableParameters().Select(p => p.Param), lr: 1e-3, weight_decay: 1e-4);
+            var gen = new Generator(1);
+            x = torch.randn(new long[] { batch, config.InChans, config.ImageSize, config.ImageSize }, generator: gen);
+            y = torch.randint(0, Math.Max(1, config.NumClasses), new long[] { batch }, generator: gen, dtype: ScalarType.Int64);
+            model.train();
+        }
+
         void Step()
         {
             using var scope = torch.NewDisposeScope();
@@ -137,11 +156,26 @@ public static class PeftCommand
             loss.backward();
             opt.step();
         }
-        Step();
-        frozenWithGrad = model.NamedParameters().Count(p => !p.Param.requires_grad && p.Param.grad is not null);
-        Step();
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < steps; i++) Step();
-        return (steps * batch / sw.Elapsed.TotalSeconds, model.TrainableParameterCountExcludingHead, frozenWithGrad);
+
+        public void Warmup()
+        {
+            Step();
+            // After a backward, a frozen tensor must not hold a gradient: backward never computed one.
+            FrozenWithGrad = model.NamedParameters().Count(p => !p.Param.requires_grad && p.Param.grad is not null);
+            Step();
+        }
+
+        public void Time(int steps)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < steps; i++) Step();
+            Best = Math.Max(Best, steps * batch / sw.Elapsed.TotalSeconds);
+        }
+
+        public void Dispose()
+        {
+            opt.Dispose(); x.Dispose(); y.Dispose();
+            model.Dispose();
+        }
     }
 }
