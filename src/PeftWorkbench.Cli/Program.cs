@@ -8,4 +8,5 @@ root.Subcommands.Add(VitCommand.Create());
 CheckpointCommand.AddTo(root);
 root.Subcommands.Add(KernelCommand.Create());
 root.Subcommands.Add(NotebooksCommand.Create());
+PeftCommand.AddTo(root);
 return root.Parse(args).Invoke();
