@@ -7,12 +7,11 @@ namespace PeftWorkbench.Vit;
 /// A truncated normal fill with PyTorch's semantics (nn.init.trunc_normal_: inverse-CDF sampling within
 /// [a, b], absolute bounds). TorchSharp 0.107's own nn.init.trunc_normal_ is wrong: its native code
 /// multiplies by the mean and adds the std (THSInit_trunc_normal_), so with mean 0 every value equals
-/// the std (a ViT whose weights are all 0.02). Draws from the global generator, so torch.manual_seed
-/// makes it reproducible.
+/// the std (a ViT whose weights are all 0.02). Draws from <c>generator</c>, or the global generator.
 /// </summary>
 public static class TruncNormal
 {
-    public static Tensor Fill_(Tensor tensor, double mean = 0, double std = 1, double a = -2, double b = 2)
+    public static Tensor Fill_(Tensor tensor, double mean = 0, double std = 1, double a = -2, double b = 2, Generator? generator = null)
     {
         if (!(std > 0)) throw new ArgumentOutOfRangeException(nameof(std), std, "std must be positive");
         if (!(a < b)) throw new ArgumentException($"truncation bounds must satisfy a < b, got [{a}, {b}]");
@@ -23,17 +22,17 @@ public static class TruncNormal
         {
             // Rejection: draw normals and redraw the few outside [a, b]. Exact, and one cheap pass when the
             // bounds are far out (as for std 0.02 within +-2).
-            tensor.normal_(mean, std);
+            tensor.normal_(mean, std, generator);
             for (int round = 0; round < 64; round++)
             {
                 using var outside = tensor.lt(a).logical_or_(tensor.gt(b));
                 if (!outside.any().item<bool>()) return tensor;
-                using var fresh = torch.empty_like(tensor).normal_(mean, std);
+                using var fresh = torch.empty_like(tensor).normal_(mean, std, generator);
                 tensor.copy_(torch.where(outside, fresh, tensor));
             }
         }
         // Inverse CDF (PyTorch's way), for bounds that cut deep into the distribution.
-        tensor.uniform_(2 * l - 1, 2 * u - 1);
+        tensor.uniform_(2 * l - 1, 2 * u - 1, generator);
         tensor.erfinv_();
         tensor.mul_(std * Math.Sqrt(2)).add_(mean);
         tensor.clamp_(a, b);

@@ -39,21 +39,22 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
         norm = nn.LayerNorm(d, eps: config.LayerNormEps);
         head = config.NumClasses > 0 ? nn.Linear(d, config.NumClasses) : nn.Identity();
         RegisterComponents();
-        InitWeights();
+        // A private generator for the seeded case: other threads drawing from the global one cannot change the weights.
+        InitWeights(seed is long g ? new Generator(unchecked((ulong)g)) : null);
     }
 
     /// <summary>timm's init: truncated normal (std 0.02) for linear weights and positions, zero biases, unit norms.</summary>
-    void InitWeights()
+    void InitWeights(Generator? gen)
     {
         using var _ = torch.no_grad();
-        TruncNormal.Fill_(pos_embed, std: 0.02);
-        nn.init.normal_(cls_token, std: 1e-6);
+        TruncNormal.Fill_(pos_embed, std: 0.02, generator: gen);
+        cls_token.normal_(0, 1e-6, gen);
         foreach (var (name, m) in named_modules())
         {
             switch (m)
             {
                 case Linear lin:
-                    TruncNormal.Fill_(lin.weight, std: 0.02);
+                    TruncNormal.Fill_(lin.weight, std: 0.02, generator: gen);
                     if (lin.bias is not null) nn.init.zeros_(lin.bias);
                     break;
                 case LayerNorm ln:
@@ -62,7 +63,7 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
                 case Conv2d conv:
                     // lecun-normal-like: truncated normal scaled by fan-in, as timm does for the patch projection.
                     long fanIn = conv.weight!.shape[1] * conv.weight.shape[2] * conv.weight.shape[3];
-                    TruncNormal.Fill_(conv.weight, std: Math.Sqrt(1.0 / fanIn));
+                    TruncNormal.Fill_(conv.weight, std: Math.Sqrt(1.0 / fanIn), generator: gen);
                     if (conv.bias is not null) nn.init.zeros_(conv.bias);
                     break;
             }
