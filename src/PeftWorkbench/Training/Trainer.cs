@@ -18,6 +18,15 @@ public static class Trainer
     public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
         IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
     {
+        CheckImages(train, nameof(train));
+        if (eval is not null) CheckImages(eval, nameof(eval));
+        return Fit(model, Examples.Of(train), eval is null ? null : Examples.Of(eval), options, progress, cancel);
+    }
+
+    /// <summary>The loop itself, on any inputs [N, ...] (images, or cached features for the linear probe).</summary>
+    internal static TrainHistory Fit(nn.Module<Tensor, Tensor> model, Examples train, Examples? eval, TrainOptions options,
+        IProgress<TrainProgress>? progress, CancellationToken cancel)
+    {
         options.Validate();
         CheckLabels(train, nameof(train));
         if (eval is not null) CheckLabels(eval, nameof(eval));
@@ -35,6 +44,7 @@ public static class Trainer
         using var optimizer = MakeOptimizer(options, decay.Select(p => p.Param), noDecay.Select(p => p.Param));
 
         long n = train.Count;
+        if (n == 0) throw new ArgumentException($"Trainer.Fit: training set '{train.Name}' is empty.");
         int stepsPerEpoch = (int)((n + options.BatchSize - 1) / options.BatchSize);
         long totalSteps = (long)stepsPerEpoch * options.Epochs;
         var schedule = CosineWarmupSchedule.For(options, stepsPerEpoch);
@@ -67,7 +77,7 @@ public static class Trainer
                 {
                     var idx = order.narrow(0, (long)s * options.BatchSize, Math.Min(options.BatchSize, n - (long)s * options.BatchSize));
                     batch = idx.shape[0];
-                    var x = train.Images.index_select(0, idx).to(device);
+                    var x = train.Inputs.index_select(0, idx).to(device);
                     var y = train.Labels.index_select(0, idx).to(device);
                     optimizer.zero_grad();
                     var logits = model.forward(x);
@@ -120,10 +130,13 @@ public static class Trainer
 
     /// <summary>Top-1 (percent), logits and labels of <paramref name="model"/> on <paramref name="set"/>, in eval mode
     /// under no_grad; the model's train/eval mode is restored afterwards. Device: the model's (its first parameter's).</summary>
-    public static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, ImageSet set, int batchSize = 128) =>
-        Evaluate(model, set, batchSize, model.parameters().FirstOrDefault()?.device ?? torch.CPU);
+    public static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, ImageSet set, int batchSize = 128)
+    {
+        CheckImages(set, nameof(set));
+        return Evaluate(model, Examples.Of(set), batchSize, model.parameters().FirstOrDefault()?.device ?? torch.CPU);
+    }
 
-    static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, ImageSet set, int batchSize, Device device)
+    internal static EvalResult Evaluate(nn.Module<Tensor, Tensor> model, Examples set, int batchSize, Device device)
     {
         if (batchSize <= 0) throw new ArgumentException($"Evaluate: batch size must be positive, got {batchSize}.");
         CheckLabels(set, nameof(set));
@@ -138,7 +151,7 @@ public static class Trainer
                 for (long i = 0; i < n; i += batchSize)
                 {
                     using var scope = torch.NewDisposeScope();
-                    var x = set.Images.narrow(0, i, Math.Min(batchSize, n - i)).to(device);
+                    var x = set.Inputs.narrow(0, i, Math.Min(batchSize, n - i)).to(device);
                     chunks.Add(model.forward(x).to(torch.float32).cpu().MoveToOuterDisposeScope());
                 }
             }
@@ -169,7 +182,7 @@ public static class Trainer
     }
 
     // cross_entropy on a target >= K is a libtorch error best caught here with names, before backward.
-    static void CheckLogits(Tensor logits, long batch, ImageSet set)
+    static void CheckLogits(Tensor logits, long batch, Examples set)
     {
         if (logits.dim() != 2 || logits.shape[0] != batch)
             throw new ArgumentException($"Trainer.Fit: the model must return logits [B, K]; got [{string.Join(", ", logits.shape)}].");
@@ -177,11 +190,15 @@ public static class Trainer
             throw new ArgumentException($"Trainer.Fit: the model returns {logits.shape[1]} logits but '{set.Name}' has {set.NumClasses} classes (reset the head?).");
     }
 
-    static void CheckLabels(ImageSet set, string what)
+    static void CheckImages(ImageSet set, string what)
     {
         if (set.Images.dim() != 4) throw new ArgumentException($"{what} '{set.Name}': images must be [N, C, H, W], got [{string.Join(", ", set.Images.shape)}].");
-        if (set.Labels.dim() != 1 || set.Labels.shape[0] != set.Images.shape[0])
-            throw new ArgumentException($"{what} '{set.Name}': labels [{string.Join(", ", set.Labels.shape)}] do not match {set.Images.shape[0]} images.");
+    }
+
+    static void CheckLabels(Examples set, string what)
+    {
+        if (set.Labels.dim() != 1 || set.Labels.shape[0] != set.Inputs.shape[0])
+            throw new ArgumentException($"{what} '{set.Name}': labels [{string.Join(", ", set.Labels.shape)}] do not match {set.Inputs.shape[0]} inputs.");
         if (set.Labels.dtype != ScalarType.Int64) throw new ArgumentException($"{what} '{set.Name}': labels must be int64, got {set.Labels.dtype}.");
         if (set.Count > 0)
         {
@@ -191,4 +208,11 @@ public static class Trainer
                 throw new ArgumentException($"{what} '{set.Name}': labels span [{min}, {max}] but NumClasses is {set.NumClasses}.");
         }
     }
+}
+
+/// <summary>What the loop consumes: inputs [N, ...] and int64 labels [N] (an image set's or a feature cache's; not owned).</summary>
+internal sealed record Examples(Tensor Inputs, Tensor Labels, int NumClasses, string Name)
+{
+    public long Count => Labels.shape[0];
+    public static Examples Of(ImageSet s) => new(s.Images, s.Labels, s.NumClasses, s.Name);
 }
