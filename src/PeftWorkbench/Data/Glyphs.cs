@@ -114,22 +114,22 @@ public sealed class GlyphRenderer : IDisposable
     }
 
     /// <summary>
-    /// Foreground and background colours, a gradient and noise. About half the images are light-on-dark grey
+    /// Foreground and background colours, a gradient and noise. About two thirds of the images are light-on-dark grey
     /// (the look of scanned digits), some dark-on-light, the rest random colours with enough contrast.
     /// </summary>
     static void Colorize(Rng rng, float[] mask, Span<byte> rgb, int size)
     {
         double mode = rng.NextDouble();
         var fg = new double[3]; var bg = new double[3];
-        if (mode < 0.45) { double b = rng.Uniform(0, 60), f = rng.Uniform(170, 255); for (int c = 0; c < 3; c++) { bg[c] = b; fg[c] = f; } }
-        else if (mode < 0.6) { double b = rng.Uniform(170, 255), f = rng.Uniform(0, 80); for (int c = 0; c < 3; c++) { bg[c] = b; fg[c] = f; } }
+        if (mode < 0.65) { double b = rng.Uniform(0, 60), f = rng.Uniform(170, 255); for (int c = 0; c < 3; c++) { bg[c] = b; fg[c] = f; } }
+        else if (mode < 0.75) { double b = rng.Uniform(170, 255), f = rng.Uniform(0, 80); for (int c = 0; c < 3; c++) { bg[c] = b; fg[c] = f; } }
         else
         {
             do { for (int c = 0; c < 3; c++) { fg[c] = rng.Uniform(0, 255); bg[c] = rng.Uniform(0, 255); } }
             while (Math.Abs(Luma(fg) - Luma(bg)) < 70);
         }
         double gAmp = rng.Chance(0.5) ? rng.Uniform(0, 50) : 0, gAngle = rng.Uniform(0, 2 * Math.PI);
-        double noise = rng.Chance(0.6) ? rng.Uniform(0, 25) : 0;
+        double noise = rng.Chance(0.5) ? rng.Uniform(0, 20) : 0;
         double gx = Math.Cos(gAngle), gy = Math.Sin(gAngle);
         int hw = size * size;
         for (int y = 0; y < size; y++)

@@ -27,7 +27,7 @@ public sealed record PretrainRecipe
         ["mini"] = new()
         {
             // Sized for ~20-25 minutes on a busy 2-core machine (about 150 images/s for this model under load).
-            Name = "mini", Preset = "mini", TrainImages = 50_000, ValImages = 5_000, DataSeed = 20251,
+            Name = "mini", Preset = "mini", TrainImages = 40_000, ValImages = 5_000, DataSeed = 20251,
             Train = new TrainOptions
             {
                 Epochs = 4, WarmupEpochs = 1, BatchSize = 128, Lr = 1e-3, WeightDecay = 0.05, MinLr = 1e-5,
