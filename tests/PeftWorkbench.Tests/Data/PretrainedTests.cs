@@ -7,7 +7,7 @@ namespace PeftWorkbench.Tests.Data;
 public class PretrainedTests
 {
     /// <summary>Measured for the shipped checkpoint (see Pretrained/mini.recipe.json); the floor leaves room for BLAS differences.</summary>
-    public const double ZeroShotFloor = 50.0;
+    public const double ZeroShotFloor = 72.0;
 
     [Fact]
     public void Shipped_checkpoint_loads_strictly_with_the_character_head()
@@ -31,8 +31,11 @@ public class PretrainedTests
         double acc = ZeroShot.DigitAccuracy(model, test);
         Assert.True(acc >= ZeroShotFloor, $"zero-shot MNIST test top-1 {acc:F2} % < floor {ZeroShotFloor} %");
         // The digit head, kept alone, is the same classifier.
+        using var few = test.Subset(Enumerable.Range(0, 200).Select(i => (long)i).ToArray());
+        double before = ZeroShot.DigitAccuracy(model, few);
         model.KeepHeadRows(10);
-        Assert.Equal(acc, ZeroShot.DigitAccuracy(model, test), 6);
+        Assert.Equal(10, model.Config.NumClasses);
+        Assert.Equal(before, ZeroShot.DigitAccuracy(model, few), 6);
     }
 
     [Fact]
@@ -61,15 +64,15 @@ public class PretrainedTests
     [Fact]
     public void Pretrained_features_beat_random_features_on_natural_tasks()
     {
-        // Closed-form ridge probe on 400 training and 400 test images per task: a small subset of the note's table.
+        // Closed-form ridge probe on 300 training and 300 test images per task: a small subset of the note's table.
         using var pre = VisionTransformer.Pretrained("mini");
         using var rand = new VisionTransformer(pre.Config, seed: 0);
         foreach (var task in Suite.Mini.Tasks.Where(t => t.Group == "natural").Select(t => t.Name))
         {
             using var trainAll = Suite.Mini.LoadSplit(task, "train800");
             using var testAll = Suite.Mini.LoadSplit(task, "test");
-            using var train = trainAll.Subset(Enumerable.Range(0, 400).Select(i => (long)i).ToArray());
-            using var test = testAll.Subset(Enumerable.Range(0, 400).Select(i => (long)i).ToArray());
+            using var train = trainAll.Subset(Enumerable.Range(0, 300).Select(i => (long)i).ToArray());
+            using var test = testAll.Subset(Enumerable.Range(0, 300).Select(i => (long)i).ToArray());
             double a = TransferProbe.Ridge(pre, train, test), b = TransferProbe.Ridge(rand, train, test);
             Assert.True(a > b + 2, $"{task}: pre-trained {a:F1} % vs random {b:F1} %");
         }
