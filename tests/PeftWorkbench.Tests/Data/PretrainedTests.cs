@@ -64,15 +64,15 @@ public class PretrainedTests
     [Fact]
     public void Pretrained_features_beat_random_features_on_natural_tasks()
     {
-        // Closed-form ridge probe on 300 training and 300 test images per task: a small subset of the note's table.
+        // Closed-form ridge probe on 200 training and 200 test images per task: a small subset of the note's table.
         using var pre = VisionTransformer.Pretrained("mini");
         using var rand = new VisionTransformer(pre.Config, seed: 0);
         foreach (var task in Suite.Mini.Tasks.Where(t => t.Group == "natural").Select(t => t.Name))
         {
             using var trainAll = Suite.Mini.LoadSplit(task, "train800");
             using var testAll = Suite.Mini.LoadSplit(task, "test");
-            using var train = trainAll.Subset(Enumerable.Range(0, 300).Select(i => (long)i).ToArray());
-            using var test = testAll.Subset(Enumerable.Range(0, 300).Select(i => (long)i).ToArray());
+            using var train = trainAll.Subset(Enumerable.Range(0, 200).Select(i => (long)i).ToArray());
+            using var test = testAll.Subset(Enumerable.Range(0, 200).Select(i => (long)i).ToArray());
             double a = TransferProbe.Ridge(pre, train, test), b = TransferProbe.Ridge(rand, train, test);
             Assert.True(a > b + 2, $"{task}: pre-trained {a:F1} % vs random {b:F1} %");
         }
