@@ -9,4 +9,5 @@ CheckpointCommand.AddTo(root);
 root.Subcommands.Add(KernelCommand.Create());
 root.Subcommands.Add(NotebooksCommand.Create());
 PeftCommand.AddTo(root);
+foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
 return root.Parse(args).Invoke();
