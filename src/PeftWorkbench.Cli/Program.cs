@@ -5,4 +5,5 @@ using PeftWorkbench.Cli.Commands;
 var root = new RootCommand("PeftWorkbench: parameter-efficient fine-tuning of Vision Transformers (Mai et al., CVPR 2025) on TorchSharp.");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(VitCommand.Create());
+foreach (var c in TrainCommand.Create()) root.Subcommands.Add(c);
 return root.Parse(args).Invoke();
