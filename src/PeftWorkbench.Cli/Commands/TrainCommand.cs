@@ -210,19 +210,21 @@ public static class TrainCommand
 
         // Full fine-tuning through Trainer.Fit: throughput, and RSS after 10 and after `steps` steps.
         foreach (var p in model.parameters()) p.requires_grad = true;
-        long rss10 = 0, rssEnd = 0;
+        long rss10 = 0, rss100 = 0, rssHalf = 0, rssEnd = 0;
         int stepsPerEpoch = (n + batch - 1) / batch;
         var options = new TrainOptions { Epochs = (steps + stepsPerEpoch - 1) / stepsPerEpoch, BatchSize = batch, Device = device, WarmupEpochs = 0 };
         var progress = new Probe(p =>
         {
             if (p.Phase != "train") return;
             if (p.GlobalStep == 10) rss10 = Rss();
+            if (p.GlobalStep == 100) rss100 = Rss();
+            if (p.GlobalStep == steps / 2) rssHalf = Rss();
             if (p.GlobalStep == steps) rssEnd = Rss();
             if (p.GlobalStep % 100 == 0) Console.Write($"\r  full FT step {p.GlobalStep}/{steps}  {p.ImagesPerSecond:F0} img/s   ");
         });
         var h = Trainer.Fit(model, data, null, options, progress, cancel);
         Console.WriteLine($"\r  full FT step        {h.ImagesPerSecond,8:F0} img/s ({h.Steps} steps, {h.WallSeconds:F1} s)                 ");
-        Console.WriteLine($"  RSS                 after 10 steps {rss10 / 1e6:F0} MB, after {steps} steps {rssEnd / 1e6:F0} MB, peak {PeakRss() / 1e6:F0} MB");
+        Console.WriteLine($"  RSS                 after 10 steps {rss10 / 1e6:F0} MB, 100: {rss100 / 1e6:F0} MB, {steps / 2}: {rssHalf / 1e6:F0} MB, {steps}: {rssEnd / 1e6:F0} MB; peak {PeakRss() / 1e6:F0} MB");
         return 0;
     }
 

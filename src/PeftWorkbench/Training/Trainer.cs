@@ -16,16 +16,22 @@ namespace PeftWorkbench.Training;
 public static class Trainer
 {
     public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
-        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) =>
+        Fit(model, train, eval, options, progress, cancel, null);
+
+    /// <summary>As <see cref="Fit(nn.Module{Tensor, Tensor}, ImageSet, ImageSet?, TrainOptions, IProgress{TrainProgress}?, CancellationToken)"/>,
+    /// handing the last epoch's evaluation (logits, labels) to <paramref name="takeLastEval"/>, which then owns it.</summary>
+    public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
+        IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval)
     {
         CheckImages(train, nameof(train));
         if (eval is not null) CheckImages(eval, nameof(eval));
-        return Fit(model, Examples.Of(train), eval is null ? null : Examples.Of(eval), options, progress, cancel);
+        return Fit(model, Examples.Of(train), eval is null ? null : Examples.Of(eval), options, progress, cancel, takeLastEval);
     }
 
     /// <summary>The loop itself, on any inputs [N, ...] (images, or cached features for the linear probe).</summary>
     internal static TrainHistory Fit(nn.Module<Tensor, Tensor> model, Examples train, Examples? eval, TrainOptions options,
-        IProgress<TrainProgress>? progress, CancellationToken cancel)
+        IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval = null)
     {
         options.Validate();
         CheckLabels(train, nameof(train));
@@ -105,8 +111,10 @@ public static class Trainer
             bool last = epoch == options.Epochs - 1;
             if (eval is not null && (last || (options.EvalEvery > 0 && (epoch + 1) % options.EvalEvery == 0)))
             {
-                using var result = Evaluate(model, eval, options.BatchSize * 2, device);
+                var result = Evaluate(model, eval, options.BatchSize * 2, device);
                 top1 = result.Top1;
+                // The last evaluation's logits can go to the caller (the protocol saves test predictions) instead of a second pass.
+                if (last && takeLastEval is not null) takeLastEval(result); else result.Dispose();
                 if (bestTop1 is null || top1 > bestTop1) { bestTop1 = top1; bestEpoch = epoch; }
                 if (last) lastTop1 = top1;
                 progress?.Report(new TrainProgress("eval", epoch, options.Epochs, stepsPerEpoch, stepsPerEpoch, step, totalSteps,

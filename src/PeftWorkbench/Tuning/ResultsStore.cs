@@ -116,9 +116,29 @@ public sealed class ResultsStore
         return rel;
     }
 
-    /// <summary>Claims currently held (by live or dead workers): what a progress view shows as "running".</summary>
-    public IReadOnlyList<string> Claimed() =>
-        Directory.EnumerateFiles(ClaimsDir, "*.claim").Select(p => ReadOwner(p)?.Key).OfType<string>().ToList();
+    /// <summary>Keys of unfinished trials with a claim (held by a live worker, or left by a dead one and not yet
+    /// taken over): what a progress view shows as "running".</summary>
+    public IReadOnlyList<string> Claimed()
+    {
+        var finished = Records().Select(r => r.Key).ToHashSet();
+        return Directory.EnumerateFiles(ClaimsDir, "*.claim").Select(p => ReadOwner(p)?.Key).OfType<string>()
+            .Where(k => !finished.Contains(k)).ToList();
+    }
+
+    /// <summary>Deletes claims of finished trials (a worker killed between recording a trial and releasing its
+    /// claim leaves one behind) and stale claims. Returns how many went.</summary>
+    public int PruneClaims()
+    {
+        using var _ = Lock();
+        var finished = Records().Select(r => r.Key).ToHashSet();
+        int removed = 0;
+        foreach (var path in Directory.EnumerateFiles(ClaimsDir, "*.claim").ToList())
+        {
+            var owner = ReadOwner(path);
+            if (owner is not null && finished.Contains(owner.Key) || IsStale(path)) { Release(path); removed++; }
+        }
+        return removed;
+    }
 
     /// <summary>The finished trials as a table, one row per trial (nullable columns: NaN is not "missing" there).</summary>
     public DataFrame ToDataFrame() => ToDataFrame(Records());

@@ -129,7 +129,7 @@ public static class Sweep
                 cancel.ThrowIfCancellationRequested();
                 var finished = store.Records().Select(r => r.Key).ToHashSet();
                 var open = manifest.Trials.Where(t => !finished.Contains(t.Key)).ToList();
-                if (open.Count == 0) return ran;
+                if (open.Count == 0) { store.PruneClaims(); return ran; }
                 bool progressed = false;
                 foreach (var trial in open)
                 {
