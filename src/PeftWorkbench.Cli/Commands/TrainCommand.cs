@@ -173,6 +173,25 @@ public static class TrainCommand
         var train = new Command("train", "images/s for inference, a full-FT step and linear probing (cached vs full forward); RSS over a long run.") { preset, batch, steps, threads };
         train.SetAction((r, cancel) => Task.FromResult(BenchTrain(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(batch), r.GetValue(steps), r.GetValue(threads), cancel)));
         bench.Subcommands.Add(train);
+
+        var method = new Option<string>("--method") { Description = "Method to time.", DefaultValueFactory = _ => "full" };
+        var profile = new Option<string>("--profile") { Description = "smoke | default | paper", DefaultValueFactory = _ => "default" };
+        var protocol = new Command("protocol", "Wall time of the VTAB-1K protocol (tune grid + final run) for one method on a toy task " +
+            "with VTAB-1K split sizes (800/200/1000/2000, 10 classes) at the preset's image size.") { preset, method, profile, threads };
+        protocol.SetAction((r, cancel) =>
+        {
+            if (r.GetValue(threads) is int t and > 0) torch.set_num_threads(t);
+            var config = VitConfig.Preset(r.GetValue(preset)!);
+            using var task = ToySuite.Vtab1kSized(10, config.ImageSize, 2000, config.InChans);
+            var options = ProtocolOptions.Vtab1k(r.GetValue(profile)!);
+            var m = r.GetValue(method)!;
+            var clock = Stopwatch.StartNew();
+            var result = Protocol.Vtab1k(task, m, null, BaselineMethods.Factory(m, config), options, null, null, cancel);
+            foreach (var rec in result.Tuning.Append(result.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec) + $"  {rec.ImagesPerSecond:F0} img/s");
+            Console.WriteLine($"protocol {m} on {task.Name} ({config.Name}, profile {options.Profile}): {result.Tuning.Count} tune + 1 final in {clock.Elapsed.TotalSeconds:F1} s");
+            return Task.FromResult(0);
+        });
+        bench.Subcommands.Add(protocol);
         return bench;
     }
 
@@ -208,8 +227,16 @@ public static class TrainCommand
         double cachedEpoch = sw.Elapsed.TotalSeconds / probeEpochs;
         Console.WriteLine($"  linear probe epoch  full forward {fullEpoch * 1e3:F0} ms, cached {cachedEpoch * 1e3:F2} ms ({fullEpoch / cachedEpoch:F0}x; cache built once in {cacheBuild * 1e3:F0} ms)");
 
-        // Full fine-tuning through Trainer.Fit: throughput, and RSS after 10 and after `steps` steps.
+        // Full fine-tuning, fp32 against bf16 (fp32 masters), alternated twice to even out the load of other processes.
         foreach (var p in model.parameters()) p.requires_grad = true;
+        var shortRun = new TrainOptions { Epochs = 3, BatchSize = batch, Device = device, WarmupEpochs = 0 };
+        var ips = new Dictionary<bool, List<double>> { [false] = new(), [true] = new() };
+        foreach (var bf16 in new[] { false, true, false, true })
+            ips[bf16].Add(Trainer.Fit(model, data, null, shortRun with { Bf16 = bf16 }, cancel: cancel).ImagesPerSecond);
+        Console.WriteLine($"  full FT step fp32   {ips[false].Average(),8:F0} img/s ({string.Join(", ", ips[false].Select(v => v.ToString("F0")))})");
+        Console.WriteLine($"  full FT step bf16   {ips[true].Average(),8:F0} img/s ({string.Join(", ", ips[true].Select(v => v.ToString("F0")))}), x{ips[true].Average() / ips[false].Average():F2}");
+
+        // Memory over a long fp32 run through Trainer.Fit: RSS after 10, 100, half and all `steps` steps.
         long rss10 = 0, rss100 = 0, rssHalf = 0, rssEnd = 0;
         int stepsPerEpoch = (n + batch - 1) / batch;
         var options = new TrainOptions { Epochs = (steps + stepsPerEpoch - 1) / stepsPerEpoch, BatchSize = batch, Device = device, WarmupEpochs = 0 };

@@ -32,6 +32,9 @@ public sealed record TrainOptions
     /// <summary>Where to compute; null = <see cref="Workbench.Device"/>. The model is moved there.</summary>
     public torch.Device? Device { get; init; }
     public bool Shuffle { get; init; } = true;
+    /// <summary>Compute in bfloat16 with float32 master weights and optimizer state (see Bf16Masters); the model
+    /// is float32 again afterwards. Off by default: same-seed runs then repeat bit for bit against fp32 baselines.</summary>
+    public bool Bf16 { get; init; }
 
     public static IReadOnlyList<string> Profiles { get; } = new[] { "smoke", "default", "paper" };
 

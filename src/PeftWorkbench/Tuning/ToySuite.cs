@@ -11,6 +11,15 @@ namespace PeftWorkbench.Tuning;
 /// </summary>
 public static class ToySuite
 {
+    /// <summary>A toy task with exactly the VTAB-1K split sizes (800 / 200 / 1000 / <paramref name="test"/>), for timing the protocol.</summary>
+    public static Vtab1kTask Vtab1kSized(int classes, int imageSize, int test = 2000, int inChans = 3)
+    {
+        using var big = Load($"toy-{classes}", imageSize, inChans, perClass: (test + classes - 1) / classes);
+        long[] First(int n) => Enumerable.Range(0, n).Select(i => (long)i).ToArray();
+        return new Vtab1kTask($"toy-{classes}", "toy", big.Train800.Subset(First(800)), big.Val200.Subset(First(200)),
+            big.Train800Val200.Subset(First(1000)), big.Test.Subset(First(test)));
+    }
+
     public static Vtab1kTask Load(string name, int imageSize, int inChans = 3, int perClass = 8)
     {
         if (!name.StartsWith("toy-") || !int.TryParse(name[4..], out int k) || k is < 2 or > 10)

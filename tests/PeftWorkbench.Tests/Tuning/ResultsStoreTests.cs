@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using System.Text.Json;
+using PeftWorkbench.Tests.Training;
 using PeftWorkbench.Training;
 using PeftWorkbench.Tuning;
 using TorchSharp;
 
 namespace PeftWorkbench.Tests.Tuning;
 
+[Collection(TorchCollection.Name)]
 public class ResultsStoreTests
 {
     static TrialRecord Rec(string task, double lr, double? top1 = 50) =>

@@ -5,6 +5,7 @@ using PeftWorkbench.Tuning;
 
 namespace PeftWorkbench.Tests.Tuning;
 
+[Collection(TorchCollection.Name)]
 public class SweepTests
 {
     static readonly DefaultTrialEnvironment Env = new();
