@@ -6,4 +6,5 @@ var root = new RootCommand("PeftWorkbench: parameter-efficient fine-tuning of Vi
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(VitCommand.Create());
 foreach (var c in TrainCommand.Create()) root.Subcommands.Add(c);
+foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
 return root.Parse(args).Invoke();

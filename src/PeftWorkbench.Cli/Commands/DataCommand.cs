@@ -1,0 +1,128 @@
+using System.CommandLine;
+using PeftWorkbench.Data;
+using PeftWorkbench.Training;
+using PeftWorkbench.Vit;
+
+namespace PeftWorkbench.Cli.Commands;
+
+/// <summary>`peft data ...` (the mini suite) and `peft pretrain` (the upstream recipe).</summary>
+public static class DataCommand
+{
+    public static IEnumerable<Command> Create() => new[] { Data(), Pretrain() };
+
+    static Command Data()
+    {
+        var data = new Command("data", "The mini VTAB suite: list tasks, build the cache, preview images, zero-shot accuracy.");
+
+        var vtab = new Option<string?>("--vtab") { Description = "List a VTAB-1K folder root instead of the mini suite." };
+        var list = new Command("list", "Every task with its group, source, classes and split sizes.") { vtab };
+        list.SetAction(r =>
+        {
+            Suite suite = r.GetValue(vtab) is { } root ? Suite.FromVtabFolder(root) : Suite.Mini;
+            Console.WriteLine($"suite: {suite.Name}");
+            Console.WriteLine($"{"task",-15} {"group",-12} {"classes",7} {"train800",8} {"val200",6} {"tr800val200",11} {"test",6} {"many-shot",9}  shifts  source");
+            foreach (var t in suite.Tasks)
+                Console.WriteLine($"{t.Name,-15} {t.Group,-12} {t.NumClasses,7} {t.Train800,8} {t.Val200,6} {t.Train800Val200,11} {t.Test,6} {(t.ManyShotTrain > 0 ? t.ManyShotTrain.ToString() : "-"),9}  {t.Shifts.Count,6}  {t.Source}");
+            if (suite is MiniSuite m)
+                Console.WriteLine($"cache: {m.CacheDir}; shift sets: {string.Join(", ", Corruptions.Names)} at severities 1, 3, 5; real sources: mnist<->digits");
+            return 0;
+        });
+
+        var noMany = new Option<bool>("--no-many-shot") { Description = "Skip the many-shot training splits." };
+        var build = new Command("build", "Build (or check) the rendered suite cache for every task.") { noMany };
+        build.SetAction(r =>
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var built = Suite.Mini.BuildAll(!r.GetValue(noMany), Console.WriteLine);
+            Console.WriteLine($"{built.Count} task(s) built, {Suite.Mini.Tasks.Count - built.Count} cached, {sw.Elapsed.TotalSeconds:F1} s; cache {Suite.Mini.CacheDir}");
+            return 0;
+        });
+
+        var task = new Option<string>("--task") { Description = "Task name (see `peft data list`), or 'glyphs' for the upstream pre-training images.", Required = true };
+        var split = new Option<string>("--split") { Description = "train800, val200, train800val200, test, train-many, or shift:<name>.", DefaultValueFactory = _ => "train800" };
+        var outPng = new Option<string>("--out") { Description = "PNG file to write.", Required = true };
+        var preview = new Command("preview", "Write a PNG grid of the first 64 images of a split.") { task, split, outPng };
+        preview.SetAction(r =>
+        {
+            string t = r.GetValue(task)!, s = r.GetValue(split)!;
+            RawImages raw;
+            if (t == "glyphs") { using var fonts = GlyphRenderer.FromSystemFonts(); raw = fonts.Render(64, 1, MiniSuite.ImageSize, "preview"); }
+            else raw = s.StartsWith("shift:") ? ShiftRaw(t, s[6..]) : Suite.Mini.LoadRaw(t, s);
+            ImageGrid.SavePng(raw, r.GetValue(outPng)!);
+            Console.WriteLine($"{raw.Source}: {raw.Count} images; labels of the first 16: {string.Join(" ", raw.Labels.Take(16))} -> {r.GetValue(outPng)}");
+            return 0;
+        });
+
+        var zeroShot = new Command("zero-shot", "The shipped checkpoint's zero-shot digit accuracy (head outputs 0-9) on MNIST test and the digit shift sets.");
+        zeroShot.SetAction(_ =>
+        {
+            using var model = VisionTransformer.Pretrained("mini");
+            using (var test = Suite.Mini.LoadSplit("mnist", "test"))
+                Console.WriteLine($"mnist/test ({test.Count} images): zero-shot top-1 {ZeroShot.DigitAccuracy(model, test):F2} %");
+            foreach (var shift in new[] { "digits", "gaussian_noise-3", "gaussian_blur-3", "contrast-3" })
+            {
+                using var set = Suite.Mini.LoadShift("mnist", shift);
+                Console.WriteLine($"mnist shift {shift} ({set.Count} images): zero-shot top-1 {ZeroShot.DigitAccuracy(model, set):F2} %");
+            }
+            return 0;
+        });
+
+        var groups = new Option<string>("--groups") { Description = "Comma-separated groups to probe.", DefaultValueFactory = _ => "natural,specialized,structured" };
+        var probe = new Command("probe", "Linear probes (train800val200 -> test) on the shipped checkpoint and on a randomly initialised ViT: does pre-training transfer?") { groups };
+        probe.SetAction(r =>
+        {
+            var wanted = r.GetValue(groups)!.Split(',', StringSplitOptions.RemoveEmptyEntries);
+            var options = new TrainOptions { Epochs = 100, WarmupEpochs = 10, BatchSize = 64, Lr = 1e-2, WeightDecay = 1e-4, Seed = 42 };
+            Console.WriteLine("| task | group | pre-trained: logistic | random init: logistic | pre-trained: ridge | random init: ridge |");
+            Console.WriteLine("|---|---|---|---|---|---|");
+            foreach (var t in Suite.Mini.Tasks.Where(t => wanted.Contains(t.Group)))
+            {
+                using var train = Suite.Mini.LoadSplit(t.Name, "train800val200");
+                using var test = Suite.Mini.LoadSplit(t.Name, "test");
+                using var pre = VisionTransformer.Pretrained("mini");
+                using var rand = new VisionTransformer(pre.Config, seed: 0);
+                double rp = TransferProbe.Ridge(pre, train, test), rr = TransferProbe.Ridge(rand, train, test);
+                double lp = TransferProbe.Logistic(pre, train, test, options), lr = TransferProbe.Logistic(rand, train, test, options);
+                Console.WriteLine($"| {t.Name} | {t.Group} | {lp:F1} | {lr:F1} | {rp:F1} | {rr:F1} |");
+            }
+            return 0;
+        });
+
+        data.Subcommands.Add(list);
+        data.Subcommands.Add(probe);
+        data.Subcommands.Add(build);
+        data.Subcommands.Add(preview);
+        data.Subcommands.Add(zeroShot);
+        return data;
+    }
+
+    // Corruptions applied to the raw test split, so the preview shows the shift set's actual pixels.
+    static RawImages ShiftRaw(string task, string shift)
+    {
+        if (shift is "digits" or "mnist") return Suite.Mini.LoadRaw(shift, "test");
+        int dash = shift.LastIndexOf('-');
+        return Corruptions.Apply(Suite.Mini.LoadRaw(task, "test"), shift[..dash], int.Parse(shift[(dash + 1)..]), MiniSuite.Seed);
+    }
+
+    static Command Pretrain()
+    {
+        var recipe = new Option<string>("--recipe") { Description = "Recipe: " + string.Join(", ", PretrainRecipe.Recipes.Keys), Required = true };
+        var outDir = new Option<string>("--out") { Description = "Output folder for <recipe>.safetensors and <recipe>.recipe.json.", DefaultValueFactory = _ => "." };
+        var threads = new Option<int?>("--threads") { Description = "torch CPU threads (default: libtorch's choice)." };
+        var cmd = new Command("pretrain", "Run an upstream pre-training recipe (rendered characters) and write the checkpoint and its recipe JSON.") { recipe, outDir, threads };
+        cmd.SetAction((r, cancel) =>
+        {
+            if (r.GetValue(threads) is int t) TorchSharp.torch.set_num_threads(t);
+            var rec = PretrainRecipe.Get(r.GetValue(recipe)!);
+            string command = $"peft pretrain --recipe {rec.Name} --out {r.GetValue(outDir)}";
+            var (model, record) = Pretraining.Run(rec, r.GetValue(outDir)!, command, new ConsoleProgressBar($"pretrain {rec.Name}"),
+                m => Console.WriteLine($"[pretrain] {m}"), cancel);
+            model.Dispose();
+            Console.WriteLine($"[pretrain] wrote {Path.Combine(r.GetValue(outDir)!, rec.Name)}.safetensors and .recipe.json");
+            Console.WriteLine(record["results"]!.ToJsonString());
+            Console.WriteLine(record["time"]!.ToJsonString());
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,151 @@
+using SkiaSharp;
+
+namespace PeftWorkbench.Data;
+
+/// <summary>
+/// The upstream pre-training data: characters (digits, upper and lower case letters) rendered from the fonts
+/// Debian's fonts-* packages install, with varied fonts, sizes, affine transforms, stroke widths, blur,
+/// colours, gradients and noise. Classes 0..9 are the digits 0..9, so the pre-trained head's first ten
+/// outputs classify handwritten digits zero-shot (the analogue of CLIP's zero-shot head); letters make the
+/// task large enough that its features are not digit-specific.
+/// </summary>
+public sealed class GlyphRenderer : IDisposable
+{
+    public const string Characters = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    public static int NumClasses => Characters.Length;
+    /// <summary>Share of samples drawn from the ten digit classes (the rest spread over the letters).</summary>
+    public const double DigitShare = 0.4;
+
+    readonly List<SKTypeface> typefaces;
+    public IReadOnlyList<string> FontFiles { get; }
+
+    GlyphRenderer(List<SKTypeface> typefaces, List<string> files) { this.typefaces = typefaces; FontFiles = files; }
+
+    /// <summary>
+    /// Every .ttf/.otf under the font folders that has all 62 characters. Symbol and dingbat fonts map the
+    /// ASCII codes to pictures, so they are left out by name. Files are sorted so the list (and the data) is
+    /// the same on every machine with the same packages.
+    /// </summary>
+    public static GlyphRenderer FromSystemFonts(IReadOnlyList<string>? dirs = null, int minFonts = 20)
+    {
+        dirs ??= DataSources.FontDirs;
+        var files = dirs.Where(Directory.Exists)
+            .SelectMany(d => Directory.EnumerateFiles(d, "*", SearchOption.AllDirectories))
+            .Where(f => f.EndsWith(".ttf", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".otf", StringComparison.OrdinalIgnoreCase))
+            .Where(f => !System.Text.RegularExpressions.Regex.IsMatch(Path.GetFileName(f), "symbol|dingbat|math|d050000l|emoji|icon", System.Text.RegularExpressions.RegexOptions.IgnoreCase))
+            .OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var kept = new List<string>();
+        var faces = new List<SKTypeface>();
+        foreach (var f in files)
+        {
+            var tf = SKTypeface.FromFile(f);
+            if (tf is null) continue;
+            if (tf.ContainsGlyphs(Characters) && HasVisibleGlyphs(tf)) { faces.Add(tf); kept.Add(f); }
+            else tf.Dispose();
+        }
+        if (faces.Count < minFonts)
+            throw new InvalidOperationException(
+                $"found {faces.Count} usable fonts under {string.Join(", ", dirs)} (need {minFonts}); the fonts-* packages in environment/apt-packages.txt provide them: run `{DataSources.SetupCommand}`.");
+        return new GlyphRenderer(faces, kept);
+    }
+
+    static bool HasVisibleGlyphs(SKTypeface tf)
+    {
+        using var font = new SKFont(tf, 64);
+        foreach (var s in new[] { "0", "8", "A", "g" })
+        {
+            font.MeasureText(s, out var b);
+            if (b.Width < 4 || b.Height < 4) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Renders count labelled RGB images of size x size; the same seed gives the same images.</summary>
+    public RawImages Render(int count, ulong seed, int size = 32, string stream = "glyphs")
+    {
+        var rng = Rng.For(seed, stream);
+        var pixels = new byte[(long)count * 3 * size * size];
+        var labels = new long[count];
+        using var bitmap = new SKBitmap(new SKImageInfo(size, size, SKColorType.Gray8, SKAlphaType.Opaque));
+        using var canvas = new SKCanvas(bitmap);
+        var mask = new float[size * size];
+        for (int i = 0; i < count; i++)
+        {
+            int cls = rng.Chance(DigitShare) ? rng.Next(10) : 10 + rng.Next(NumClasses - 10);
+            labels[i] = cls;
+            DrawGlyph(canvas, bitmap, rng, typefaces[rng.Next(typefaces.Count)], Characters[cls].ToString(), size, mask);
+            Colorize(rng, mask, pixels.AsSpan(i * 3 * size * size, 3 * size * size), size);
+        }
+        return new RawImages(pixels, labels, 3, size, size, NumClasses, $"glyphs(seed {seed}, {typefaces.Count} fonts)").Validated();
+    }
+
+    /// <summary>A white glyph on black in mask (0..1): random height, aspect, rotation, shear, offset, stroke, blur.</summary>
+    static void DrawGlyph(SKCanvas canvas, SKBitmap bitmap, Rng rng, SKTypeface face, string text, int size, float[] mask)
+    {
+        canvas.ResetMatrix();
+        canvas.Clear(SKColors.Black);
+        using var font = new SKFont(face, 100) { Subpixel = true, Edging = SKFontEdging.Antialias };
+        font.MeasureText(text, out var bounds);
+        double targetH = rng.Uniform(0.45, 0.82) * size;
+        double scale = targetH / Math.Max(bounds.Height, 1);
+        double aspect = rng.Uniform(0.75, 1.25);
+        // Keep wide glyphs (W, m) inside the frame.
+        double maxW = 0.9 * size;
+        if (bounds.Width * scale * aspect > maxW) scale = maxW / (bounds.Width * aspect);
+        font.Size = (float)(100 * scale);
+        font.ScaleX = (float)aspect;
+        font.MeasureText(text, out bounds);
+        float stroke = (float)(rng.Chance(0.7) ? rng.Uniform(0, 0.1) * size : 0);
+        using var paint = new SKPaint
+        {
+            Color = SKColors.White, IsAntialias = true,
+            Style = stroke > 0 ? SKPaintStyle.StrokeAndFill : SKPaintStyle.Fill, StrokeWidth = stroke,
+            StrokeJoin = SKStrokeJoin.Round, StrokeCap = SKStrokeCap.Round,
+        };
+        if (rng.Chance(0.3)) paint.MaskFilter = SKMaskFilter.CreateBlur(SKBlurStyle.Normal, (float)rng.Uniform(0.3, 1.0));
+        float jitter = 0.1f * size;
+        canvas.Translate(size / 2f + (float)rng.Uniform(-jitter, jitter), size / 2f + (float)rng.Uniform(-jitter, jitter));
+        canvas.RotateDegrees((float)rng.Uniform(-18, 18));
+        canvas.Skew((float)rng.Uniform(-0.3, 0.3), 0);
+        canvas.DrawText(text, -bounds.MidX, -bounds.MidY, SKTextAlign.Left, font, paint);
+        canvas.Flush();
+        var span = bitmap.GetPixelSpan();
+        for (int p = 0; p < mask.Length; p++) mask[p] = span[p] / 255f;
+    }
+
+    /// <summary>
+    /// Foreground and background colours, a gradient and noise. About half the images are light-on-dark grey
+    /// (the look of scanned digits), some dark-on-light, the rest random colours with enough contrast.
+    /// </summary>
+    static void Colorize(Rng rng, float[] mask, Span<byte> rgb, int size)
+    {
+        double mode = rng.NextDouble();
+        var fg = new double[3]; var bg = new double[3];
+        if (mode < 0.45) { double b = rng.Uniform(0, 60), f = rng.Uniform(170, 255); for (int c = 0; c < 3; c++) { bg[c] = b; fg[c] = f; } }
+        else if (mode < 0.6) { double b = rng.Uniform(170, 255), f = rng.Uniform(0, 80); for (int c = 0; c < 3; c++) { bg[c] = b; fg[c] = f; } }
+        else
+        {
+            do { for (int c = 0; c < 3; c++) { fg[c] = rng.Uniform(0, 255); bg[c] = rng.Uniform(0, 255); } }
+            while (Math.Abs(Luma(fg) - Luma(bg)) < 70);
+        }
+        double gAmp = rng.Chance(0.5) ? rng.Uniform(0, 50) : 0, gAngle = rng.Uniform(0, 2 * Math.PI);
+        double noise = rng.Chance(0.6) ? rng.Uniform(0, 25) : 0;
+        double gx = Math.Cos(gAngle), gy = Math.Sin(gAngle);
+        int hw = size * size;
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+            {
+                int p = y * size + x;
+                double grad = gAmp * (((x - size / 2.0) * gx + (y - size / 2.0) * gy) / size);
+                for (int c = 0; c < 3; c++)
+                {
+                    double v = bg[c] + mask[p] * (fg[c] - bg[c]) + grad + (noise > 0 ? noise * rng.Normal() : 0);
+                    rgb[c * hw + p] = (byte)Math.Clamp(Math.Round(v), 0, 255);
+                }
+            }
+    }
+
+    static double Luma(double[] c) => 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+
+    public void Dispose() { foreach (var t in typefaces) t.Dispose(); }
+}

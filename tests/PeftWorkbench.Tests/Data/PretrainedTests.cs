@@ -1,0 +1,90 @@
+using PeftWorkbench.Data;
+using PeftWorkbench.Vit;
+using TorchSharp;
+
+namespace PeftWorkbench.Tests.Data;
+
+public class PretrainedTests
+{
+    /// <summary>Measured for the shipped checkpoint (see Pretrained/mini.recipe.json); the floor leaves room for BLAS differences.</summary>
+    public const double ZeroShotFloor = 50.0;
+
+    [Fact]
+    public void Shipped_checkpoint_loads_strictly_with_the_character_head()
+    {
+        using var model = VisionTransformer.Pretrained("mini");
+        Assert.Equal(GlyphRenderer.NumClasses, model.Config.NumClasses);
+        Assert.Equal((32, 8), (model.Config.ImageSize, model.Config.PatchSize));
+        using var fresh = new VisionTransformer(model.Config, seed: 0);
+        Assert.Equal(fresh.named_parameters().Select(p => p.name).OrderBy(n => n), model.named_parameters().Select(p => p.name).OrderBy(n => n));
+        // Trained weights differ from any fresh initialisation.
+        Assert.True((model.pos_embed - fresh.pos_embed).abs().max().item<float>() > 0.05f);
+        var recipe = System.Text.Json.Nodes.JsonNode.Parse(VisionTransformer.PretrainedRecipe("mini"))!;
+        Assert.Equal("peft pretrain --recipe mini --out src/PeftWorkbench/Pretrained", recipe["command"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Zero_shot_digit_accuracy_on_mnist_test_is_above_the_floor()
+    {
+        using var model = VisionTransformer.Pretrained("mini");
+        using var test = Suite.Mini.LoadSplit("mnist", "test");
+        double acc = ZeroShot.DigitAccuracy(model, test);
+        Assert.True(acc >= ZeroShotFloor, $"zero-shot MNIST test top-1 {acc:F2} % < floor {ZeroShotFloor} %");
+        // The digit head, kept alone, is the same classifier.
+        model.KeepHeadRows(10);
+        Assert.Equal(acc, ZeroShot.DigitAccuracy(model, test), 6);
+    }
+
+    [Fact]
+    public void Strict_load_names_missing_and_wrongly_shaped_keys()
+    {
+        using var dir = new TempDir();
+        var config = VitConfig.Preset("mini") with { Depth = 1, NumClasses = 3 };
+        using (var model = new VisionTransformer(config, seed: 1)) model.SaveWorkbenchCheckpoint(dir.File("ok.safetensors"));
+        using (var loaded = VisionTransformer.LoadStrict(dir.File("ok.safetensors")))
+        using (var again = new VisionTransformer(config, seed: 1))
+            Assert.True(((TorchSharp.Modules.Linear)loaded.head).weight!.allclose(((TorchSharp.Modules.Linear)again.head).weight!));
+
+        var file = PeftWorkbench.Checkpoints.SafetensorsFile.Open(dir.File("ok.safetensors"));
+        var tensors = file.ReadAll();
+        tensors.Remove("norm.bias");
+        PeftWorkbench.Checkpoints.SafetensorsFile.Write(dir.File("missing.safetensors"), tensors, file.Metadata);
+        var e = Assert.Throws<InvalidDataException>(() => VisionTransformer.LoadStrict(dir.File("missing.safetensors")));
+        Assert.Contains("norm.bias", e.Message);
+
+        tensors["norm.bias"] = torch.zeros(7);
+        PeftWorkbench.Checkpoints.SafetensorsFile.Write(dir.File("shape.safetensors"), tensors, file.Metadata);
+        e = Assert.Throws<InvalidDataException>(() => VisionTransformer.LoadStrict(dir.File("shape.safetensors")));
+        Assert.Contains("norm.bias", e.Message); Assert.Contains("[7]", e.Message);
+    }
+
+    [Fact]
+    public void Pretrained_features_beat_random_features_on_natural_tasks()
+    {
+        // Closed-form ridge probe on 400 training and 400 test images per task: a small subset of the note's table.
+        using var pre = VisionTransformer.Pretrained("mini");
+        using var rand = new VisionTransformer(pre.Config, seed: 0);
+        foreach (var task in Suite.Mini.Tasks.Where(t => t.Group == "natural").Select(t => t.Name))
+        {
+            using var trainAll = Suite.Mini.LoadSplit(task, "train800");
+            using var testAll = Suite.Mini.LoadSplit(task, "test");
+            using var train = trainAll.Subset(Enumerable.Range(0, 400).Select(i => (long)i).ToArray());
+            using var test = testAll.Subset(Enumerable.Range(0, 400).Select(i => (long)i).ToArray());
+            double a = TransferProbe.Ridge(pre, train, test), b = TransferProbe.Ridge(rand, train, test);
+            Assert.True(a > b + 2, $"{task}: pre-trained {a:F1} % vs random {b:F1} %");
+        }
+    }
+
+    [Fact]
+    public void Glyph_renderer_is_deterministic_and_digits_come_first()
+    {
+        Assert.Equal("0123456789", GlyphRenderer.Characters[..10]);
+        using var fonts = GlyphRenderer.FromSystemFonts();
+        Assert.True(fonts.FontFiles.Count >= 50, $"{fonts.FontFiles.Count} fonts");
+        var a = fonts.Render(40, 3);
+        var b = fonts.Render(40, 3);
+        Assert.Equal(a.Pixels, b.Pixels);
+        Assert.Equal(a.Labels, b.Labels);
+        Assert.All(a.Labels, l => Assert.InRange(l, 0, GlyphRenderer.NumClasses - 1));
+    }
+}
