@@ -7,4 +7,5 @@ root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(VitCommand.Create());
 foreach (var c in TrainCommand.Create()) root.Subcommands.Add(c);
 foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
+PeftCommand.AddTo(root);
 return root.Parse(args).Invoke();

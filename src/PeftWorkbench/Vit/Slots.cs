@@ -33,6 +33,22 @@ public static class Slots
         return old;
     }
 
+    /// <summary>
+    /// Puts <paramref name="module"/> at position <paramref name="index"/> of a ModuleList (e.g. blocks[i]); returns
+    /// what was there. ModuleList's indexer setter only changes the list, not the registry that names parameters
+    /// ("blocks.3.norm1.weight"), so both are updated here.
+    /// </summary>
+    public static nn.Module<Tensor, Tensor> ReplaceAt(TorchSharp.Modules.ModuleList<nn.Module<Tensor, Tensor>> list, int index, nn.Module<Tensor, Tensor> module)
+    {
+        if (index < 0 || index >= list.Count)
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"ModuleList has {list.Count} entries");
+        var old = list[index];
+        list[index] = module;
+        var registry = Registry.GetValue(list)!;
+        registry.GetType().GetProperty("Item", new[] { typeof(string) })!.SetValue(registry, module, new object[] { index.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        return old;
+    }
+
     static FieldInfo FieldOf(nn.Module parent, string name) =>
         parent.GetType().GetField(name, BindingFlags.Public | BindingFlags.Instance) is { } f
         && typeof(nn.Module<Tensor, Tensor>).IsAssignableFrom(f.FieldType)

@@ -46,14 +46,14 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
     void InitWeights()
     {
         using var _ = torch.no_grad();
-        nn.init.trunc_normal_(pos_embed, std: 0.02);
+        TruncNormal.Fill_(pos_embed, std: 0.02);
         nn.init.normal_(cls_token, std: 1e-6);
         foreach (var (name, m) in named_modules())
         {
             switch (m)
             {
                 case Linear lin:
-                    nn.init.trunc_normal_(lin.weight, std: 0.02);
+                    TruncNormal.Fill_(lin.weight, std: 0.02);
                     if (lin.bias is not null) nn.init.zeros_(lin.bias);
                     break;
                 case LayerNorm ln:
@@ -62,7 +62,7 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
                 case Conv2d conv:
                     // lecun-normal-like: truncated normal scaled by fan-in, as timm does for the patch projection.
                     long fanIn = conv.weight!.shape[1] * conv.weight.shape[2] * conv.weight.shape[3];
-                    nn.init.trunc_normal_(conv.weight, std: Math.Sqrt(1.0 / fanIn));
+                    TruncNormal.Fill_(conv.weight, std: Math.Sqrt(1.0 / fanIn));
                     if (conv.bias is not null) nn.init.zeros_(conv.bias);
                     break;
             }
@@ -100,7 +100,7 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
         if (numClasses > 0)
         {
             var lin = nn.Linear(Config.EmbedDim, numClasses);
-            using (torch.no_grad()) { nn.init.trunc_normal_(lin.weight, std: 0.02); nn.init.zeros_(lin.bias!); }
+            using (torch.no_grad()) { TruncNormal.Fill_(lin.weight, std: 0.02); nn.init.zeros_(lin.bias!); }
             fresh = lin.to(device);
         }
         else fresh = nn.Identity();

@@ -1,0 +1,63 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PeftWorkbench.Peft;
+
+/// <summary>How a bottleneck adapter's two projections start (the study's adapter_init values).</summary>
+public enum AdapterInit
+{
+    /// <summary>Both projections Xavier-uniform, biases N(0, 1e-6): the output changes at attach (Houlsby, the study's "xavier").</summary>
+    Xavier,
+    /// <summary>Down Xavier-uniform, up and biases zero: the output is unchanged at attach (Pfeiffer, "lora_xavier").</summary>
+    LoraXavier,
+    /// <summary>Down Kaiming-uniform (a = sqrt 5), up and biases zero (AdaptFormer, "lora_kaiming").</summary>
+    LoraKaiming,
+}
+
+/// <summary>
+/// The bottleneck adapter the study uses for Houlsby, Pfeiffer and AdaptFormer:
+/// up(dropout(relu(down(x)))) * scale. The caller adds the residual or the parallel path.
+/// </summary>
+public sealed class BottleneckAdapter : nn.Module<Tensor, Tensor>
+{
+    public Linear down_proj, up_proj;
+    public nn.Module<Tensor, Tensor> dropout;
+    public readonly double Scale;
+
+    public BottleneckAdapter(int dim, int bottleneck, double scale, double dropout, AdapterInit init) : base(nameof(BottleneckAdapter))
+    {
+        down_proj = nn.Linear(dim, bottleneck);
+        up_proj = nn.Linear(bottleneck, dim);
+        this.dropout = nn.Dropout(dropout);
+        Scale = scale;
+        using (torch.no_grad())
+        {
+            switch (init)
+            {
+                case AdapterInit.Xavier:
+                    nn.init.xavier_uniform_(down_proj.weight);
+                    nn.init.xavier_uniform_(up_proj.weight);
+                    nn.init.normal_(down_proj.bias!, std: 1e-6);
+                    nn.init.normal_(up_proj.bias!, std: 1e-6);
+                    break;
+                case AdapterInit.LoraXavier:
+                    nn.init.xavier_uniform_(down_proj.weight);
+                    nn.init.zeros_(up_proj.weight);
+                    nn.init.zeros_(down_proj.bias!);
+                    nn.init.zeros_(up_proj.bias!);
+                    break;
+                case AdapterInit.LoraKaiming:
+                    nn.init.kaiming_uniform_(down_proj.weight, a: Math.Sqrt(5));
+                    nn.init.zeros_(up_proj.weight);
+                    nn.init.zeros_(down_proj.bias!);
+                    nn.init.zeros_(up_proj.bias!);
+                    break;
+            }
+        }
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) =>
+        up_proj.forward(dropout.forward(torch.nn.functional.relu(down_proj.forward(x)))) * Scale;
+}

@@ -1,0 +1,79 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace PeftWorkbench.Peft;
+
+/// <summary>
+/// AdaptFormer: a bottleneck adapter in parallel with the MLP branch, fed the block input before norm2:
+/// mlp(norm2(x)) + s * up(dropout(relu(down(x)))). Since the adapter needs the input before norm2, the
+/// normalisation moves into the MLP wrapper: norm2's slot keeps norm2's tensors (same keys) and passes x
+/// through; the MLP wrapper normalises for the MLP and hands x unnormalised to the adapter.
+/// </summary>
+public sealed record AdaptFormerOptions : PeftOptions
+{
+    /// <summary>Bottleneck width r (adapter_bottleneck; the study's default 64).</summary>
+    public int Bottleneck { get; init; } = 64;
+    /// <summary>Output scale s (adapter_scaler; the study's default 0.1).</summary>
+    public double Scale { get; init; } = 0.1;
+    public double Dropout { get; init; } = 0.1;
+
+    public static PeftMethod Info { get; } = new(
+        Id: "adaptformer", Name: "AdaptFormer", OptionsType: typeof(AdaptFormerOptions),
+        Where: "in parallel with the MLP branch, fed the block input before norm2",
+        Init: "down Kaiming-uniform, up and biases zero; ReLU; dropout 0.1",
+        Options: new OptionSpec[]
+        {
+            new("adapter_bottleneck", nameof(Bottleneck), "bottleneck width r", new object[] { 4, 16, 32 }),
+            new("adapter_scaler", nameof(Scale), "output scale s", new object[] { 0.05, 0.1, 0.2 }),
+            new("adapter_dropout", nameof(Dropout), "dropout after the ReLU"),
+        },
+        Mergeable: false, IdentityAtInit: true);
+
+    public override PeftMethod Describe() => Info;
+
+    public override void Validate(Vit.VitConfig vit)
+    {
+        CheckRange(nameof(Bottleneck), Bottleneck, 1, vit.EmbedDim, "1 to the ViT's embedding dimension");
+        CheckPositive(nameof(Scale), Scale);
+        CheckProbability(nameof(Dropout), Dropout);
+    }
+
+    internal override void Attach(AttachContext ctx)
+    {
+        int d = ctx.Config.EmbedDim;
+        for (int i = 0; i < ctx.Depth; i++)
+        {
+            var block = ctx.Block(i);
+            var norm = ctx.Wrap(block, nameof(block.norm2), n => new DeferredLayerNorm(n));
+            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.LoraKaiming), ctx.State, norm));
+        }
+    }
+}
+
+/// <summary>
+/// A LayerNorm whose slot passes its input through unchanged; the module after it calls
+/// <see cref="Normalize"/> where it needs the normalised input. Keeps the LayerNorm's tensors and keys.
+/// </summary>
+public sealed class DeferredLayerNorm : nn.Module<Tensor, Tensor>, IPeftWrapper
+{
+    public Parameter weight;
+    public Parameter? bias;
+    readonly Ref<LayerNorm> original;
+
+    public DeferredLayerNorm(nn.Module<Tensor, Tensor> slot) : base(nameof(DeferredLayerNorm))
+    {
+        var ln = slot as LayerNorm ?? throw new ArgumentException($"DeferredLayerNorm wraps a LayerNorm, found {slot.GetType().Name}");
+        original = new(ln);
+        weight = ln.weight;
+        bias = ln.bias;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => x;
+
+    public Tensor Normalize(Tensor x) => F.layer_norm(x, original.Value.normalized_shape, weight, bias, original.Value.eps);
+
+    public nn.Module<Tensor, Tensor> Unwrap() => Rebind.LayerNorm(original.Value, weight, bias);
+}
