@@ -16,17 +16,65 @@ public static class TrainCommand
     /// methods register here when their branches land.</summary>
     public static DefaultTrialEnvironment Environment { get; } = new();
 
-    public static IEnumerable<Command> Create() => new[] { Sweep(), Worker(), Trial(), Results(), Bench() };
+    public static IEnumerable<Command> Create() => new[] { Train(), Sweep(), Worker(), Trial(), Results(), Bench() };
+
+    /// <summary>--checkpoint values: "none" = random init; default for the mini suite: the shipped mini ViT.</summary>
+    static string? CheckpointFor(string? given, string suite) =>
+        given is "none" ? null : given ?? (suite == "mini" ? "shipped:mini" : null);
+
+    static Command Train()
+    {
+        var task = new Option<string>("--task") { Description = "Task name (see `peft data list`).", Required = true };
+        var method = new Option<string>("--method") { Description = "One of the study's 16 methods (see `peft methods`).", Required = true };
+        var hp = new Option<string[]>("--hp") { Description = "Method hyperparameters key=value (the study's keys); given: no method grid.", AllowMultipleArgumentsPerToken = true };
+        var profile = new Option<string>("--profile") { Description = "smoke | default | paper", DefaultValueFactory = _ => "default" };
+        var suite = new Option<string>("--suite") { Description = "mini | toy | vtab:ROOT", DefaultValueFactory = _ => "mini" };
+        var preset = new Option<string>("--preset") { Description = "Backbone preset when no checkpoint gives the shape.", DefaultValueFactory = _ => "mini" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path, or none." };
+        var outDir = new Option<string?>("--out") { Description = "Results store (resumable); none: nothing saved." };
+        var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
+        var cmd = new Command("train", "The study's protocol for one method on one task: tune (lr x wd x method grid) on train800/val200, retrain the best on train800val200, test.")
+            { task, method, hp, profile, suite, preset, checkpoint, outDir, bf16 };
+        cmd.SetAction((r, cancel) =>
+        {
+            var suiteName = r.GetValue(suite)!;
+            var ckpt = CheckpointFor(r.GetValue(checkpoint), suiteName);
+            var options = ProtocolOptions.Vtab1k(r.GetValue(profile)!);
+            options = options with { Train = options.Train with { Bf16 = r.GetValue(bf16) } };
+            var m = r.GetValue(method)!;
+            var given = Split(r.GetValue(hp));
+            var grid = given.Count > 0 ? new[] { TrialConfig.ParseHp(given) } : PeftFactory.Grid(m, options.Profile);
+            var manifest = new SweepManifest
+            {
+                Store = r.GetValue(outDir) ?? "", Suite = suiteName, Profile = options.Profile, Checkpoint = ckpt, Bf16 = r.GetValue(bf16),
+                Backbone = PeftFactory.BackboneFor(ckpt, VitConfig.Preset(r.GetValue(preset)!)), Trials = new(),
+            };
+            using var vtab = Environment.LoadTask(manifest, r.GetValue(task)!);
+            var store = r.GetValue(outDir) is string d ? new ResultsStore(d) : null;
+            var clock = Stopwatch.StartNew();
+            Console.WriteLine($"{m} on {vtab.Name} ({vtab.NumClasses} classes; {manifest.Backbone.Name}{(ckpt is null ? ", random init" : ", " + ckpt)}), profile {options.Profile}: " +
+                $"{grid.Count * options.Lrs.Count * options.WeightDecays.Count * options.DropPaths.Count} tune trials + 1 final");
+            var result = Protocol.Vtab1k(vtab, m, grid, Environment.Factory(manifest, m), options, store,
+                c => new ConsoleProgressBar($"{c.Phase} lr={c.Lr} wd={c.WeightDecay} {c.HpText}".TrimEnd()), cancel);
+            foreach (var rec in result.Tuning.Append(result.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec));
+            var f = result.Final;
+            Console.WriteLine($"test top-1 {f.Top1Last:F2} (best epoch {f.Top1Best:F2}), {f.TrainableParams:N0} trainable params excl. head, " +
+                $"selected lr={f.Config.Lr} wd={f.Config.WeightDecay} {f.Config.HpText}; {clock.Elapsed.TotalSeconds:F1} s");
+            return Task.FromResult(f.Status == "ok" ? 0 : 1);
+        });
+        return cmd;
+    }
 
     static Command Sweep()
     {
-        var suite = new Option<string>("--suite") { Description = "Task suite: " + string.Join(", ", Environment.Tasks.Keys), DefaultValueFactory = _ => "toy" };
-        var tasks = new Option<string[]>("--tasks") { Description = "Tasks (comma-separated or repeated).", AllowMultipleArgumentsPerToken = true };
-        var methods = new Option<string[]>("--methods") { Description = "Methods: " + string.Join(", ", Environment.Methods.Keys), AllowMultipleArgumentsPerToken = true };
+        var suite = new Option<string>("--suite") { Description = "Task suite: " + string.Join(", ", Environment.Tasks.Keys) + ", vtab:ROOT", DefaultValueFactory = _ => "mini" };
+        var tasks = new Option<string[]>("--tasks") { Description = "Tasks (comma-separated or repeated; 'all' = the whole mini suite).", AllowMultipleArgumentsPerToken = true };
+        var methods = new Option<string[]>("--methods") { Description = "Methods (the study's ids, see `peft methods`; 'all' = all 16).", AllowMultipleArgumentsPerToken = true };
         var profile = new Option<string>("--profile") { Description = "smoke | default | paper", DefaultValueFactory = _ => "default" };
         var protocol = new Option<string>("--protocol") { Description = "vtab1k | manyshot", DefaultValueFactory = _ => "vtab1k" };
         var preset = new Option<string>("--preset") { Description = "Backbone preset.", DefaultValueFactory = _ => "mini" };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Backbone weights (safetensors, timm names)." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path (timm names), or none." };
+        var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
         var workers = new Option<int>("--workers") { Description = "Worker processes on this machine.", DefaultValueFactory = _ => 1 };
         var export = new Option<string?>("--export") { Description = "'slurm': write a manifest and sbatch job arrays instead of running." };
         var outDir = new Option<string>("--out") { Description = "Experiment directory (the results store).", Required = true };
@@ -37,7 +85,7 @@ public static class TrainCommand
         var maxArray = new Option<int>("--max-array-size") { Description = "slurm: the cluster's MaxArraySize.", DefaultValueFactory = _ => 1001 };
         var cmd = new Command("sweep", "Run (or export) the protocol for methods x tasks into a resumable results store. " +
             "Rerun the same command (or `peft sweep --out DIR`) to resume.")
-            { suite, tasks, methods, profile, protocol, preset, checkpoint, workers, export, outDir, peftCmd, cpus, time, partition, maxArray };
+            { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, workers, export, outDir, peftCmd, cpus, time, partition, maxArray };
         cmd.SetAction((r, cancel) =>
         {
             var dir = Path.GetFullPath(r.GetValue(outDir)!);
@@ -50,7 +98,12 @@ public static class TrainCommand
             {
                 if (taskList.Count == 0 || methodList.Count == 0) throw new ArgumentException("--tasks and --methods are required for a new sweep.");
                 var options = r.GetValue(protocol) == "manyshot" ? ProtocolOptions.ManyShot(r.GetValue(profile)!) : ProtocolOptions.Vtab1k(r.GetValue(profile)!);
-                manifest = Tuning.Sweep.Plan(dir, r.GetValue(suite)!, taskList, methodList, options, VitConfig.Preset(r.GetValue(preset)!), Environment, r.GetValue(checkpoint));
+                options = options with { Train = options.Train with { Bf16 = r.GetValue(bf16) } };
+                if (methodList is ["all"]) methodList = Peft.MethodRegistry.All.Select(x => x.Id).ToList();
+                if (taskList is ["all"] && r.GetValue(suite) == "mini") taskList = Suite.Mini.Tasks.Select(x => x.Name).ToList();
+                var ckpt = CheckpointFor(r.GetValue(checkpoint), r.GetValue(suite)!);
+                manifest = Tuning.Sweep.Plan(dir, r.GetValue(suite)!, taskList, methodList, options,
+                    PeftFactory.BackboneFor(ckpt, VitConfig.Preset(r.GetValue(preset)!)), Environment, ckpt);
                 if (File.Exists(manifestPath))
                 {
                     var old = SweepManifest.Load(manifestPath);
@@ -186,7 +239,7 @@ public static class TrainCommand
             var options = ProtocolOptions.Vtab1k(r.GetValue(profile)!);
             var m = r.GetValue(method)!;
             var clock = Stopwatch.StartNew();
-            var result = Protocol.Vtab1k(task, m, null, BaselineMethods.Factory(m, config), options, null, null, cancel);
+            var result = Protocol.Vtab1k(task, m, PeftFactory.Grid(m, options.Profile), new PeftFactory(config, null).Build, options, null, null, cancel);
             foreach (var rec in result.Tuning.Append(result.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec) + $"  {rec.ImagesPerSecond:F0} img/s");
             Console.WriteLine($"protocol {m} on {task.Name} ({config.Name}, profile {options.Profile}): {result.Tuning.Count} tune + 1 final in {clock.Elapsed.TotalSeconds:F1} s");
             return Task.FromResult(0);

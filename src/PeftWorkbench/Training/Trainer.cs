@@ -102,7 +102,7 @@ public static class Trainer
                     var idx = order.narrow(0, (long)s * options.BatchSize, Math.Min(options.BatchSize, n - (long)s * options.BatchSize));
                     batch = idx.shape[0];
                     var x = train.Inputs.index_select(0, idx).to(device);
-                    if (mixed is not null) x = x.to(ScalarType.BFloat16);
+                    if (mixed is not null && x.is_floating_point()) x = x.to(ScalarType.BFloat16);
                     var y = train.Labels.index_select(0, idx).to(device);
                     optimizer.zero_grad();
                     mixed?.ZeroModelGrads();

@@ -215,7 +215,7 @@ public static class Protocol
             TrainHistory history;
             EvalResult? test = null;
             Action<EvalResult>? keep = final && store is not null ? r => test = r : null;
-            if (built.Model is VisionTransformer vit && OnlyHeadTrains(vit))
+            if (LinearProbeBackbone(built.Model) is { } vit)
             {
                 using var trainCache = FeatureCache.Build(vit, train, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
                 using var evalCache = FeatureCache.Build(vit, eval, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
@@ -244,7 +244,19 @@ public static class Protocol
         }
     }
 
-    static bool OnlyHeadTrains(VisionTransformer vit) =>
-        vit.named_parameters().Where(p => p.parameter.requires_grad).All(p => p.name.StartsWith("head.", StringComparison.Ordinal))
-        && vit.head.parameters().Any(p => p.requires_grad);
+    /// <summary>The ViT to probe through a feature cache when only its head trains (a bare ViT, or the "linear"
+    /// method's PeftModel, which adds nothing to the forward); else null.</summary>
+    static VisionTransformer? LinearProbeBackbone(nn.Module<Tensor, Tensor> model)
+    {
+        var vit = model switch
+        {
+            VisionTransformer v => v,
+            Peft.PeftModel pm when pm.Method.Id == "linear" => pm.model,
+            _ => null,
+        };
+        if (vit is null) return null;
+        bool onlyHead = model.named_parameters().Where(p => p.parameter.requires_grad)
+            .All(p => p.name.StartsWith("head.", StringComparison.Ordinal) || p.name.StartsWith("model.head.", StringComparison.Ordinal));
+        return onlyHead && vit.head.parameters().Any(p => p.requires_grad) ? vit : null;
+    }
 }

@@ -20,12 +20,22 @@ public sealed record SweepManifest
     public required string Profile { get; init; }
     public string Protocol { get; init; } = "vtab1k";
     public required VitConfig Backbone { get; init; }
+    /// <summary>null: random init; "shipped:NAME": a checkpoint embedded in the library; else a safetensors path.</summary>
     public string? Checkpoint { get; init; }
+    /// <summary>Train in bf16 with float32 masters (see TrainOptions.Bf16).</summary>
+    public bool Bf16 { get; init; }
     public required List<TrialConfig> Trials { get; init; }
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public ProtocolOptions Options => Protocol == "manyshot" ? ProtocolOptions.ManyShot(Profile) : ProtocolOptions.Vtab1k(Profile);
+    public ProtocolOptions Options
+    {
+        get
+        {
+            var o = Protocol == "manyshot" ? ProtocolOptions.ManyShot(Profile) : ProtocolOptions.Vtab1k(Profile);
+            return o with { Train = o.Train with { Bf16 = Bf16 } };
+        }
+    }
 
     public void Save(string path)
     {
@@ -57,31 +67,37 @@ public interface ITrialEnvironment
     IReadOnlyList<SortedDictionary<string, string>> Grid(string method, string profile);
 }
 
-/// <summary>The baselines ("full", "linear") on the toy suite; other suites and methods plug in through
-/// <see cref="Tasks"/> and <see cref="Methods"/> (the data suite and PEFT registry register themselves there).</summary>
+/// <summary>
+/// Suites: "mini" (the embedded default), "toy" (tiny procedural tasks for tests); "vtab:ROOT" reads processed
+/// VTAB-1K folders at the backbone's image size. Methods: the study's 16 (Peft/ registry; aliases accepted) with
+/// the study's grids under the paper profile. More suites or methods plug in through <see cref="Tasks"/>.
+/// </summary>
 public sealed class DefaultTrialEnvironment : ITrialEnvironment
 {
     public Dictionary<string, Func<SweepManifest, string, Vtab1kTask>> Tasks { get; } = new()
     {
         ["toy"] = (m, task) => ToySuite.Load(task, m.Backbone.ImageSize, m.Backbone.InChans),
+        ["mini"] = (m, task) => Suite.Mini.Load(task),
     };
-    public Dictionary<string, Func<SweepManifest, ModelFactory>> Methods { get; } = new()
+    readonly Dictionary<string, PeftFactory> factories = new();
+
+    public Vtab1kTask LoadTask(SweepManifest manifest, string task)
     {
-        ["full"] = m => BaselineMethods.Factory("full", m.Backbone, m.Checkpoint),
-        ["linear"] = m => BaselineMethods.Factory("linear", m.Backbone, m.Checkpoint),
-    };
-    public Dictionary<string, Func<string, IReadOnlyList<SortedDictionary<string, string>>>> Grids { get; } = new();
+        if (manifest.Suite.StartsWith("vtab:")) return Suite.FromVtabFolder(manifest.Suite[5..], manifest.Backbone.ImageSize).Load(task);
+        return Tasks.TryGetValue(manifest.Suite, out var load) ? load(manifest, task)
+            : throw new ArgumentException($"Suite '{manifest.Suite}' is not available. Known suites: {string.Join(", ", Tasks.Keys)}, vtab:ROOT.");
+    }
 
-    public Vtab1kTask LoadTask(SweepManifest manifest, string task) =>
-        Tasks.TryGetValue(manifest.Suite, out var load) ? load(manifest, task)
-        : throw new ArgumentException($"Suite '{manifest.Suite}' is not available here. Known suites: {string.Join(", ", Tasks.Keys)}.");
+    /// <summary>One <see cref="PeftFactory"/> per backbone + checkpoint, so weights load once per worker.</summary>
+    public ModelFactory Factory(SweepManifest manifest, string method)
+    {
+        Peft.MethodRegistry.Get(method); // unknown methods fail here, naming the known ones
+        var key = System.Text.Json.JsonSerializer.Serialize(manifest.Backbone) + "|" + manifest.Checkpoint;
+        if (!factories.TryGetValue(key, out var f)) factories[key] = f = new PeftFactory(manifest.Backbone, manifest.Checkpoint);
+        return f.Build;
+    }
 
-    public ModelFactory Factory(SweepManifest manifest, string method) =>
-        Methods.TryGetValue(method, out var make) ? make(manifest)
-        : throw new ArgumentException($"Method '{method}' is not available here. Known methods: {string.Join(", ", Methods.Keys)}.");
-
-    public IReadOnlyList<SortedDictionary<string, string>> Grid(string method, string profile) =>
-        Grids.TryGetValue(method, out var g) ? g(profile) : new[] { new SortedDictionary<string, string>(StringComparer.Ordinal) };
+    public IReadOnlyList<SortedDictionary<string, string>> Grid(string method, string profile) => PeftFactory.Grid(method, profile);
 }
 
 /// <summary>Plans sweeps, runs workers over a shared store, runs single manifest entries, exports slurm job arrays.</summary>
@@ -106,7 +122,8 @@ public static class Sweep
         return new SweepManifest
         {
             Store = Path.GetFullPath(store), Suite = suite, Profile = options.Profile, Protocol = options.Protocol,
-            Backbone = backbone, Checkpoint = checkpoint is null ? null : Path.GetFullPath(checkpoint), Trials = trials,
+            Backbone = backbone, Bf16 = options.Train.Bf16, Trials = trials,
+            Checkpoint = checkpoint is null || checkpoint.StartsWith("shipped:") ? checkpoint : Path.GetFullPath(checkpoint),
         };
     }
 
