@@ -35,7 +35,7 @@ public static class TrainCommand
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
         var cmd = new Command("train", "The study's protocol for one method on one task: tune (lr x wd x method grid) on train800/val200, retrain the best on train800val200, test.")
             { task, method, hp, profile, suite, preset, checkpoint, outDir, bf16 };
-        cmd.SetAction((r, cancel) =>
+        cmd.SetAction((r, cancel) => Guard(() =>
         {
             var suiteName = r.GetValue(suite)!;
             var ckpt = CheckpointFor(r.GetValue(checkpoint), suiteName);
@@ -61,7 +61,7 @@ public static class TrainCommand
             Console.WriteLine($"test top-1 {f.Top1Last:F2} (best epoch {f.Top1Best:F2}), {f.TrainableParams:N0} trainable params excl. head, " +
                 $"selected lr={f.Config.Lr} wd={f.Config.WeightDecay} {f.Config.HpText}; {clock.Elapsed.TotalSeconds:F1} s");
             return Task.FromResult(f.Status == "ok" ? 0 : 1);
-        });
+        }));
         return cmd;
     }
 
@@ -86,7 +86,7 @@ public static class TrainCommand
         var cmd = new Command("sweep", "Run (or export) the protocol for methods x tasks into a resumable results store. " +
             "Rerun the same command (or `peft sweep --out DIR`) to resume.")
             { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, workers, export, outDir, peftCmd, cpus, time, partition, maxArray };
-        cmd.SetAction((r, cancel) =>
+        cmd.SetAction((r, cancel) => Guard(() =>
         {
             var dir = Path.GetFullPath(r.GetValue(outDir)!);
             var manifestPath = Path.Combine(dir, "manifest.json");
@@ -141,7 +141,7 @@ public static class TrainCommand
                 foreach (var c in children) { if (!c.HasExited) c.Kill(); c.Dispose(); }
             }
             return Task.FromResult(children.All(c => c.ExitCode == 0) ? 0 : 1);
-        });
+        }));
         return cmd;
     }
 
@@ -150,13 +150,13 @@ public static class TrainCommand
         var manifest = new Option<string>("--manifest") { Description = "Sweep manifest (manifest.json).", Required = true };
         var quiet = new Option<bool>("--quiet") { Description = "No per-trial lines." };
         var cmd = new Command("worker", "Run trials of a sweep manifest until all are finished (one of several workers on a shared store).") { manifest, quiet };
-        cmd.SetAction((r, cancel) =>
+        cmd.SetAction((r, cancel) => Guard(() =>
         {
             var m = SweepManifest.Load(r.GetValue(manifest)!);
             int ran = Tuning.Sweep.RunWorker(m, Environment, null, r.GetValue(quiet) ? null : Console.Out, cancel);
             if (!r.GetValue(quiet)) Console.WriteLine($"worker {System.Environment.ProcessId}: ran {ran} trial(s)");
             return Task.FromResult(0);
-        });
+        }));
         return cmd;
     }
 
@@ -165,7 +165,7 @@ public static class TrainCommand
         var manifest = new Option<string>("--manifest") { Description = "Sweep manifest (manifest.json).", Required = true };
         var index = new Option<int>("--index") { Description = "Trial index in the manifest (a slurm array task id).", Required = true };
         var cmd = new Command("trial", "Run one trial of a sweep manifest into its store (what each slurm array task runs).") { manifest, index };
-        cmd.SetAction((r, cancel) =>
+        cmd.SetAction((r, cancel) => Guard(() =>
         {
             var m = SweepManifest.Load(r.GetValue(manifest)!);
             int i = r.GetValue(index);
@@ -173,7 +173,7 @@ public static class TrainCommand
             var record = Tuning.Sweep.RunIndex(m, i, Environment, cfg is null ? null : new ConsoleProgressBar($"[{i}] {cfg.Task}/{cfg.Method}/{cfg.Phase}"), cancel);
             Console.WriteLine(Tuning.Sweep.Describe(record));
             return Task.FromResult(record.Status is "ok" or "diverged" ? 0 : 1);
-        });
+        }));
         return cmd;
     }
 
@@ -182,7 +182,7 @@ public static class TrainCommand
         var dir = new Argument<string>("dir") { Description = "Experiment directory (results store)." };
         var csv = new Option<string?>("--csv") { Description = "Also write the table as CSV here." };
         var cmd = new Command("results", "The finished trials of an experiment as a table, and the final test top-1 per task and method.") { dir, csv };
-        cmd.SetAction(r =>
+        cmd.SetAction(r => Guard(() =>
         {
             var path = Path.GetFullPath(r.GetValue(dir)!);
             if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"No experiment directory {path}.");
@@ -195,7 +195,7 @@ public static class TrainCommand
                 Console.WriteLine($"wrote {csvPath}");
             }
             return 0;
-        });
+        }).Result);
         return cmd;
     }
 
@@ -216,6 +216,19 @@ public static class TrainCommand
         static string F(double? v) => v is double d ? d.ToString("F2") : "-";
     }
 
+    /// <summary>Bad input and I/O problems end the command with one clear line (exit code 2), not a stack trace.</summary>
+    static Task<int> Guard(Func<Task<int>> action)
+    {
+        try { return action(); }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return Task.FromResult(2);
+        }
+    }
+
+    static Task<int> Guard(Func<int> action) => Guard(() => Task.FromResult(action()));
+
     static Command Bench()
     {
         var bench = new Command("bench", "Benchmarks that print figures (never timed tests).");
@@ -231,7 +244,7 @@ public static class TrainCommand
         var profile = new Option<string>("--profile") { Description = "smoke | default | paper", DefaultValueFactory = _ => "default" };
         var protocol = new Command("protocol", "Wall time of the VTAB-1K protocol (tune grid + final run) for one method on a toy task " +
             "with VTAB-1K split sizes (800/200/1000/2000, 10 classes) at the preset's image size.") { preset, method, profile, threads };
-        protocol.SetAction((r, cancel) =>
+        protocol.SetAction((r, cancel) => Guard(() =>
         {
             if (r.GetValue(threads) is int t and > 0) torch.set_num_threads(t);
             var config = VitConfig.Preset(r.GetValue(preset)!);
@@ -243,7 +256,7 @@ public static class TrainCommand
             foreach (var rec in result.Tuning.Append(result.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec) + $"  {rec.ImagesPerSecond:F0} img/s");
             Console.WriteLine($"protocol {m} on {task.Name} ({config.Name}, profile {options.Profile}): {result.Tuning.Count} tune + 1 final in {clock.Elapsed.TotalSeconds:F1} s");
             return Task.FromResult(0);
-        });
+        }));
         bench.Subcommands.Add(protocol);
         return bench;
     }

@@ -13,7 +13,7 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
     readonly string label;
     DateTime lastDraw = DateTime.MinValue;
     int width = 0;
-    string? pending;
+    string? pending, lastPrinted;
 
     public ConsoleProgressBar(string label = "", TextWriter? writer = null, bool? inPlace = null, TimeSpan? minInterval = null)
     {
@@ -30,9 +30,9 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
         if (!inPlace)
         {
             // One line per epoch: its eval line if it has one, else its last step's line (held until we know).
-            if (p.Phase == "eval") { pending = null; writer.WriteLine(Format(p)); return; }
-            if (pending is not null) { writer.WriteLine(pending); pending = null; }
-            if (final) writer.WriteLine(Format(p));
+            if (p.Phase == "eval") { pending = null; Print(Format(p)); return; }
+            if (pending is not null) { Print(pending); pending = null; }
+            if (final) Print(Format(p));
             else if (epochEnd) pending = Format(p);
             return;
         }
@@ -44,6 +44,14 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
         width = line.Length;
         if (final) writer.WriteLine();
         writer.Flush();
+    }
+
+    // The final report repeats the last epoch's line when nothing new happened since: print it once.
+    void Print(string line)
+    {
+        if (line == lastPrinted) return;
+        writer.WriteLine(line);
+        lastPrinted = line;
     }
 
     public string Format(TrainProgress p)
