@@ -13,7 +13,8 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
     readonly string label;
     DateTime lastDraw = DateTime.MinValue;
     int width = 0;
-    string? pending, lastPrinted;
+    string? pending;
+    long printedStep = -1, pendingStep;
 
     public ConsoleProgressBar(string label = "", TextWriter? writer = null, bool? inPlace = null, TimeSpan? minInterval = null)
     {
@@ -30,10 +31,11 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
         if (!inPlace)
         {
             // One line per epoch: its eval line if it has one, else its last step's line (held until we know).
-            if (p.Phase == "eval") { pending = null; Print(Format(p)); return; }
-            if (pending is not null) { Print(pending); pending = null; }
-            if (final) Print(Format(p));
-            else if (epochEnd) pending = Format(p);
+            if (p.Phase == "eval") { pending = null; Print(Format(p), p.GlobalStep); return; }
+            if (pending is not null) { Print(pending, pendingStep); pending = null; }
+            // A run that ended normally right after an eval line has nothing new to say.
+            if (final && !(p.Phase == "done" && printedStep == p.GlobalStep)) Print(Format(p), p.GlobalStep);
+            else if (epochEnd && !final) { pending = Format(p); pendingStep = p.GlobalStep; }
             return;
         }
         var now = DateTime.UtcNow;
@@ -46,12 +48,10 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
         writer.Flush();
     }
 
-    // The final report repeats the last epoch's line when nothing new happened since: print it once.
-    void Print(string line)
+    void Print(string line, long globalStep)
     {
-        if (line == lastPrinted) return;
         writer.WriteLine(line);
-        lastPrinted = line;
+        printedStep = globalStep;
     }
 
     public string Format(TrainProgress p)

@@ -140,9 +140,15 @@ public class TrainerTests
         var sw = new StringWriter();
         Trainer.Fit(model, train, train, Quick with { EvalEvery = 1 }, new ConsoleProgressBar("t", sw, inPlace: false));
         var lines = sw.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(4, lines.Length); // 3 epochs with eval + the final line
+        Assert.Equal(3, lines.Length); // one per epoch (its eval line); the final report adds nothing new
         Assert.Contains("epoch 3/3", lines[^1]);
-        Assert.Contains("eval", lines[0]);
+        Assert.All(lines, l => Assert.Contains("eval", l));
+        // Without evaluation: each epoch's last step (the final report adds nothing new).
+        var sw2 = new StringWriter();
+        Trainer.Fit(model, train, null, Quick, new ConsoleProgressBar("t", sw2, inPlace: false));
+        var lines2 = sw2.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines2.Length);
+        Assert.DoesNotContain("eval", lines2[^1]);
     }
 
     sealed class Inline(Action<TrainProgress> f) : IProgress<TrainProgress> { public void Report(TrainProgress p) => f(p); }
