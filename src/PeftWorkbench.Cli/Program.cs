@@ -8,6 +8,8 @@ root.Subcommands.Add(VitCommand.Create());
 CheckpointCommand.AddTo(root);
 root.Subcommands.Add(KernelCommand.Create());
 root.Subcommands.Add(NotebooksCommand.Create());
-PeftCommand.AddTo(root);
 foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
+// TrainCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.
+foreach (var c in TrainCommand.Create()) root.Subcommands.Add(c);
+PeftCommand.AddTo(root);
 return root.Parse(args).Invoke();

@@ -14,6 +14,7 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
     DateTime lastDraw = DateTime.MinValue;
     int width = 0;
     string? pending;
+    long printedStep = -1, pendingStep;
 
     public ConsoleProgressBar(string label = "", TextWriter? writer = null, bool? inPlace = null, TimeSpan? minInterval = null)
     {
@@ -30,10 +31,11 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
         if (!inPlace)
         {
             // One line per epoch: its eval line if it has one, else its last step's line (held until we know).
-            if (p.Phase == "eval") { pending = null; writer.WriteLine(Format(p)); return; }
-            if (pending is not null) { writer.WriteLine(pending); pending = null; }
-            if (final) writer.WriteLine(Format(p));
-            else if (epochEnd) pending = Format(p);
+            if (p.Phase == "eval") { pending = null; Print(Format(p), p.GlobalStep); return; }
+            if (pending is not null) { Print(pending, pendingStep); pending = null; }
+            // A run that ended normally right after an eval line has nothing new to say.
+            if (final && !(p.Phase == "done" && printedStep == p.GlobalStep)) Print(Format(p), p.GlobalStep);
+            else if (epochEnd && !final) { pending = Format(p); pendingStep = p.GlobalStep; }
             return;
         }
         var now = DateTime.UtcNow;
@@ -44,6 +46,12 @@ public sealed class ConsoleProgressBar : IProgress<TrainProgress>
         width = line.Length;
         if (final) writer.WriteLine();
         writer.Flush();
+    }
+
+    void Print(string line, long globalStep)
+    {
+        writer.WriteLine(line);
+        printedStep = globalStep;
     }
 
     public string Format(TrainProgress p)

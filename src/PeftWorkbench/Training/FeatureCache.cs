@@ -59,13 +59,13 @@ public sealed class FeatureCache : IDisposable
 public static class LinearProbe
 {
     public static TrainHistory Fit(VisionTransformer backbone, FeatureCache train, FeatureCache? eval, TrainOptions options,
-        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, Action<EvalResult>? takeLastEval = null)
     {
         if (train.Features.shape[1] != backbone.NumFeatures)
             throw new ArgumentException($"LinearProbe: cache '{train.Name}' has {train.Features.shape[1]}-d features, the backbone {backbone.NumFeatures}-d.");
         foreach (var p in backbone.parameters()) p.requires_grad = false;
         foreach (var p in backbone.head.parameters()) p.requires_grad = true;
-        return Trainer.Fit(backbone.head, train.AsExamples(), eval?.AsExamples(), options, progress, cancel);
+        return Trainer.Fit(backbone.head, train.AsExamples(), eval?.AsExamples(), options, progress, cancel, takeLastEval);
     }
 
     public static EvalResult Evaluate(VisionTransformer backbone, FeatureCache set, int batchSize = 1024) =>

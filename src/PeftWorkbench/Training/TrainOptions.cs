@@ -32,17 +32,22 @@ public sealed record TrainOptions
     /// <summary>Where to compute; null = <see cref="Workbench.Device"/>. The model is moved there.</summary>
     public torch.Device? Device { get; init; }
     public bool Shuffle { get; init; } = true;
+    /// <summary>Compute in bfloat16 with float32 master weights and optimizer state (see Bf16Masters); the model
+    /// is float32 again afterwards. Off by default: same-seed runs then repeat bit for bit against fp32 baselines.</summary>
+    public bool Bf16 { get; init; }
 
     public static IReadOnlyList<string> Profiles { get; } = new[] { "smoke", "default", "paper" };
 
     /// <summary>
-    /// Budgets per profile. paper = the study (100 epochs, 10 warmup, batch 64). default = minutes for a whole
-    /// method on the mini preset; smoke = seconds (what CI runs). Profiles change budgets, never code paths.
+    /// Budgets per profile. paper = the study (100 epochs, 10 warmup, batch 64, per-epoch schedule).
+    /// default = one method on one mini task (2 tune runs + the final run) in about 20 s on 2 cores: 5 epochs,
+    /// warmup over the first epoch's steps (per-step stepping: a whole warmup epoch at 1e-6 would waste a fifth
+    /// of the budget). smoke = seconds (what CI runs): 1 epoch. Profiles change budgets, never code paths.
     /// </summary>
     public static TrainOptions ForProfile(string profile) => profile switch
     {
-        "smoke" => new TrainOptions { Epochs = 2, WarmupEpochs = 0, BatchSize = 64 },
-        "default" => new TrainOptions { Epochs = 10, WarmupEpochs = 1, BatchSize = 64 },
+        "smoke" => new TrainOptions { Epochs = 1, WarmupEpochs = 0, BatchSize = 64 },
+        "default" => new TrainOptions { Epochs = 5, WarmupEpochs = 1, BatchSize = 64, Stepping = ScheduleStepping.PerStep },
         "paper" => new TrainOptions { Epochs = 100, WarmupEpochs = 10, BatchSize = 64 },
         _ => throw new ArgumentException($"Unknown profile '{profile}'. Known profiles: {string.Join(", ", Profiles)}.", nameof(profile)),
     };

@@ -16,16 +16,22 @@ namespace PeftWorkbench.Training;
 public static class Trainer
 {
     public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
-        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) =>
+        Fit(model, train, eval, options, progress, cancel, null);
+
+    /// <summary>As <see cref="Fit(nn.Module{Tensor, Tensor}, ImageSet, ImageSet?, TrainOptions, IProgress{TrainProgress}?, CancellationToken)"/>,
+    /// handing the last epoch's evaluation (logits, labels) to <paramref name="takeLastEval"/>, which then owns it.</summary>
+    public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
+        IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval)
     {
         CheckImages(train, nameof(train));
         if (eval is not null) CheckImages(eval, nameof(eval));
-        return Fit(model, Examples.Of(train), eval is null ? null : Examples.Of(eval), options, progress, cancel);
+        return Fit(model, Examples.Of(train), eval is null ? null : Examples.Of(eval), options, progress, cancel, takeLastEval);
     }
 
     /// <summary>The loop itself, on any inputs [N, ...] (images, or cached features for the linear probe).</summary>
     internal static TrainHistory Fit(nn.Module<Tensor, Tensor> model, Examples train, Examples? eval, TrainOptions options,
-        IProgress<TrainProgress>? progress, CancellationToken cancel)
+        IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval = null)
     {
         options.Validate();
         CheckLabels(train, nameof(train));
@@ -34,15 +40,33 @@ public static class Trainer
         model.to(device);
 
         var (decay, noDecay) = WeightDecayGroups.Split(model.named_parameters());
-        var trainable = decay.Concat(noDecay).Select(p => p.Param).ToList();
-        if (trainable.Count == 0)
+        if (decay.Count + noDecay.Count == 0)
             throw new ArgumentException("Trainer.Fit: the model has no trainable parameters (requires_grad is false everywhere).");
-        long trainableParams = trainable.Sum(p => p.numel());
+        long trainableParams = decay.Concat(noDecay).Sum(p => p.Param.numel());
 
         torch.manual_seed(options.Seed);
         using var shuffleGen = new Generator((ulong)options.Seed);
+        // bf16: the optimizer owns float32 masters (same names, same decay split); the model computes in bf16.
+        using var mixed = options.Bf16 ? new Bf16Masters(model) : null;
+        if (mixed is not null)
+        {
+            var masterOf = mixed.Masters.ToDictionary(m => m.Name, m => m.Master);
+            decay = decay.Select(p => (p.Name, masterOf[p.Name])).ToList();
+            noDecay = noDecay.Select(p => (p.Name, masterOf[p.Name])).ToList();
+        }
+        var trainable = decay.Concat(noDecay).Select(p => p.Param).ToList();
         using var optimizer = MakeOptimizer(options, decay.Select(p => p.Param), noDecay.Select(p => p.Param));
+        try
+        {
+            return Loop(model, train, eval, options, progress, cancel, takeLastEval, device, trainable, trainableParams, shuffleGen, optimizer, mixed);
+        }
+        finally { mixed?.Restore(); }
+    }
 
+    static TrainHistory Loop(nn.Module<Tensor, Tensor> model, Examples train, Examples? eval, TrainOptions options,
+        IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval, Device device,
+        List<Parameter> trainable, long trainableParams, Generator shuffleGen, optim.Optimizer optimizer, Bf16Masters? mixed)
+    {
         long n = train.Count;
         if (n == 0) throw new ArgumentException($"Trainer.Fit: training set '{train.Name}' is empty.");
         int stepsPerEpoch = (int)((n + options.BatchSize - 1) / options.BatchSize);
@@ -78,9 +102,12 @@ public static class Trainer
                     var idx = order.narrow(0, (long)s * options.BatchSize, Math.Min(options.BatchSize, n - (long)s * options.BatchSize));
                     batch = idx.shape[0];
                     var x = train.Inputs.index_select(0, idx).to(device);
+                    if (mixed is not null && x.is_floating_point()) x = x.to(ScalarType.BFloat16);
                     var y = train.Labels.index_select(0, idx).to(device);
                     optimizer.zero_grad();
+                    mixed?.ZeroModelGrads();
                     var logits = model.forward(x);
+                    if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
                     if (step == 0) CheckLogits(logits, batch, train);
                     var lossT = nn.functional.cross_entropy(logits, y, label_smoothing: options.LabelSmoothing);
                     loss = lossT.item<float>();
@@ -88,8 +115,10 @@ public static class Trainer
                     else
                     {
                         lossT.backward();
+                        mixed?.GradsToMasters();
                         if (options.ClipGradNorm > 0) nn.utils.clip_grad_norm_(trainable, options.ClipGradNorm);
                         optimizer.step();
+                        mixed?.MastersToModel();
                     }
                 }
                 trainSeconds += stepClock.Elapsed.TotalSeconds;
@@ -105,8 +134,10 @@ public static class Trainer
             bool last = epoch == options.Epochs - 1;
             if (eval is not null && (last || (options.EvalEvery > 0 && (epoch + 1) % options.EvalEvery == 0)))
             {
-                using var result = Evaluate(model, eval, options.BatchSize * 2, device);
+                var result = Evaluate(model, eval, options.BatchSize * 2, device);
                 top1 = result.Top1;
+                // The last evaluation's logits can go to the caller (the protocol saves test predictions) instead of a second pass.
+                if (last && takeLastEval is not null) takeLastEval(result); else result.Dispose();
                 if (bestTop1 is null || top1 > bestTop1) { bestTop1 = top1; bestEpoch = epoch; }
                 if (last) lastTop1 = top1;
                 progress?.Report(new TrainProgress("eval", epoch, options.Epochs, stepsPerEpoch, stepsPerEpoch, step, totalSteps,
@@ -141,6 +172,8 @@ public static class Trainer
         if (batchSize <= 0) throw new ArgumentException($"Evaluate: batch size must be positive, got {batchSize}.");
         CheckLabels(set, nameof(set));
         bool wasTraining = model.training;
+        // Inputs follow the model's dtype (bf16 during a bf16 run); logits come back as float32.
+        var dtype = model.parameters().FirstOrDefault(p => p.is_floating_point())?.dtype ?? ScalarType.Float32;
         model.eval();
         try
         {
@@ -152,6 +185,7 @@ public static class Trainer
                 {
                     using var scope = torch.NewDisposeScope();
                     var x = set.Inputs.narrow(0, i, Math.Min(batchSize, n - i)).to(device);
+                    if (x.is_floating_point() && x.dtype != dtype) x = x.to(dtype);
                     chunks.Add(model.forward(x).to(torch.float32).cpu().MoveToOuterDisposeScope());
                 }
             }

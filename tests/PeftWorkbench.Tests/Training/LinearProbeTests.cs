@@ -3,6 +3,7 @@ using TorchSharp;
 
 namespace PeftWorkbench.Tests.Training;
 
+[Collection(TorchCollection.Name)]
 public class LinearProbeTests
 {
     [Fact]

@@ -1,0 +1,89 @@
+using System.Globalization;
+using System.Text.Json.Serialization;
+
+namespace PeftWorkbench.Tuning;
+
+/// <summary>
+/// One training run of the protocol. Phase "tune": train on train800, score val200 (many-shot: the 90 % / 10 %
+/// split). Phase "final": retrain on train800val200 with the selected hyperparameters, score test.
+/// The <see cref="Key"/> names a trial in a results store; a final trial's key leaves out the hyperparameters
+/// because the tune results choose them.
+/// </summary>
+public sealed record TrialConfig
+{
+    public required string Task { get; init; }
+    public required string Method { get; init; }
+    public string Phase { get; init; } = "tune";
+    public double Lr { get; init; }
+    public double WeightDecay { get; init; }
+    public double DropPath { get; init; }
+    /// <summary>The method's own hyperparameters (e.g. r=8, s=0.1), as strings; sorted for a stable key.</summary>
+    public SortedDictionary<string, string> Hp { get; init; } = new(StringComparer.Ordinal);
+    public string Profile { get; init; } = "default";
+    public string Protocol { get; init; } = "vtab1k";
+    public long Seed { get; init; } = 42;
+
+    [JsonIgnore]
+    public string Key => Phase == "final"
+        ? $"{Protocol}/{Task}/{Method}/final/{Profile}/seed={Seed}"
+        : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
+          (Hp.Count > 0 ? "," + string.Join(",", Hp.Select(kv => $"{kv.Key}={kv.Value}")) : "");
+
+    /// <summary>Short form of the method hyperparameters, "r=8 s=0.1" (empty when none).</summary>
+    [JsonIgnore]
+    public string HpText => string.Join(" ", Hp.Select(kv => $"{kv.Key}={kv.Value}"));
+
+    static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>Parses "k=v" pairs (as given on the command line) into a hyperparameter map.</summary>
+    public static SortedDictionary<string, string> ParseHp(IEnumerable<string> pairs)
+    {
+        var hp = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in pairs)
+        {
+            int eq = pair.IndexOf('=');
+            if (eq <= 0 || eq == pair.Length - 1) throw new ArgumentException($"Hyperparameter '{pair}' is not of the form key=value.");
+            hp[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
+        }
+        return hp;
+    }
+}
+
+/// <summary>
+/// A finished trial as the results store keeps it. Top1Last/Top1Best are percentages on the trial's evaluation
+/// set (val for tune, test for final) at the last epoch and at the best evaluated epoch. Status "ok", "diverged",
+/// "error" (the trial threw; see Error) or "no-selection" (a final trial whose tune trials all failed). Every status
+/// is finished: recorded, never retried by a rerun, and only "ok" is ever selected.
+/// </summary>
+public sealed record TrialRecord
+{
+    public required string Key { get; init; }
+    public required TrialConfig Config { get; init; }
+    public string Status { get; init; } = "ok";
+    /// <summary>Why a trial has status "error" or "no-selection".</summary>
+    public string? Error { get; init; }
+    public double? Top1Last { get; init; }
+    public double? Top1Best { get; init; }
+    public int? BestEpoch { get; init; }
+    public double? TrainLoss { get; init; }
+    public int Epochs { get; init; }
+    /// <summary>Trainable parameters as the method counts them (the study excludes the head).</summary>
+    public long TrainableParams { get; init; }
+    public double WallSeconds { get; init; }
+    public double ImagesPerSecond { get; init; }
+    /// <summary>Test logits and labels (final trials), relative to the store directory.</summary>
+    public string? Predictions { get; init; }
+    public string Host { get; init; } = Environment.MachineName;
+    public int Pid { get; init; } = Environment.ProcessId;
+    public DateTime FinishedUtc { get; init; } = DateTime.UtcNow;
+    public Dictionary<string, string> Versions { get; init; } = CurrentVersions();
+
+    [JsonIgnore] public bool Ok => Status == "ok" && Top1Last is not null;
+
+    public static Dictionary<string, string> CurrentVersions() => new()
+    {
+        ["PeftWorkbench"] = Workbench.Version,
+        ["TorchSharp"] = typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString() ?? "?",
+        [".NET"] = Environment.Version.ToString(),
+    };
+}

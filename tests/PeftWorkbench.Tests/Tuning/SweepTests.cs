@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using PeftWorkbench.Tests.Training;
+using PeftWorkbench.Tuning;
+
+namespace PeftWorkbench.Tests.Tuning;
+
+[Collection(TorchCollection.Name)]
+public class SweepTests
+{
+    static readonly DefaultTrialEnvironment Env = new();
+
+    /// <summary>3 tasks x 2 methods x 6 tune configs + 6 finals = 42 fast trials on the 8-px test ViT.</summary>
+    static (SweepManifest Manifest, string Path) Plan(string dir, int tasks = 3)
+    {
+        var o = ProtocolOptions.Vtab1k("smoke") with { Lrs = new[] { 1e-3, 3e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.0 } };
+        var m = Sweep.Plan(dir, "toy", Enumerable.Range(3, tasks).Select(k => $"toy-{k}"), new[] { "full", "linear" }, o, TinyData.Config(), Env);
+        var path = System.IO.Path.Combine(dir, "manifest.json");
+        m.Save(path);
+        return (m, path);
+    }
+
+    static void AssertCompleteAndUnique(SweepManifest m)
+    {
+        var lines = File.ReadAllLines(System.IO.Path.Combine(m.Store, "trials.jsonl")).Where(l => l.Length > 0).ToList();
+        var store = new ResultsStore(m.Store);
+        var keys = store.Records().Select(r => r.Key).ToList();
+        Assert.Equal(m.Trials.Select(t => t.Key).OrderBy(k => k), keys.OrderBy(k => k));
+        // Nothing recorded twice (Records() would hide a duplicate, so count raw lines). A kill can at most tear the
+        // one line being written, which is then not a record.
+        var valid = lines.Count(l => { try { return System.Text.Json.JsonSerializer.Deserialize<TrialRecord>(l) is not null; } catch (System.Text.Json.JsonException) { return false; } });
+        Assert.Equal(m.Trials.Count, valid);
+        Assert.InRange(lines.Count - valid, 0, 1);
+        Assert.Empty(store.Claimed());
+        Assert.Empty(Directory.GetFiles(System.IO.Path.Combine(m.Store, "claims")));
+        Assert.All(store.Records(), r => Assert.True(r.Status is "ok" or "diverged", r.Key + ": " + r.Error));
+    }
+
+    [Fact]
+    public void ManifestPutsTuneBeforeFinalsAndRoundTrips()
+    {
+        var dir = Temp.Dir();
+        var (m, path) = Plan(dir);
+        Assert.Equal(36 + 6, m.Trials.Count);
+        Assert.True(m.Trials.Take(36).All(t => t.Phase == "tune") && m.Trials.Skip(36).All(t => t.Phase == "final"));
+        var back = SweepManifest.Load(path);
+        Assert.Equal(m.Trials.Select(t => t.Key), back.Trials.Select(t => t.Key));
+        Assert.Equal(m.Backbone, back.Backbone);
+        File.WriteAllText(path, "{ not json");
+        Assert.Contains("manifest.json", Assert.Throws<InvalidDataException>(() => SweepManifest.Load(path)).Message);
+    }
+
+    [Fact]
+    public void SlurmExportParsesBackToTheManifest()
+    {
+        var dir = Temp.Dir();
+        var (m, path) = Plan(dir);
+        var e = Sweep.ExportSlurm(m, path, System.IO.Path.Combine(dir, "slurm"), new SlurmOptions { CpusPerTask = 8, Time = "01:00:00", Partition = "cpu", MaxParallel = 20 });
+        var covered = new List<int>();
+        foreach (var (script, phase) in new[] { (e.TuneScript, "tune"), (e.FinalScript, "final") })
+        {
+            var text = File.ReadAllText(script);
+            Assert.StartsWith("#!/bin/bash\n", text);
+            var array = Regex.Match(text, @"^#SBATCH --array=(\d+)-(\d+)%20$", RegexOptions.Multiline);
+            Assert.True(array.Success, text);
+            int first = int.Parse(array.Groups[1].Value), last = int.Parse(array.Groups[2].Value);
+            for (int i = first; i <= last; i++) { covered.Add(i); Assert.Equal(phase, m.Trials[i].Phase); }
+            Assert.Matches(@"(?m)^#SBATCH --cpus-per-task=8$", text);
+            Assert.Matches(@"(?m)^#SBATCH --partition=cpu$", text);
+            var run = Regex.Match(text, @"(?m)^peft trial --manifest (\S+) --index \$SLURM_ARRAY_TASK_ID$");
+            Assert.True(run.Success, text);
+            Assert.Equal(m.Trials.Select(t => t.Key), SweepManifest.Load(run.Groups[1].Value).Trials.Select(t => t.Key));
+        }
+        Assert.Equal(Enumerable.Range(0, m.Trials.Count), covered);
+        var submit = File.ReadAllText(e.SubmitScript);
+        Assert.Matches(@"tune=\$\(sbatch --parsable tune\.sbatch\)", submit);
+        Assert.Matches(@"sbatch --dependency=afterany:\$\{tune%%;\*\} final\.sbatch", submit);
+        Assert.Throws<ArgumentException>(() => Sweep.ExportSlurm(m, path, dir, new SlurmOptions { MaxArraySize = 10 }));
+    }
+
+    [Fact]
+    public void RerunSkipsFinishedAndSlurmIndicesRunSingleTrials()
+    {
+        var dir = Temp.Dir();
+        var (m, _) = Plan(dir, tasks: 1);
+        int finalIndex = m.Trials.FindIndex(t => t.Phase == "final");
+        var ex = Assert.Throws<InvalidOperationException>(() => Sweep.RunIndex(m, finalIndex, Env));
+        Assert.Contains("needs tune trials 0,1,2,3,4,5", ex.Message);
+        var first = Sweep.RunIndex(m, 0, Env);
+        Assert.Equal(m.Trials[0].Key, first.Key);
+        Assert.Equal(m.Trials.Count - 1, Sweep.RunWorker(m, Env));
+        Assert.Equal(0, Sweep.RunWorker(m, Env));
+        Assert.Equal(first.Top1Last, Sweep.RunIndex(m, 0, Env).Top1Last);
+        AssertCompleteAndUnique(m);
+    }
+
+    static string CliDll()
+    {
+        // The CLI's own build output, same configuration/framework/runtime folders as this test assembly.
+        var here = System.IO.Path.GetDirectoryName(typeof(SweepTests).Assembly.Location)!;
+        var parts = here.Split(System.IO.Path.DirectorySeparatorChar);
+        int bin = Array.LastIndexOf(parts, "bin");
+        var repo = System.IO.Path.GetFullPath(System.IO.Path.Combine(here, string.Concat(Enumerable.Repeat("../", parts.Length - bin + 2))));
+        var dll = System.IO.Path.Combine(new[] { repo, "src", "PeftWorkbench.Cli", "bin" }.Concat(parts[(bin + 1)..]).Append("peft.dll").ToArray());
+        Assert.True(File.Exists(dll), $"CLI not built at {dll}");
+        return dll;
+    }
+
+    static Process Worker(string manifest)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { CliDll(), "worker", "--manifest", manifest, "--quiet" }) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine(); p.BeginErrorReadLine();
+        return p;
+    }
+
+    [Fact]
+    public void AWorkerKilledMidSweepLosesNothingAndTheRestFinishesWithoutDuplicates()
+    {
+        var dir = Temp.Dir();
+        var (m, path) = Plan(dir);
+        var store = new ResultsStore(dir);
+        using (var child = Worker(path))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (store.Records().Count < 3 && !child.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            Assert.False(child.HasExited, "the worker finished (or died) before it could be killed");
+            child.Kill();
+            child.WaitForExit();
+        }
+        int before = store.Records().Count;
+        Assert.InRange(before, 3, m.Trials.Count - 1);
+        // The killed worker's claim stays behind; this worker takes it over and finishes the sweep.
+        Assert.Equal(m.Trials.Count - before, Sweep.RunWorker(m, Env));
+        AssertCompleteAndUnique(m);
+    }
+
+    [Fact]
+    public void TwoWorkerProcessesShareOneStore()
+    {
+        var dir = Temp.Dir();
+        var (m, path) = Plan(dir);
+        using var a = Worker(path);
+        using var b = Worker(path);
+        Assert.True(a.WaitForExit(120_000) && b.WaitForExit(120_000));
+        Assert.Equal((0, 0), (a.ExitCode, b.ExitCode));
+        AssertCompleteAndUnique(m);
+        Assert.True(new ResultsStore(dir).Records().Select(r => r.Pid).Distinct().Count() >= 1);
+    }
+}
