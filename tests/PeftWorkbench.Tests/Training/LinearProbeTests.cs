@@ -3,7 +3,6 @@ using TorchSharp;
 
 namespace PeftWorkbench.Tests.Training;
 
-[Collection(TorchCollection.Name)]
 public class LinearProbeTests
 {
     [Fact]

@@ -2,7 +2,6 @@ using PeftWorkbench.Training;
 
 namespace PeftWorkbench.Tests.Training;
 
-[Collection(TorchCollection.Name)]
 public class ScheduleTests
 {
     // base 1e-3, 10 epochs, 2 warmup from 1e-6, floor 1e-5. Hand values:

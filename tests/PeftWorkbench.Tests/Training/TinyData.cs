@@ -30,11 +30,3 @@ public static class TinyData
         new("tiny-task", "natural", Set(train, classes, 1, "train800"), Set(val, classes, 2, "val200"),
             Set(train + val, classes, 3, "train800val200"), Set(test, classes, 4, "test"));
 }
-
-/// <summary>
-/// Test classes that draw from torch's global generator (model construction after manual_seed, dropout, drop path)
-/// run one at a time in this collection: xunit runs classes in parallel, and a concurrent draw from another thread
-/// changes a seeded model's weights, which made same-seed comparisons flaky.
-/// </summary>
-[CollectionDefinition(Name)]
-public sealed class TorchCollection { public const string Name = "torch global RNG"; }

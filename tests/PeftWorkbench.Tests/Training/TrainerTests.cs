@@ -5,7 +5,6 @@ using static TorchSharp.torch;
 
 namespace PeftWorkbench.Tests.Training;
 
-[Collection(TorchCollection.Name)]
 public class TrainerTests
 {
     static readonly TrainOptions Quick = new() { Epochs = 3, WarmupEpochs = 1, BatchSize = 16, Lr = 1e-2, Device = torch.CPU };
@@ -154,7 +153,6 @@ public class TrainerTests
     sealed class Inline(Action<TrainProgress> f) : IProgress<TrainProgress> { public void Report(TrainProgress p) => f(p); }
 }
 
-[Collection(TorchCollection.Name)]
 public class Bf16Tests
 {
     // An MLP, not the test ViT: a randomly initialised ViT's class token differs between images by less than bf16

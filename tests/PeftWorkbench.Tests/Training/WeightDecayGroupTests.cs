@@ -5,7 +5,6 @@ using static TorchSharp.torch;
 
 namespace PeftWorkbench.Tests.Training;
 
-[Collection(TorchCollection.Name)]
 public class WeightDecayGroupTests
 {
     sealed class WithPrompts : nn.Module<Tensor, Tensor>

@@ -7,7 +7,6 @@ using TorchSharp;
 
 namespace PeftWorkbench.Tests.Tuning;
 
-[Collection(TorchCollection.Name)]
 public class ProtocolTests
 {
     internal static ProtocolOptions Tiny(string profile = "smoke") => ProtocolOptions.Vtab1k(profile) with

@@ -7,7 +7,6 @@ using TorchSharp;
 
 namespace PeftWorkbench.Tests.Tuning;
 
-[Collection(TorchCollection.Name)]
 public class ResultsStoreTests
 {
     static TrialRecord Rec(string task, double lr, double? top1 = 50) =>

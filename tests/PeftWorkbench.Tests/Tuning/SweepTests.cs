@@ -5,7 +5,6 @@ using PeftWorkbench.Tuning;
 
 namespace PeftWorkbench.Tests.Tuning;
 
-[Collection(TorchCollection.Name)]
 public class SweepTests
 {
     static readonly DefaultTrialEnvironment Env = new();
