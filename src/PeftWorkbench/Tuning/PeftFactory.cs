@@ -1,4 +1,3 @@
-using PeftWorkbench.Checkpoints;
 using PeftWorkbench.Peft;
 using PeftWorkbench.Vit;
 using TorchSharp;
@@ -19,7 +18,8 @@ public sealed class PeftFactory
     readonly Lazy<Dictionary<string, Tensor>?> weights;
 
     /// <param name="checkpoint">null: random init (seeded); "shipped:NAME": a checkpoint embedded in the library
-    /// (<see cref="VisionTransformer.Pretrained"/>); else a safetensors path with timm names.</param>
+    /// (<see cref="VisionTransformer.Pretrained"/>); else a checkpoint path in any format <see cref="VitWeights.Load"/>
+    /// reads (timm safetensors/.pth, Google .npz, CLIP).</param>
     public PeftFactory(VitConfig backbone, string? checkpoint)
     {
         this.backbone = backbone;
@@ -37,15 +37,18 @@ public sealed class PeftFactory
         return preset;
     }
 
-    static Dictionary<string, Tensor> LoadWeights(string checkpoint)
+    Dictionary<string, Tensor> LoadWeights(string checkpoint)
     {
-        if (checkpoint.StartsWith("shipped:"))
+        VisionTransformer vit;
+        if (checkpoint.StartsWith("shipped:")) vit = VisionTransformer.Pretrained(checkpoint["shipped:".Length..]);
+        else
         {
-            using var vit = VisionTransformer.Pretrained(checkpoint["shipped:".Length..]);
-            return vit.named_parameters().Where(p => !p.name.StartsWith("head.")).ToDictionary(p => p.name, p => p.parameter.detach().clone());
+            // Strict by name and shape, all-or-nothing, any format; a head of another class count is skipped, and dropped below anyway.
+            vit = new VisionTransformer(backbone);
+            VitWeights.Load(vit, checkpoint);
         }
-        var file = SafetensorsFile.Open(checkpoint);
-        return file.Keys.Where(k => !k.StartsWith("head.")).ToDictionary(k => k, k => file.Read(k));
+        using (vit)
+            return vit.named_parameters().Where(p => !p.name.StartsWith("head.")).ToDictionary(p => p.name, p => p.parameter.detach().clone());
     }
 
     public BuiltModel Build(TrialConfig config, int numClasses)

@@ -67,7 +67,7 @@ public class ProtocolTests
     {
         using var task = ToySuite.Load("toy-3", 8, perClass: 8);
         var dir = Temp.Dir();
-        var counting = new Counting(BaselineMethods.Factory("full", TinyData.Config()));
+        var counting = new Counting(new PeftFactory(TinyData.Config(), null).Build);
         var o = Tiny();
         var store = new ResultsStore(dir);
         var r = Protocol.Vtab1k(task, "full", null, counting.Build, o, store);
@@ -100,7 +100,7 @@ public class ProtocolTests
     {
         using var task = ToySuite.Load("toy-3", 8, perClass: 16);
         var o = Tiny() with { Lrs = new[] { 1e-2, 1e6 }, Train = Tiny().Train with { Optimizer = "sgd", Epochs = 8, WarmupEpochs = 0 } };
-        var r = Protocol.Vtab1k(task, "full", null, BaselineMethods.Factory("full", TinyData.Config()), o);
+        var r = Protocol.Vtab1k(task, "full", null, new PeftFactory(TinyData.Config(), null).Build, o);
         Assert.Equal("diverged", r.Tuning.Single(t => t.Config.Lr == 1e6).Status);
         Assert.Equal(1e-2, r.Final.Config.Lr);
     }
