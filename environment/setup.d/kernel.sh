@@ -8,11 +8,6 @@ if [ -f "$target" ] && grep -q '"version": "1.58.5"' "$data/plotly/node_modules/
     echo "[kernel] plotly.js 1.58.5 present"
     exit 0
 fi
-if ! command -v npm >/dev/null; then
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
-fi
 mkdir -p "$data/plotly"
 npm install --prefix "$data/plotly" --no-audit --no-fund --no-save --loglevel=error plotly.js-dist-min@1.58.5
 test -f "$target"
