@@ -11,7 +11,7 @@ public class KernelGlobals
     /// <summary>Cancelled when the user interrupts the running cell; pass it to long loops (the Trainer takes it).</summary>
     public CancellationToken Cancellation => CellContext.Current?.Token ?? CancellationToken.None;
 
-    /// <summary>The run profile (smoke, default, paper): $PEFT_PROFILE, else "default"; a `parameters` cell may set it.</summary>
+    /// <summary>The run profile (smoke, default, mini-full, paper): $PEFT_PROFILE, else "default"; a `parameters` cell may set it.</summary>
     public string Profile { get; set; }
 
     /// <summary>Shows a value below the cell now; the handle's Update(x) replaces it in place (live progress).</summary>

@@ -49,6 +49,7 @@ public static class Workbench
         ("OS", System.Runtime.InteropServices.RuntimeInformation.OSDescription),
         ("CPU cores", Environment.ProcessorCount.ToString()),
         ("torch threads", torch.get_num_threads().ToString()),
+        ("native tuning", string.Join("; ", Training.NativeTuning.Settings)),
         ("CUDA available", torch.cuda.is_available().ToString()),
         ("device", Device.ToString()),
         ("data dir", DataDir + (Directory.Exists(DataDir) ? "" : "  (missing: run environment/setup.sh)")),

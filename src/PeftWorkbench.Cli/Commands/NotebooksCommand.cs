@@ -11,7 +11,7 @@ public static class NotebooksCommand
     {
         var notebooks = new Command("notebooks", "Run the workbench's notebooks without a Jupyter server.");
         var paths = new Argument<string[]>("notebooks") { Description = "Notebook files (.ipynb).", Arity = ArgumentArity.OneOrMore };
-        var profile = new Option<string>("--profile") { Description = "smoke, default or paper (sets Profile and PEFT_PROFILE).", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("PEFT_PROFILE") is { Length: > 0 } p ? p : "default" };
+        var profile = new Option<string>("--profile") { Description = string.Join(" | ", PeftWorkbench.Training.TrainOptions.Profiles) + " (sets Profile and PEFT_PROFILE).", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("PEFT_PROFILE") is { Length: > 0 } p ? p : "default" };
         var outDir = new Option<string>("--out") { Description = "Folder for the executed notebooks and their HTML.", Required = true };
         var inProcess = new Option<bool>("--in-process") { Description = "Run in this process (default: one child process per notebook, so a native crash is reported, not fatal)." };
         var statusFile = new Option<string?>("--status-file") { Hidden = true };

@@ -36,18 +36,21 @@ public sealed record TrainOptions
     /// is float32 again afterwards. Off by default: same-seed runs then repeat bit for bit against fp32 baselines.</summary>
     public bool Bf16 { get; init; }
 
-    public static IReadOnlyList<string> Profiles { get; } = new[] { "smoke", "default", "paper" };
+    public static IReadOnlyList<string> Profiles { get; } = new[] { "smoke", "default", "mini-full", "paper" };
 
     /// <summary>
     /// Budgets per profile. paper = the study (100 epochs, 10 warmup, batch 64, per-epoch schedule).
     /// default = one method on one mini task (2 tune runs + the final run) in about 20 s on 2 cores: 5 epochs,
     /// warmup over the first epoch's steps (per-step stepping: a whole warmup epoch at 1e-6 would waste a fifth
-    /// of the budget). smoke = seconds (what CI runs): 1 epoch. Profiles change budgets, never code paths.
+    /// of the budget). mini-full = the study's schedule shape at mini scale (20 epochs, 2 warmup, per-epoch
+    /// stepping): about 8x the default budget per run, for measuring what the short default costs and for
+    /// overnight sweeps. smoke = seconds (what CI runs): 1 epoch. Profiles change budgets, never code paths.
     /// </summary>
     public static TrainOptions ForProfile(string profile) => profile switch
     {
         "smoke" => new TrainOptions { Epochs = 1, WarmupEpochs = 0, BatchSize = 64 },
         "default" => new TrainOptions { Epochs = 5, WarmupEpochs = 1, BatchSize = 64, Stepping = ScheduleStepping.PerStep },
+        "mini-full" => new TrainOptions { Epochs = 20, WarmupEpochs = 2, BatchSize = 64 },
         "paper" => new TrainOptions { Epochs = 100, WarmupEpochs = 10, BatchSize = 64 },
         _ => throw new ArgumentException($"Unknown profile '{profile}'. Known profiles: {string.Join(", ", Profiles)}.", nameof(profile)),
     };

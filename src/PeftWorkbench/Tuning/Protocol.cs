@@ -34,10 +34,12 @@ public sealed record ProtocolOptions
     /// <summary>Share of the training set held out for validation under the many-shot protocol.</summary>
     public double ValidationShare { get; init; } = 0.1;
 
-    /// <summary>VTAB-1K: lr x wd grid (crossed with the method's own), drop path fixed at 0.1 as in the study.</summary>
+    /// <summary>VTAB-1K: lr x wd grid (crossed with the method's own), drop path fixed at 0.1 as in the study.
+    /// mini-full keeps the study's lr x wd grid and best-epoch evaluation with the methods' default options.</summary>
     public static ProtocolOptions Vtab1k(string profile) => profile switch
     {
         "paper" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.1 } },
+        "mini-full" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.1 } },
         "default" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.1 }, FinalEvalEvery = 0 },
         "smoke" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-2 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.1 }, FinalEvalEvery = 0 },
         _ => throw new ArgumentException($"Unknown profile '{profile}'. Known profiles: {string.Join(", ", TrainOptions.Profiles)}."),
@@ -48,6 +50,8 @@ public sealed record ProtocolOptions
     {
         "paper" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile) with { Epochs = 40, WarmupEpochs = 4 },
             Lrs = new[] { 5e-4, 1e-3 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.0, 0.1, 0.2 } },
+        "mini-full" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile) with { Epochs = 10, WarmupEpochs = 1 },
+            Lrs = new[] { 5e-4, 1e-3 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.0, 0.1, 0.2 } },
         "default" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile),
             Lrs = new[] { 1e-3 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.0, 0.1 }, FinalEvalEvery = 0 },
         "smoke" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile),

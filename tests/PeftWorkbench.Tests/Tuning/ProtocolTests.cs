@@ -56,6 +56,23 @@ public class ProtocolTests
         Assert.Equal(40, ProtocolOptions.ManyShot("paper").Train.Epochs);
     }
 
+    [Fact]
+    public void EveryProfileHasBudgetsForBothProtocols()
+    {
+        foreach (var profile in TrainOptions.Profiles)
+        {
+            TrainOptions.ForProfile(profile).Validate();
+            Assert.Equal(profile, ProtocolOptions.Vtab1k(profile).Profile);
+            Assert.Equal("manyshot", ProtocolOptions.ManyShot(profile).Protocol);
+        }
+        // mini-full: the study's lr x wd grid and per-epoch schedule shape, best-epoch test evaluation.
+        var full = ProtocolOptions.Vtab1k("mini-full");
+        Assert.Equal(4, Protocol.TuneConfigs("c", "lora", PeftFactory.Grid("lora", "mini-full"), full).Count);
+        Assert.Equal((20, 2, ScheduleStepping.PerEpoch), (full.Train.Epochs, full.Train.WarmupEpochs, full.Train.Stepping));
+        Assert.Equal(1, full.FinalEvalEvery);
+        Assert.Throws<ArgumentException>(() => ProtocolOptions.Vtab1k("fast"));
+    }
+
     sealed class Counting(ModelFactory inner)
     {
         public readonly List<TrialConfig> Calls = new();
