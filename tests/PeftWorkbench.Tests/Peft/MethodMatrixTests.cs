@@ -203,6 +203,9 @@ public class MethodMatrixTests
             Assert.True(torch.allclose(unmerged, merged, rtol: 1e-5, atol: 1e-5),
                 $"{id} at strength {strength}: merged differs by {(unmerged - merged).abs().max().item<float>()}");
             Assert.Throws<InvalidOperationException>(() => model.Strength = 1);
+            // Every merged wrapper refuses a second merge on its own too (it would fold the update in twice).
+            foreach (var m in model.modules().OfType<IMergeable>())
+                Assert.Throws<InvalidOperationException>(() => m.Merge(strength));
             model.Unmerge();
             foreach (var (name, p) in model.NamedParameters())
                 Assert.True(Same(p, before[name]), $"{id}: {name} not restored bit for bit");

@@ -55,6 +55,8 @@ public sealed class Gamma : TransparentWrapper, IMergeable
 
     public void Merge(double strength)
     {
+        if (!backup.IsEmpty) throw new InvalidOperationException("already merged");
+        using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         var g = (gamma - 1) * strength + 1;
         var lin = producer.Value;

@@ -115,6 +115,7 @@ public sealed class SsfLayerNorm : nn.Module<Tensor, Tensor>, IPeftWrapper, IMer
 
     public void Merge(double strength)
     {
+        if (!backup.IsEmpty) throw new InvalidOperationException("already merged");
         using var _ = torch.no_grad();
         var (g, b) = SsfOptions.AtStrength(ssf_scale, ssf_shift, strength);
         backup.Save(weight);
@@ -168,6 +169,7 @@ public sealed class SsfConv2d : nn.Module<Tensor, Tensor>, IPeftWrapper, IMergea
 
     public void Merge(double strength)
     {
+        if (!backup.IsEmpty) throw new InvalidOperationException("already merged");
         using var _ = torch.no_grad();
         var (g, b) = SsfOptions.AtStrength(ssf_scale, ssf_shift, strength);
         backup.Save(weight);
