@@ -4,7 +4,8 @@
 Plain PyTorch (Debian's python3-torch 1.13 with OpenBLAS), no timm. The ViT has timm's structure and names;
 its shape, the methods' options, batch, steps and rounds come from the command line (`peft bench` passes
 them), so both sides time the same work. One training step is what the C# MethodRun does: zero_grad (in
-place, as TorchSharp's does and PyTorch 1.13's default), forward, cross-entropy, backward, AdamW step.
+place, as TorchSharp's does and PyTorch 1.13's default), forward, cross-entropy, backward, AdamW step
+(lr 1e-3, wd 1e-4; PyTorch's multi-tensor foreach implementation, its fastest here).
 Workload order, also as on the C# side: inference model, then each method (build, 2 warm-up steps), then
 rounds that alternate over all of them, best round kept. Prints one JSON object (stdout or --out).
 
@@ -228,7 +229,8 @@ class Run:
             self.model.train()
             self.trainable = trainable_excl_head(self.model)
             params = [p for p in self.model.parameters() if p.requires_grad]
-            self.opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
+            # foreach: the same AdamW update in multi-tensor kernels; about 10 % faster full-FT steps here (mini preset).
+            self.opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4, foreach=True)
 
     def step(self):
         if self.opt is None:
