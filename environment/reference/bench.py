@@ -299,6 +299,19 @@ def blas_info():
     return info
 
 
+def peak_rss():
+    """Peak resident memory of this process: VmHWM, as the C# side reads it. Not getrusage's ru_maxrss: Linux
+    carries that over from the parent across exec, so a child of `peft bench` would report the .NET process's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="ViT shape as JSON: image_size, patch_size, in_chans, embed_dim, depth, "
@@ -346,7 +359,7 @@ def main():
         "blas": blas_info(),
         "config": c, "batch": a.batch, "steps": a.steps, "rounds": a.rounds,
         "rows": [{"name": r.name, "images_per_second": r.best, "trainable_excl_head": r.trainable} for r in runs],
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss(),
     }
     text = json.dumps(result, indent=1)
     if a.out:

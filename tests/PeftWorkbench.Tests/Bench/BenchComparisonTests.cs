@@ -165,6 +165,8 @@ public class BenchComparisonTests
         Assert.All(c.Rows, r => Assert.True(r.Reference > 0, $"{r.Name}: no PyTorch figure"));
         // The counts are the methods' own, not two sides agreeing on nothing: LoRA = depth x (d r + r 3d), r 8.
         Assert.Equal(2 * (64 * 8 + 8 * 192), ours.Row("lora")!.TrainableExclHead);
+        // The reference's own peak, not the .NET parent's: getrusage's ru_maxrss carries the parent's over exec.
+        Assert.NotEqual(ours.PeakRssBytes, reference.Figures.PeakRssBytes);
         Assert.True(reference.Figures.FastBlas, $"the reference runs on a slow BLAS ({reference.Figures.Blas}): install libopenblas0-pthread");
     }
 }
