@@ -8,6 +8,8 @@ place, as TorchSharp's does and PyTorch 1.13's default), forward, cross-entropy,
 (lr 1e-3, wd 1e-4; PyTorch's multi-tensor foreach implementation, its fastest here).
 Workload order, also as on the C# side: inference model, then each method (build, 2 warm-up steps), then
 rounds that alternate over all of them, best round kept. Prints one JSON object (stdout or --out).
+`peft bench` runs it with --serve: after the warm-ups it times one workload whenever the C# side asks, right
+after timing the same one itself, so that other load on a shared machine hits both sides of a ratio alike.
 
 Threads: with OpenBLAS (pthreads) the matmuls run on OpenBLAS's own threads whatever torch's count is, and
 torch's count (default 1 in Debian's build) drives only its own kernels; which is faster depends on the
@@ -323,6 +325,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="auto", help="torch threads: auto (time 1 and 2, keep the faster) or a number")
     ap.add_argument("--out", help="write the JSON here instead of stdout")
+    ap.add_argument("--serve", action="store_true", help="paired with the C# side: build and warm up, print "
+                    '{"ready": true}, then time one workload per stdin line "time NAME" (answering one JSON line '
+                    'each) until "finish", which prints the result; --rounds is then the caller\'s')
     a = ap.parse_args()
     c = {"ln_eps": 1e-6, "qkv_bias": True, "in_chans": 3, **json.loads(a.config)}
     hp = json.loads(a.hp)
@@ -345,10 +350,13 @@ def main():
         r.step(); r.step()  # warm-up
         runs.append(r)
         log(f"{name}: built, warmed up")
-    for i in range(a.rounds):
-        for r in runs:
-            r.time(a.steps)
-        log(f"round {i + 1}/{a.rounds}: " + ", ".join(f"{r.name} {r.best:.0f}" for r in runs))
+    if a.serve:
+        serve(runs, a.steps)
+    else:
+        for i in range(a.rounds):
+            for r in runs:
+                r.time(a.steps)
+            log(f"round {i + 1}/{a.rounds}: " + ", ".join(f"{r.name} {r.best:.0f}" for r in runs))
 
     result = {
         "side": "pytorch",
@@ -361,12 +369,27 @@ def main():
         "rows": [{"name": r.name, "images_per_second": r.best, "trainable_excl_head": r.trainable} for r in runs],
         "peak_rss_bytes": peak_rss(),
     }
-    text = json.dumps(result, indent=1)
+    text = json.dumps(result, indent=None if a.serve else 1)
     if a.out:
         with open(a.out, "w") as f:
             f.write(text + "\n")
     else:
-        print(text)
+        print(text, flush=True)
+
+
+def serve(runs, steps):
+    """Times workloads when the caller asks, so that each of ours and the same one here run seconds apart:
+    on a machine shared with other work, load that changes between the two sides then hits both alike."""
+    by_name = {r.name: r for r in runs}
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if words == ["finish"]:
+            return
+        if len(words) != 2 or words[0] != "time" or words[1] not in by_name:
+            raise SystemExit(f"bench.py --serve: expected 'time NAME' (NAME one of {', '.join(by_name)}) or 'finish', got {line.strip()!r}")
+        print(json.dumps({"name": words[1], "images_per_second": by_name[words[1]].time(steps)}), flush=True)
+    raise SystemExit("bench.py --serve: stdin closed before 'finish'")
 
 
 if __name__ == "__main__":

@@ -40,16 +40,23 @@ public static class BenchCompare
             var methods = TorchSharpBench.Methods;
             Console.WriteLine($"peft bench: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.NumHeads} heads, {config.ImageSize} px, patch {config.PatchSize}), " +
                 $"batch {b}, {n} timed steps x {rs} rounds (best kept), AdamW lr 1e-3 wd 1e-4, default options; {Environment.ProcessorCount} CPUs");
-            Console.WriteLine($"TorchSharp ({torch.get_num_threads()} torch threads): inference, {string.Join(", ", methods)}");
-            var ours = TorchSharpBench.Run(config, methods, b, n, rs, line => Console.WriteLine("  " + line));
-            ReferenceResult? reference = null;
+            // The reference starts first (build, warm-up, its thread timing) and then times each workload right
+            // after ours, so that both sides of a ratio see the same load from other work on the machine.
+            ReferenceSession? session = null;
             if (!r.GetValue(noReference))
             {
-                Console.WriteLine($"PyTorch reference ({r.GetValue(python)}), same workloads, after ours:");
-                reference = ReferenceBench.Run(r.GetValue(python)!, ReferenceBench.FindScript(), config, methods, b, n, rs, t,
+                Console.WriteLine($"PyTorch reference ({r.GetValue(python)}): build and warm-up");
+                session = ReferenceSession.Start(r.GetValue(python)!, ReferenceBench.FindScript(), config, methods, b, n, t,
                     line => Console.WriteLine("  " + line), cancel);
             }
-            var comparison = new BenchComparison(ours, reference);
+            BenchComparison comparison;
+            using (session)
+            {
+                Console.WriteLine($"TorchSharp ({torch.get_num_threads()} torch threads): build and warm-up, then rounds" +
+                    (session is { Problem: null } ? ", each workload timed here and then at once in PyTorch" : ""));
+                var ours = TorchSharpBench.Run(config, methods, b, n, rs, line => Console.WriteLine("  " + line), session);
+                comparison = new BenchComparison(ours, session?.Finish());
+            }
             Console.WriteLine();
             Console.Write(comparison.Table());
             foreach (var w in comparison.Warnings()) Console.WriteLine("!! " + w);

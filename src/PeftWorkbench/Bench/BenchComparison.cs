@@ -35,7 +35,7 @@ public sealed class BenchComparison
     {
         Ours = ours;
         Reference = reference?.Figures;
-        Notes = reference?.Notes ?? Array.Empty<string>();
+        Notes = Reference is null ? Array.Empty<string>() : reference!.Notes;
         ReferenceProblem = reference is null ? null : reference.Problem ?? (reference.Figures is null ? "PyTorch reference gave no figures." : null);
         Rows = ours.Rows.Select(r =>
         {

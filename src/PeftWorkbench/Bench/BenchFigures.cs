@@ -26,13 +26,15 @@ public sealed record BenchFigures
 }
 
 /// <summary>Our side of `peft bench`: inference, then each method (build, 2 warm-up steps), then rounds that
-/// alternate over all of them, best round kept. bench.py runs the same order, so peak RSS compares like with like.</summary>
+/// alternate over all of them, best round kept. bench.py runs the same order, so peak RSS compares like with like.
+/// With a <see cref="ReferenceSession"/>, each of our timings is followed at once by the same workload there.</summary>
 public static class TorchSharpBench
 {
     /// <summary>The methods the PyTorch reference implements: full FT and one method of each family.</summary>
     public static IReadOnlyList<string> Methods { get; } = new[] { "full", "lora", "rand_h_adapter", "vpt_deep", "bitfit" };
 
-    public static BenchFigures Run(VitConfig config, IReadOnlyList<string> methods, int batch, int steps, int rounds, Action<string>? log = null)
+    public static BenchFigures Run(VitConfig config, IReadOnlyList<string> methods, int batch, int steps, int rounds,
+        Action<string>? log = null, ReferenceSession? pair = null)
     {
         if (batch < 1 || steps < 1 || rounds < 1) throw new ArgumentException("batch, steps and rounds must be at least 1.");
         var runs = new List<IBenchRun>();
@@ -49,8 +51,14 @@ public static class TorchSharpBench
             }
             for (int round = 0; round < rounds; round++)
             {
-                foreach (var run in runs) run.Time(steps);
-                log?.Invoke($"round {round + 1}/{rounds}: " + string.Join(", ", runs.Select(r => $"{r.Id} {r.Best:F0}")));
+                foreach (var run in runs)
+                {
+                    run.Time(steps);
+                    pair?.Time(run.Id);
+                }
+                bool both = pair is { Problem: null };
+                log?.Invoke($"round {round + 1}/{rounds}, best img/s {(both ? "TorchSharp | PyTorch" : "TorchSharp")}: " +
+                    string.Join(", ", runs.Select(r => $"{r.Id} {r.Best:F0}" + (both ? $" | {pair!.Best(r.Id):F0}" : ""))));
             }
             return new BenchFigures
             {

@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -70,51 +69,31 @@ public static class ReferenceBench
         return all.ToJsonString();
     }
 
-    /// <summary>Runs bench.py. <paramref name="threads"/> 0 lets it time 1 and 2 torch threads and keep the faster;
-    /// progress lines (its stderr) go to <paramref name="log"/>.</summary>
+    /// <summary>Runs bench.py on its own: its rounds paired with nothing (the test's and a script's way; `peft bench`
+    /// pairs each of its workloads with ours through a <see cref="ReferenceSession"/>).</summary>
     public static ReferenceResult Run(string python, string? script, VitConfig config, IReadOnlyList<string> methods,
         int batch, int steps, int rounds, int threads, Action<string>? log = null, CancellationToken cancel = default)
     {
-        if (script is null || !File.Exists(script))
-            return new(null, $"PyTorch reference not run: bench.py not found{(script is null ? "" : $" at {script}")} (it lives in environment/reference/).");
-        var psi = new ProcessStartInfo(python) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var session = ReferenceSession.Start(python, script, config, methods, batch, steps, threads, log, cancel);
+        for (int round = 0; round < rounds && session.Problem is null; round++)
+            foreach (var name in session.Workloads) session.Time(name);
+        return session.Finish();
+    }
+
+    /// <summary>bench.py's command line (serving: it times a workload when asked).</summary>
+    internal static ProcessStartInfo StartInfo(string python, string script, VitConfig config, IReadOnlyList<string> methods, int batch, int steps, int threads)
+    {
+        var psi = new ProcessStartInfo(python)
+        {
+            UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
         foreach (var a in new[]
         {
-            script, "--config", ConfigJson(config), "--methods", string.Join(",", methods), "--hp", OptionsJson(methods, config),
+            script, "--serve", "--config", ConfigJson(config), "--methods", string.Join(",", methods), "--hp", OptionsJson(methods, config),
             "--batch", batch.ToString(CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture),
-            "--rounds", rounds.ToString(CultureInfo.InvariantCulture), "--threads", threads > 0 ? threads.ToString(CultureInfo.InvariantCulture) : "auto",
+            "--threads", threads > 0 ? threads.ToString(CultureInfo.InvariantCulture) : "auto",
         }) psi.ArgumentList.Add(a);
-        var notes = ReferenceEnvironment(psi);
-        Process process;
-        try { process = Process.Start(psi) ?? throw new Win32Exception($"could not start {python}"); }
-        catch (Win32Exception e)
-        {
-            return new(null, $"PyTorch reference not run: cannot start {python} ({e.Message}); install it with `{InstallHint}`.");
-        }
-        using (process)
-        {
-            var errors = new List<string>();
-            process.ErrorDataReceived += (_, e) =>
-            {
-                if (e.Data is null) return;
-                lock (errors) errors.Add(e.Data);
-                log?.Invoke(e.Data);
-            };
-            process.BeginErrorReadLine();
-            using var kill = cancel.Register(() => { try { process.Kill(true); } catch (InvalidOperationException) { } });
-            string stdout = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            if (cancel.IsCancellationRequested) return new(null, "PyTorch reference cancelled.");
-            try
-            {
-                var parsed = Parse(stdout);
-                if (parsed.Figures is null || process.ExitCode == 0) return parsed with { Notes = notes };
-            }
-            catch (InvalidDataException) when (process.ExitCode != 0) { }
-            string tail;
-            lock (errors) tail = string.Join(" | ", errors.TakeLast(3));
-            return new(null, $"PyTorch reference failed (exit {process.ExitCode}): {tail}");
-        }
+        return psi;
     }
 
     /// <summary>
@@ -125,7 +104,7 @@ public static class ReferenceBench
     /// older kernels than the CPU has (AVX2 instead of AVX-512: about half the matmul speed measured here),
     /// so the reference runs without it and OpenBLAS picks its kernels for this CPU, as on a plain machine.
     /// </summary>
-    static List<string> ReferenceEnvironment(ProcessStartInfo psi)
+    internal static List<string> ReferenceEnvironment(ProcessStartInfo psi)
     {
         var notes = new List<string>();
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not { Length: > 0 })
