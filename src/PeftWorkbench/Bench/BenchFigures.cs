@@ -53,6 +53,9 @@ public static class TorchSharpBench
             {
                 foreach (var run in runs)
                 {
+                    // OpenBLAS's idle threads in the reference spin for a moment after its last call before they
+                    // sleep (libtorch's here wait passively): let them settle so they do not steal our first steps.
+                    if (pair is { Problem: null }) Thread.Sleep(300);
                     run.Time(steps);
                     pair?.Time(run.Id);
                 }
