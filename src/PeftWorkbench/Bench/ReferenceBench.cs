@@ -40,8 +40,8 @@ public static class ReferenceBench
     /// <summary>The ViT shape as bench.py reads it.</summary>
     public static string ConfigJson(VitConfig c)
     {
-        if (c.PreNorm || !c.PatchBias || c.Activation != "gelu")
-            throw new ArgumentException($"The PyTorch reference builds timm's plain ViT (exact GELU, patch bias, no pre-norm); preset '{c.Name}' differs.");
+        if (c.PreNorm || !c.PatchBias || c.Activation != "gelu" || c.DropRate != 0 || c.DropPathRate != 0)
+            throw new ArgumentException($"The PyTorch reference builds timm's plain ViT (exact GELU, patch bias, no pre-norm, no dropout or drop path); preset '{c.Name}' differs.");
         return new JsonObject
         {
             ["name"] = c.Name, ["image_size"] = c.ImageSize, ["patch_size"] = c.PatchSize, ["in_chans"] = c.InChans,
