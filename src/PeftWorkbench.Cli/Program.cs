@@ -12,4 +12,6 @@ foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
 // TrainCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.
 foreach (var c in TrainCommand.Create()) root.Subcommands.Add(c);
 PeftCommand.AddTo(root);
+// `peft bench` itself: TorchSharp against the PyTorch reference (its subcommands stay).
+BenchCompare.AddTo(root);
 return root.Parse(args).Invoke();

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Diagnostics;
+using PeftWorkbench.Bench;
 using PeftWorkbench.Peft;
 using PeftWorkbench.Vit;
 using TorchSharp;
@@ -119,63 +119,5 @@ public static class PeftCommand
             return 0;
         });
         return cmd;
-    }
-
-    /// <summary>One method's training loop on random data: AdamW steps, each in its own dispose scope.</summary>
-    sealed class MethodRun : IDisposable
-    {
-        public string Id { get; }
-        public double Best { get; private set; }
-        public long TrainableExclHead { get; }
-        public int FrozenWithGrad { get; private set; }
-        readonly VisionTransformer vit;
-        readonly PeftModel model;
-        readonly torch.optim.Optimizer opt;
-        readonly Tensor x, y;
-        readonly int batch;
-
-        public MethodRun(VitConfig config, string id, int batch)
-        {
-            Id = id;
-            this.batch = batch;
-            vit = new VisionTransformer(config, seed: 0);
-            model = PeftApi.Attach(vit, MethodRegistry.Create(id, null, config), seed: 0);
-            TrainableExclHead = model.TrainableParameterCountExcludingHead;
-            opt = torch.optim.AdamW(model.TrainableParameters().Select(p => p.Param), lr: 1e-3, weight_decay: 1e-4);
-            var gen = new Generator(1);
-            x = torch.randn(new long[] { batch, config.InChans, config.ImageSize, config.ImageSize }, generator: gen);
-            y = torch.randint(0, Math.Max(1, config.NumClasses), new long[] { batch }, generator: gen, dtype: ScalarType.Int64);
-            model.train();
-        }
-
-        void Step()
-        {
-            using var scope = torch.NewDisposeScope();
-            var loss = torch.nn.functional.cross_entropy(model.forward(x), y);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-        }
-
-        public void Warmup()
-        {
-            Step();
-            // After a backward, a frozen tensor must not hold a gradient: backward never computed one.
-            FrozenWithGrad = model.NamedParameters().Count(p => !p.Param.requires_grad && p.Param.grad is not null);
-            Step();
-        }
-
-        public void Time(int steps)
-        {
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < steps; i++) Step();
-            Best = Math.Max(Best, steps * batch / sw.Elapsed.TotalSeconds);
-        }
-
-        public void Dispose()
-        {
-            opt.Dispose(); x.Dispose(); y.Dispose();
-            model.Dispose();
-        }
     }
 }

@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace PeftWorkbench.Bench;
+
+/// <summary>One row of the comparison; Ratio is ours / PyTorch's (higher is better for images/s).</summary>
+public sealed record ComparisonRow(string Name, double Ours, double? Reference, long? OursTrainable, long? ReferenceTrainable, double Target)
+{
+    public double? Ratio => Reference is > 0 ? Ours / Reference : null;
+    public bool? MeetsTarget => Ratio is double r ? r >= Target : null;
+    /// <summary>Both sides train the same number of tensors' elements (always true for inference).</summary>
+    public bool CountsAgree => OursTrainable == ReferenceTrainable;
+}
+
+/// <summary>
+/// TorchSharp against the PyTorch reference, row by row, with issue 5's targets: training steps >= 1.0x,
+/// inference >= 1.3x, peak RSS <= 1.2x PyTorch's. A comparison is only fair when both sides train the same
+/// parameters: a trainable-count mismatch is reported as such, never silently tabulated.
+/// </summary>
+public sealed class BenchComparison
+{
+    public const double TrainTarget = 1.0, InferenceTarget = 1.3, RssTarget = 1.2;
+
+    public BenchFigures Ours { get; }
+    public BenchFigures? Reference { get; }
+    /// <summary>Why there is no reference (how to install it), when there is none.</summary>
+    public string? ReferenceProblem { get; }
+    public IReadOnlyList<ComparisonRow> Rows { get; }
+    /// <summary>How the reference's environment was set (see ReferenceBench).</summary>
+    public IReadOnlyList<string> Notes { get; }
+
+    public BenchComparison(BenchFigures ours, ReferenceResult? reference)
+    {
+        Ours = ours;
+        Reference = reference?.Figures;
+        Notes = Reference is null ? Array.Empty<string>() : reference!.Notes;
+        ReferenceProblem = reference is null ? null : reference.Problem ?? (reference.Figures is null ? "PyTorch reference gave no figures." : null);
+        Rows = ours.Rows.Select(r =>
+        {
+            var other = Reference?.Row(r.Name);
+            return new ComparisonRow(r.Name, r.ImagesPerSecond, other?.ImagesPerSecond, r.TrainableExclHead, other?.TrainableExclHead,
+                r.Name == "inference" ? InferenceTarget : TrainTarget);
+        }).ToList();
+    }
+
+    /// <summary>Ours / PyTorch's peak RSS (lower is better).</summary>
+    public double? RssRatio => Reference is { PeakRssBytes: > 0 } r ? (double)Ours.PeakRssBytes / r.PeakRssBytes : null;
+
+    /// <summary>Rows whose trainable counts differ, or that the reference did not run, in words.</summary>
+    public IReadOnlyList<string> CountMismatches => Reference is null ? Array.Empty<string>() : Rows
+        .Where(r => !r.CountsAgree || r.Reference is null)
+        .Select(r => r.Reference is null
+            ? $"{r.Name}: the PyTorch reference has no such row"
+            : $"{r.Name}: TorchSharp trains {N(r.OursTrainable)} parameters (head excluded), PyTorch {N(r.ReferenceTrainable)}")
+        .ToList();
+
+    /// <summary>Everything that makes the comparison unfair or incomplete, one line each.</summary>
+    public IReadOnlyList<string> Warnings()
+    {
+        var w = new List<string>();
+        if (ReferenceProblem is not null) w.Add(ReferenceProblem);
+        foreach (var m in CountMismatches) w.Add($"UNFAIR COMPARISON: trainable-parameter counts differ: {m}");
+        if (Reference is { FastBlas: false })
+            w.Add($"UNFAIR COMPARISON: the PyTorch reference runs on a slow reference BLAS ({Reference.Blas}); install libopenblas0-pthread (`{ReferenceBench.InstallHint}`)");
+        return w;
+    }
+
+    /// <summary>The comparison as a markdown table, with the trainable-count check and the setups under it.</summary>
+    public string Table()
+    {
+        var sb = new StringBuilder();
+        bool withRef = Reference is not null;
+        sb.AppendLine(withRef
+            ? "| workload | trainable (excl. head) | TorchSharp img/s | PyTorch img/s | TorchSharp/PyTorch | target |"
+            : "| workload | trainable (excl. head) | TorchSharp img/s |");
+        sb.AppendLine(withRef ? "|---|---:|---:|---:|---:|---|" : "|---|---:|---:|");
+        foreach (var r in Rows)
+        {
+            string name = r.Name == "inference" ? "inference" : $"{r.Name} step";
+            string count = r.OursTrainable is null ? "-" : r.CountsAgree || !withRef ? N(r.OursTrainable) : $"{N(r.OursTrainable)} vs {N(r.ReferenceTrainable)} MISMATCH";
+            sb.AppendLine(withRef
+                ? $"| {name} | {count} | {r.Ours:F0} | {F0(r.Reference)} | {F2(r.Ratio)} | {Verdict(r.MeetsTarget, $">= {r.Target:0.0#}")} |"
+                : $"| {name} | {count} | {r.Ours:F0} |");
+        }
+        string ours = Mb(Ours.PeakRssBytes);
+        sb.AppendLine(withRef
+            ? $"| peak RSS (MB) | | {ours} | {Mb(Reference!.PeakRssBytes)} | {F2(RssRatio)} | {Verdict(RssRatio is double q ? q <= RssTarget : null, $"<= {RssTarget:0.0#}")} |"
+            : $"| peak RSS (MB) | | {ours} |");
+        if (withRef)
+            sb.AppendLine(CountMismatches.Count == 0
+                ? $"trainable-parameter counts agree on all {Rows.Count(r => r.OursTrainable is not null)} methods (a like-for-like comparison)"
+                : $"!! trainable-parameter counts DIFFER on {CountMismatches.Count} row(s): those ratios compare different work");
+        sb.AppendLine($"TorchSharp: {Ours.Version}, {Ours.Threads}");
+        if (withRef) sb.AppendLine($"PyTorch:    {Reference!.Version}, {Reference.Threads}; BLAS {Reference.Blas}");
+        foreach (var note in Notes) sb.AppendLine("note: " + note);
+        return sb.ToString();
+    }
+
+    /// <summary>The figures as JSON (`peft bench --json FILE`).</summary>
+    public string ToJson()
+    {
+        static JsonObject Side(BenchFigures f) => new()
+        {
+            ["side"] = f.Side, ["version"] = f.Version, ["threads"] = f.Threads, ["blas"] = f.Blas, ["peak_rss_bytes"] = f.PeakRssBytes,
+        };
+        var root = new JsonObject
+        {
+            ["torchsharp"] = Side(Ours),
+            ["pytorch"] = Reference is null ? null : Side(Reference),
+            ["reference_problem"] = ReferenceProblem,
+            ["notes"] = new JsonArray(Notes.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
+            ["rows"] = new JsonArray(Rows.Select(r => (JsonNode)new JsonObject
+            {
+                ["name"] = r.Name, ["torchsharp_images_per_second"] = r.Ours, ["pytorch_images_per_second"] = r.Reference,
+                ["ratio"] = r.Ratio, ["target"] = r.Target, ["meets_target"] = r.MeetsTarget,
+                ["torchsharp_trainable_excl_head"] = r.OursTrainable, ["pytorch_trainable_excl_head"] = r.ReferenceTrainable,
+                ["counts_agree"] = Reference is null ? null : r.CountsAgree,
+            }).ToArray()),
+            ["peak_rss_ratio"] = RssRatio, ["peak_rss_target"] = RssTarget,
+            ["count_mismatches"] = new JsonArray(CountMismatches.Select(m => (JsonNode)JsonValue.Create(m)!).ToArray()),
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    static string N(long? v) => v is long n ? n.ToString("N0", CultureInfo.InvariantCulture) : "-";
+    static string F0(double? v) => v is double d ? d.ToString("F0", CultureInfo.InvariantCulture) : "-";
+    static string F2(double? v) => v is double d ? d.ToString("F2", CultureInfo.InvariantCulture) + "x" : "-";
+    static string Mb(long bytes) => (bytes / 1e6).ToString("F0", CultureInfo.InvariantCulture);
+    static string Verdict(bool? met, string target) => met switch { true => $"{target} met", false => $"{target} MISSED", null => target };
+}
