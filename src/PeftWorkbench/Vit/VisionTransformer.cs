@@ -78,7 +78,14 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
         x = patch_embed.forward(x);
         x = torch.cat(new[] { cls_token.expand(x.shape[0], -1, -1), x }, 1) + pos_embed;
         x = norm_pre.forward(pos_drop.forward(x));
-        foreach (var block in blocks) x = block.forward(x);
+        foreach (var block in blocks)
+        {
+            // One scope per block: its temporaries go as soon as it returns (autograd keeps what backward
+            // needs), so peak memory holds one block's scratch, not every block's, as in PyTorch.
+            using var scope = torch.NewDisposeScope();
+            var y = block.forward(x);
+            x = ReferenceEquals(y, x) ? y : y.MoveToOuterDisposeScope();
+        }
         return norm.forward(x);
     }
 
