@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What each runtime setting buys: `peft bench methods` (training steps) and `peft bench train` (inference) under
+# What each runtime setting (see src/PeftWorkbench/Training/NativeTuning.cs) buys: `peft bench methods` (training steps) under
 # the workbench's defaults and with one setting changed at a time, in alternating rounds (a change of load on the
 # machine then hits every setting alike). Prints img/s per setting (median over rounds) and the ratio to the defaults.
 #   bash environment/bench-settings.sh [--preset mini] [--rounds 3]
@@ -20,6 +20,7 @@ methods=lora,rand_h_adapter,vpt_deep,bitfit
 # name | environment | extra arguments
 settings=(
   "defaults||"
+  "MKL: its generic path on AMD|PEFT_MKL=default|"
   "malloc: glibc defaults|PEFT_MALLOC=default|"
   "OpenMP: spin-wait (ACTIVE)|OMP_WAIT_POLICY=ACTIVE|"
   "1 torch thread||--threads 1"
