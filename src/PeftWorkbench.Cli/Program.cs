@@ -2,6 +2,9 @@ using System.CommandLine;
 using PeftWorkbench.Cli.Commands;
 
 // `peft`: one entry point; each command group lives in its own file under Commands/.
+// First thing: the native settings (OpenMP wait policy, malloc, MKL path) must precede libtorch's first use,
+// also in the kernel and notebook children this process hosts.
+PeftWorkbench.Training.NativeTuning.Apply();
 var root = new RootCommand("PeftWorkbench: parameter-efficient fine-tuning of Vision Transformers (Mai et al., CVPR 2025) on TorchSharp.");
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(VitCommand.Create());
