@@ -209,9 +209,9 @@ public static class TrainCommand
         var finals = records.Where(x => x.Config.Phase == "final").ToList();
         if (finals.Count == 0) return;
         Console.WriteLine();
-        Console.WriteLine($"  {"task",-16} {"method",-10} {"test last",9} {"test best",9} {"params",12}  selected");
+        Console.WriteLine($"  {"task",-16} {"method",-14} {"test last",9} {"test best",9} {"params",12}  selected");
         foreach (var f in finals.OrderBy(x => x.Config.Task).ThenBy(x => x.Config.Method))
-            Console.WriteLine($"  {f.Config.Task,-16} {f.Config.Method,-10} {F(f.Top1Last),9} {F(f.Top1Best),9} {f.TrainableParams,12:N0}  " +
+            Console.WriteLine($"  {f.Config.Task,-16} {f.Config.Method,-14} {F(f.Top1Last),9} {F(f.Top1Best),9} {f.TrainableParams,12:N0}  " +
                 (f.Status == "ok" ? $"lr={f.Config.Lr} wd={f.Config.WeightDecay} dp={f.Config.DropPath} {f.Config.HpText}" : f.Status));
         static string F(double? v) => v is double d ? d.ToString("F2") : "-";
     }

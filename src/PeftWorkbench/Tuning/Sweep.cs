@@ -211,7 +211,7 @@ public static class Sweep
         m.Trials.Where(t => IsTuneOf(t, final)).All(t => finished.Contains(t.Key));
 
     public static string Describe(TrialRecord r) =>
-        $"{r.Config.Task,-16} {r.Config.Method,-10} {r.Config.Phase,-5} lr={r.Config.Lr:0.#####} wd={r.Config.WeightDecay:0.#####} dp={r.Config.DropPath:0.##} {r.Config.HpText,-12} " +
+        $"{r.Config.Task,-16} {r.Config.Method,-14} {r.Config.Phase,-5} lr={r.Config.Lr:0.#####} wd={r.Config.WeightDecay:0.#####} dp={r.Config.DropPath:0.##} {r.Config.HpText,-12} " +
         $"{r.Status,-8} top1 {(r.Top1Last is double t ? t.ToString("F1") : "-"),5} best {(r.Top1Best is double b ? b.ToString("F1") : "-"),5}  {r.WallSeconds,6:F1}s";
 
     /// <summary>
