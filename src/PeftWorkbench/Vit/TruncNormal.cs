@@ -18,6 +18,8 @@ public static class TruncNormal
         static double Cdf(double x) => (1 + Erf(x / Math.Sqrt(2))) / 2;
         double l = Cdf((a - mean) / std), u = Cdf((b - mean) / std);
         using var _ = torch.no_grad();
+        // The comparison masks are as large as the tensor (a byte per element): free them now, not at some GC.
+        using var scope = torch.NewDisposeScope();
         if (u - l > 0.5)
         {
             // Rejection: draw normals and redraw the few outside [a, b]. Exact, and one cheap pass when the

@@ -47,6 +47,7 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
     void InitWeights(Generator? gen)
     {
         using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope(); // temporaries of the fills go at once, not at some GC
         TruncNormal.Fill_(pos_embed, std: 0.02, generator: gen);
         cls_token.normal_(0, 1e-6, gen);
         foreach (var (name, m) in named_modules())
