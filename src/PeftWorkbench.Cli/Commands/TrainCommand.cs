@@ -330,15 +330,8 @@ public static class TrainCommand
             torch.randint(0, c.NumClasses, new long[] { n }, generator: gen, dtype: ScalarType.Int64), c.NumClasses, "synthetic");
     }
 
-    static long Rss() => ProcStatus("VmRSS:");
-    static long PeakRss() => ProcStatus("VmHWM:");
-
-    static long ProcStatus(string field)
-    {
-        if (!File.Exists("/proc/self/status")) return System.Environment.WorkingSet;
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(field));
-        return line is null ? 0 : long.Parse(line[field.Length..].Trim().Split(' ')[0]) * 1024;
-    }
+    static long Rss() => PeftWorkbench.Bench.ProcessMemory.Rss();
+    static long PeakRss() => PeftWorkbench.Bench.ProcessMemory.PeakRss();
 
     static List<string> Split(string[]? values) =>
         (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
