@@ -317,7 +317,10 @@ public static class TrainCommand
         });
         var h = Trainer.Fit(model, data, null, options, progress, cancel);
         Console.WriteLine($"\r  full FT step        {h.ImagesPerSecond,8:F0} img/s ({h.Steps} steps, {h.WallSeconds:F1} s)                 ");
-        Console.WriteLine($"  RSS                 after 10 steps {rss10 / 1e6:F0} MB, 100: {rss100 / 1e6:F0} MB, {steps / 2}: {rssHalf / 1e6:F0} MB, {steps}: {rssEnd / 1e6:F0} MB; peak {PeakRss() / 1e6:F0} MB");
+        // Only the marks the run reached (a short --steps run has no step 100).
+        var marks = new List<(int Step, long Rss)> { (10, rss10), (100, rss100), (steps / 2, rssHalf), (steps, rssEnd) }
+            .Where(m => m.Step <= steps && m.Rss > 0).DistinctBy(m => m.Step).OrderBy(m => m.Step);
+        Console.WriteLine($"  RSS                 after {string.Join(", ", marks.Select(m => $"{m.Step} steps {m.Rss / 1e6:F0} MB"))}; peak {PeakRss() / 1e6:F0} MB");
         return 0;
     }
 
