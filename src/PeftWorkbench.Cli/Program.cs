@@ -12,8 +12,11 @@ CheckpointCommand.AddTo(root);
 root.Subcommands.Add(KernelCommand.Create());
 root.Subcommands.Add(NotebooksCommand.Create());
 foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
-// TrainCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.
-foreach (var c in TrainCommand.Create()) root.Subcommands.Add(c);
+root.Subcommands.Add(TrainCommand.Create());
+foreach (var c in SweepCommand.Create()) root.Subcommands.Add(c);
+root.Subcommands.Add(ResultsCommand.Create());
+// TrainBenchCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.
+root.Subcommands.Add(TrainBenchCommand.Create());
 PeftCommand.AddTo(root);
 // `peft bench` itself: TorchSharp against the PyTorch reference (its subcommands stay).
 BenchCompare.AddTo(root);

@@ -1,3 +1,4 @@
+using PeftWorkbench.Plots;
 using Microsoft.Data.Analysis;
 using PeftWorkbench.Kernel.Display;
 using TorchSharp;

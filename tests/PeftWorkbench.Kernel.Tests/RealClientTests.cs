@@ -53,7 +53,7 @@ public class RealClientTests
         var chart = Assert.Single(Outputs(1))!;
         Assert.Equal("execute_result", chart["output_type"]!.GetValue<string>());
         Assert.Contains("Plotly.newPlot", Text(chart["data"]!["text/html"]));
-        Assert.Contains(Display.PlotlyJs.Marker, Text(chart["data"]!["text/html"]));
+        Assert.Contains(PeftWorkbench.Plots.PlotlyJs.Marker, Text(chart["data"]!["text/html"]));
         Assert.NotNull(chart["data"]!["text/plain"]);
 
         var table = Assert.Single(Outputs(2))!;

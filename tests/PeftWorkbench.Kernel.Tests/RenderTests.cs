@@ -18,7 +18,7 @@ public class RenderTests
         Assert.True(result.Ok, result.Describe());
         var html = File.ReadAllText(result.HtmlPath!);
         Assert.DoesNotContain("src=\"https://cdn.plot.ly", html); // no network needed
-        Assert.Equal(1, html.Split(Display.PlotlyJs.Marker).Length - 1); // plotly.js embedded exactly once
+        Assert.Equal(1, html.Split(PeftWorkbench.Plots.PlotlyJs.Marker).Length - 1); // plotly.js embedded exactly once
 
         var dom = Tools.Run("chromium", new[]
         {

@@ -1,3 +1,4 @@
+using PeftWorkbench.Plots;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -76,7 +77,7 @@ public sealed class Formatters
     public string ChartHtml(PlotlyChart chart)
     {
         var sb = new StringBuilder();
-        if (!plotlyEmbedded) { sb.Append(PlotlyJs.ScriptTags()); plotlyEmbedded = true; }
+        if (!plotlyEmbedded) { sb.Append(PlotlyJs.ScriptTags(Execution.ConsoleRouter.OriginalError.WriteLine)); plotlyEmbedded = true; }
         sb.Append(chart.GetInlineHtml());
         return sb.ToString();
     }

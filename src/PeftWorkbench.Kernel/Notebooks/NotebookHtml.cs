@@ -1,3 +1,4 @@
+using PeftWorkbench.Plots;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -45,7 +46,7 @@ public static partial class NotebookHtml
         var html = body.ToString();
         bool needsPlotly = html.Contains("Plotly.newPlot", StringComparison.Ordinal) && !html.Contains(PlotlyJs.Marker, StringComparison.Ordinal);
         return $"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{WebUtility.HtmlEncode(title)}</title>\n<style>{Style}</style>\n" +
-               (needsPlotly ? PlotlyJs.ScriptTags() : "") + $"</head>\n<body>\n{html}</body></html>\n";
+               (needsPlotly ? PlotlyJs.ScriptTags(Execution.ConsoleRouter.OriginalError.WriteLine) : "") + $"</head>\n<body>\n{html}</body></html>\n";
     }
 
     static string Output(JsonObject o)

@@ -1,4 +1,4 @@
-namespace PeftWorkbench.Kernel.Display;
+namespace PeftWorkbench.Plots;
 
 /// <summary>Finds plotly.js (npm plotly.js-dist-min@1.58.5, the version XPlot.Plotly 4.1 targets; installed by
 /// environment/setup.d/kernel.sh) and wraps it in script tags that survive RequireJS pages.</summary>
@@ -18,15 +18,16 @@ public static class PlotlyJs
         return File.Exists(inCache) ? inCache : null;
     }
 
-    /// <summary>The library inline; if it is not installed, a CDN tag (online only) and a warning on stderr.</summary>
-    public static string ScriptTags()
+    /// <summary>The library inline; if it is not installed, a CDN tag (online only) and a warning through
+    /// <paramref name="warn"/> (stderr by default; a kernel passes its real stderr, since cells' Console is redirected).</summary>
+    public static string ScriptTags(Action<string>? warn = null)
     {
         if (cachedTags is not null) return cachedTags;
         var path = Locate();
         if (path is null)
         {
-            Execution.ConsoleRouter.OriginalError.WriteLine(
-                "[peft-kernel] plotly.js not found (run environment/setup.d/kernel.sh or set PEFT_PLOTLY_JS); charts will load it from the CDN and need a network.");
+            (warn ?? Console.Error.WriteLine)(
+                "[peft-workbench] plotly.js not found (run environment/setup.d/kernel.sh or set PEFT_PLOTLY_JS); charts will load it from the CDN and need a network.");
             return $"<script id=\"{Marker}\" src=\"https://cdn.plot.ly/plotly-{Version}.min.js\"></script>\n";
         }
         // plotly.js is UMD: with RequireJS on the page (classic notebook) it would register as a module and leave

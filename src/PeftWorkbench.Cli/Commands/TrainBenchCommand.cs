@@ -1,0 +1,121 @@
+using System.CommandLine;
+using System.Diagnostics;
+using PeftWorkbench.Data;
+using PeftWorkbench.Training;
+using PeftWorkbench.Tuning;
+using PeftWorkbench.Vit;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftWorkbench.Cli.Commands;
+
+/// <summary>`peft bench train` and `peft bench protocol`: throughput, memory and protocol wall-time figures.</summary>
+public static class TrainBenchCommand
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Benchmarks that print figures (never timed tests).");
+        var preset = new Option<string>("--preset") { Description = "Backbone preset.", DefaultValueFactory = _ => "mini" };
+        var batch = new Option<int>("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 64 };
+        var steps = new Option<int>("--steps") { Description = "Full-FT steps for the memory check (RSS after 10 and after this many).", DefaultValueFactory = _ => 1000 };
+        var threads = new Option<int>("--threads") { Description = "torch threads (0: leave the default).", DefaultValueFactory = _ => 0 };
+        var train = new Command("train", "images/s for inference, a full-FT step and linear probing (cached vs full forward); RSS over a long run.") { preset, batch, steps, threads };
+        train.SetAction((r, cancel) => Task.FromResult(BenchTrain(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(batch), r.GetValue(steps), r.GetValue(threads), cancel)));
+        bench.Subcommands.Add(train);
+
+        var method = new Option<string>("--method") { Description = "Method to time.", DefaultValueFactory = _ => "full" };
+        var profile = new Option<string>("--profile") { Description = "smoke | default | paper", DefaultValueFactory = _ => "default" };
+        var protocol = new Command("protocol", "Wall time of the VTAB-1K protocol (tune grid + final run) for one method on a toy task " +
+            "with VTAB-1K split sizes (800/200/1000/2000, 10 classes) at the preset's image size.") { preset, method, profile, threads };
+        protocol.SetAction((r, cancel) => Cli.Guard(() =>
+        {
+            if (r.GetValue(threads) is int t and > 0) torch.set_num_threads(t);
+            var config = VitConfig.Preset(r.GetValue(preset)!);
+            using var task = ToySuite.Vtab1kSized(10, config.ImageSize, 2000, config.InChans);
+            var options = ProtocolOptions.Vtab1k(r.GetValue(profile)!);
+            var m = r.GetValue(method)!;
+            var clock = Stopwatch.StartNew();
+            var result = Protocol.Vtab1k(task, m, PeftFactory.Grid(m, options.Profile), new PeftFactory(config, null).Build, options, null, null, cancel);
+            foreach (var rec in result.Tuning.Append(result.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec) + $"  {rec.ImagesPerSecond:F0} img/s");
+            Console.WriteLine($"protocol {m} on {task.Name} ({config.Name}, profile {options.Profile}): {result.Tuning.Count} tune + 1 final in {clock.Elapsed.TotalSeconds:F1} s");
+            return Task.FromResult(0);
+        }));
+        bench.Subcommands.Add(protocol);
+        return bench;
+    }
+
+    static int BenchTrain(VitConfig config, int batch, int steps, int threads, CancellationToken cancel)
+    {
+        if (threads > 0) torch.set_num_threads(threads);
+        var device = torch.CPU;
+        Console.WriteLine($"bench train: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.ImageSize} px, patch {config.PatchSize}), batch {batch}, {torch.get_num_threads()} torch threads, RSS {Rss() / 1e6:F0} MB at start");
+        int n = batch * 10;
+        using var data = Synthetic(config, n);
+        using var model = new VisionTransformer(config, seed: 0);
+
+        // Inference: the evaluation path (eval mode, no_grad, dispose scope per batch).
+        Trainer.Evaluate(model, data, batch).Dispose(); // warm-up
+        var sw = Stopwatch.StartNew();
+        int evalRounds = 3;
+        for (int i = 0; i < evalRounds; i++) Trainer.Evaluate(model, data, batch).Dispose();
+        double inferIps = evalRounds * n / sw.Elapsed.TotalSeconds;
+        Console.WriteLine($"  inference           {inferIps,8:F0} img/s");
+
+        // Linear probe per epoch: through the full forward vs through the cache.
+        var probeOptions = new TrainOptions { Epochs = 1, BatchSize = batch, Device = device };
+        foreach (var (name, p) in model.named_parameters()) p.requires_grad = name.StartsWith("head.");
+        sw.Restart();
+        Trainer.Fit(model, data, null, probeOptions, cancel: cancel);
+        double fullEpoch = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        using var cache = FeatureCache.Build(model, data, batch);
+        double cacheBuild = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        int probeEpochs = 20;
+        LinearProbe.Fit(model, cache, null, probeOptions with { Epochs = probeEpochs }, cancel: cancel);
+        double cachedEpoch = sw.Elapsed.TotalSeconds / probeEpochs;
+        Console.WriteLine($"  linear probe epoch  full forward {fullEpoch * 1e3:F0} ms, cached {cachedEpoch * 1e3:F2} ms ({fullEpoch / cachedEpoch:F0}x; cache built once in {cacheBuild * 1e3:F0} ms)");
+
+        // Full fine-tuning, fp32 against bf16 (fp32 masters), alternated twice to even out the load of other processes.
+        foreach (var p in model.parameters()) p.requires_grad = true;
+        var shortRun = new TrainOptions { Epochs = 3, BatchSize = batch, Device = device, WarmupEpochs = 0 };
+        var ips = new Dictionary<bool, List<double>> { [false] = new(), [true] = new() };
+        foreach (var bf16 in new[] { false, true, false, true })
+            ips[bf16].Add(Trainer.Fit(model, data, null, shortRun with { Bf16 = bf16 }, cancel: cancel).ImagesPerSecond);
+        Console.WriteLine($"  full FT step fp32   {ips[false].Average(),8:F0} img/s ({string.Join(", ", ips[false].Select(v => v.ToString("F0")))})");
+        Console.WriteLine($"  full FT step bf16   {ips[true].Average(),8:F0} img/s ({string.Join(", ", ips[true].Select(v => v.ToString("F0")))}), x{ips[true].Average() / ips[false].Average():F2}");
+
+        // Memory over a long fp32 run through Trainer.Fit: RSS after 10, 100, half and all `steps` steps.
+        long rss10 = 0, rss100 = 0, rssHalf = 0, rssEnd = 0;
+        int stepsPerEpoch = (n + batch - 1) / batch;
+        var options = new TrainOptions { Epochs = (steps + stepsPerEpoch - 1) / stepsPerEpoch, BatchSize = batch, Device = device, WarmupEpochs = 0 };
+        var progress = new Probe(p =>
+        {
+            if (p.Phase != "train") return;
+            if (p.GlobalStep == 10) rss10 = Rss();
+            if (p.GlobalStep == 100) rss100 = Rss();
+            if (p.GlobalStep == steps / 2) rssHalf = Rss();
+            if (p.GlobalStep == steps) rssEnd = Rss();
+            if (p.GlobalStep % 100 == 0) Console.Write($"\r  full FT step {p.GlobalStep}/{steps}  {p.ImagesPerSecond:F0} img/s   ");
+        });
+        var h = Trainer.Fit(model, data, null, options, progress, cancel);
+        Console.WriteLine($"\r  full FT step        {h.ImagesPerSecond,8:F0} img/s ({h.Steps} steps, {h.WallSeconds:F1} s)                 ");
+        // Only the marks the run reached (a short --steps run has no step 100).
+        var marks = new List<(int Step, long Rss)> { (10, rss10), (100, rss100), (steps / 2, rssHalf), (steps, rssEnd) }
+            .Where(m => m.Step <= steps && m.Rss > 0).DistinctBy(m => m.Step).OrderBy(m => m.Step);
+        Console.WriteLine($"  RSS                 after {string.Join(", ", marks.Select(m => $"{m.Step} steps {m.Rss / 1e6:F0} MB"))}; peak {PeakRss() / 1e6:F0} MB");
+        return 0;
+    }
+
+    sealed class Probe(Action<TrainProgress> f) : IProgress<TrainProgress> { public void Report(TrainProgress p) => f(p); }
+
+    static ImageSet Synthetic(VitConfig c, int n)
+    {
+        var gen = new Generator(1);
+        return new ImageSet(torch.randn(new long[] { n, c.InChans, c.ImageSize, c.ImageSize }, generator: gen),
+            torch.randint(0, c.NumClasses, new long[] { n }, generator: gen, dtype: ScalarType.Int64), c.NumClasses, "synthetic");
+    }
+
+    static long Rss() => PeftWorkbench.Bench.ProcessMemory.Rss();
+    static long PeakRss() => PeftWorkbench.Bench.ProcessMemory.PeakRss();
+}
