@@ -54,7 +54,7 @@ public class NotebookRunnerTests
             "a.matmul(torch.ones(2, 3))");
         var run = Tools.Run(Tools.Dotnet, new[] { Tools.Peft, "notebooks", "run", nb, "--profile", "smoke", "--out", Path.Combine(dir, "out") });
         Assert.Equal(1, run.Code);
-        Assert.Contains("abort.ipynb: cell 2 failed: the notebook process died", run.Stderr);
+        Assert.Contains("abort.ipynb: cell 2 failed: the notebook process ended before the notebook finished (exit code 134", run.Stderr);
     }
 
     [Fact]

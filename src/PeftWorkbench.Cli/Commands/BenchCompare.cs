@@ -25,7 +25,7 @@ public static class BenchCompare
         foreach (var o in new Option[] { preset, batch, steps, rounds, threads, noReference, python, json }) bench.Options.Add(o);
         bench.Description = "TorchSharp against PyTorch (environment/reference/bench.py): images/s for inference, a full-FT step and the steps of " +
             "LoRA, Houlsby adapter, VPT-Deep and BitFit, peak RSS, and the ratios; subcommands: other benchmarks.";
-        bench.SetAction((r, cancel) =>
+        bench.SetAction((r, cancel) => Cli.Guard(() =>
         {
             int b = r.GetValue(batch), n = r.GetValue(steps), rs = r.GetValue(rounds), t = r.GetValue(threads);
             if (b < 1 || n < 1 || rs < 1 || t < 0) { Console.Error.WriteLine("peft bench: --batch, --steps and --rounds must be at least 1, --threads at least 0"); return Task.FromResult(2); }
@@ -67,6 +67,6 @@ public static class BenchCompare
             }
             // A count mismatch means the ratios compare different work: fail, so scripts notice.
             return Task.FromResult(comparison.CountMismatches.Count > 0 ? 1 : 0);
-        });
+        }));
     }
 }

@@ -24,7 +24,7 @@ public static class CheckpointCommand
         var save = new Option<string?>("--save") { Description = "Also write the loaded weights as safetensors with timm names to this path." };
         var cmd = new Command("load", "Load a checkpoint into a preset ViT (strict names and shapes) and print the report.")
             { preset, checkpoint, classes, imageSize, key, save };
-        cmd.SetAction(r =>
+        cmd.SetAction(r => Cli.Guard(() =>
         {
             try
             {
@@ -49,7 +49,7 @@ public static class CheckpointCommand
                 Console.Error.WriteLine(e.Message);
                 return 1;
             }
-        });
+        }));
         return cmd;
     }
 

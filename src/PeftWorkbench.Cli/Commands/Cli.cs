@@ -5,16 +5,24 @@ namespace PeftWorkbench.Cli.Commands;
 /// <summary>What every command shares: the error guard, the comma/repeat list parser, starting this CLI again.</summary>
 static class Cli
 {
-    /// <summary>Bad input and I/O problems end the command with one clear line (exit code 2), not a stack trace.</summary>
-    public static Task<int> Guard(Func<Task<int>> action)
+    /// <summary>Bad input and I/O problems end the command with one clear line (exit code 2), not a stack trace. Every
+    /// command's action runs inside it. Other exceptions are bugs and keep their stack trace.</summary>
+    public static async Task<int> Guard(Func<Task<int>> action)
     {
-        try { return action(); }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException)
+        try { return await action(); }
+        catch (Exception e) when (IsBadInput(e))
         {
             Console.Error.WriteLine($"error: {e.Message}");
-            return Task.FromResult(2);
+            return 2;
         }
     }
+
+    /// <summary>The exceptions the library throws for bad input, missing files and malformed data (with a message
+    /// naming the file, key or value), and those libtorch's shape checks raise.</summary>
+    public static bool IsBadInput(Exception e) =>
+        e is ArgumentException or IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException
+            or KeyNotFoundException or NotSupportedException or FormatException or OverflowException or System.Text.Json.JsonException
+            or System.Runtime.InteropServices.ExternalException;
 
     public static Task<int> Guard(Func<int> action) => Guard(() => Task.FromResult(action()));
 

@@ -16,7 +16,7 @@ public static class DataCommand
 
         var vtab = new Option<string?>("--vtab") { Description = "List a VTAB-1K folder root instead of the mini suite." };
         var list = new Command("list", "Every task with its group, source, classes and split sizes.") { vtab };
-        list.SetAction(r =>
+        list.SetAction(r => Cli.Guard(() =>
         {
             Suite suite = r.GetValue(vtab) is { } root ? Suite.FromVtabFolder(root) : Suite.Mini;
             Console.WriteLine($"suite: {suite.Name}");
@@ -26,23 +26,23 @@ public static class DataCommand
             if (suite is MiniSuite m)
                 Console.WriteLine($"cache: {m.CacheDir}; shift sets: {string.Join(", ", Corruptions.Names)} at severities 1, 3, 5; real sources: mnist<->digits");
             return 0;
-        });
+        }));
 
         var noMany = new Option<bool>("--no-many-shot") { Description = "Skip the many-shot training splits." };
         var build = new Command("build", "Build (or check) the rendered suite cache for every task.") { noMany };
-        build.SetAction(r =>
+        build.SetAction(r => Cli.Guard(() =>
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var built = Suite.Mini.BuildAll(!r.GetValue(noMany), Console.WriteLine);
             Console.WriteLine($"{built.Count} task(s) built, {Suite.Mini.Tasks.Count - built.Count} cached, {sw.Elapsed.TotalSeconds:F1} s; cache {Suite.Mini.CacheDir}");
             return 0;
-        });
+        }));
 
         var task = new Option<string>("--task") { Description = "Task name (see `peft data list`), or 'glyphs' for the upstream pre-training images.", Required = true };
         var split = new Option<string>("--split") { Description = "train800, val200, train800val200, test, train-many, or shift:<name>.", DefaultValueFactory = _ => "train800" };
         var outPng = new Option<string>("--out") { Description = "PNG file to write.", Required = true };
         var preview = new Command("preview", "Write a PNG grid of the first 64 images of a split.") { task, split, outPng };
-        preview.SetAction(r =>
+        preview.SetAction(r => Cli.Guard(() =>
         {
             string t = r.GetValue(task)!, s = r.GetValue(split)!;
             RawImages raw;
@@ -51,10 +51,10 @@ public static class DataCommand
             ImageGrid.SavePng(raw, r.GetValue(outPng)!);
             Console.WriteLine($"{raw.Source}: {raw.Count} images; labels of the first 16: {string.Join(" ", raw.Labels.Take(16))} -> {r.GetValue(outPng)}");
             return 0;
-        });
+        }));
 
         var zeroShot = new Command("zero-shot", "The shipped checkpoint's zero-shot digit accuracy (head outputs 0-9) on MNIST test and the digit shift sets.");
-        zeroShot.SetAction(_ =>
+        zeroShot.SetAction(_ => Cli.Guard(() =>
         {
             using var model = VisionTransformer.Pretrained("mini");
             using (var test = Suite.Mini.LoadSplit("mnist", "test"))
@@ -65,11 +65,11 @@ public static class DataCommand
                 Console.WriteLine($"mnist shift {shift} ({set.Count} images): zero-shot top-1 {ZeroShot.DigitAccuracy(model, set):F2} %");
             }
             return 0;
-        });
+        }));
 
         var groups = new Option<string>("--groups") { Description = "Comma-separated groups to probe.", DefaultValueFactory = _ => "natural,specialized,structured" };
         var probe = new Command("probe", "Linear probes (train800val200 -> test) on the shipped checkpoint and on a randomly initialised ViT: does pre-training transfer?") { groups };
-        probe.SetAction(r =>
+        probe.SetAction(r => Cli.Guard(() =>
         {
             var wanted = r.GetValue(groups)!.Split(',', StringSplitOptions.RemoveEmptyEntries);
             var options = new TrainOptions { Epochs = 100, WarmupEpochs = 10, BatchSize = 64, Lr = 1e-2, WeightDecay = 1e-4, Seed = 42 };
@@ -86,7 +86,7 @@ public static class DataCommand
                 Console.WriteLine($"| {t.Name} | {t.Group} | {lp:F1} | {lr:F1} | {rp:F1} | {rr:F1} |");
             }
             return 0;
-        });
+        }));
 
         data.Subcommands.Add(list);
         data.Subcommands.Add(probe);
@@ -110,7 +110,7 @@ public static class DataCommand
         var outDir = new Option<string>("--out") { Description = "Output folder for <recipe>.safetensors and <recipe>.recipe.json.", DefaultValueFactory = _ => "." };
         var threads = new Option<int?>("--threads") { Description = "torch CPU threads (default: libtorch's choice)." };
         var cmd = new Command("pretrain", "Run an upstream pre-training recipe (rendered characters) and write the checkpoint and its recipe JSON.") { recipe, outDir, threads };
-        cmd.SetAction((r, cancel) =>
+        cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
             if (r.GetValue(threads) is int t) TorchSharp.torch.set_num_threads(t);
             var rec = PretrainRecipe.Get(r.GetValue(recipe)!);
@@ -122,7 +122,7 @@ public static class DataCommand
             Console.WriteLine(record["results"]!.ToJsonString());
             Console.WriteLine(record["time"]!.ToJsonString());
             return Task.FromResult(0);
-        });
+        }));
         return cmd;
     }
 }

@@ -7,6 +7,9 @@ namespace PeftWorkbench.Cli.Commands;
 /// <summary>`peft kernel install` registers the Jupyter kernelspec; `peft kernel run -f FILE` is what Jupyter starts.</summary>
 public static class KernelCommand
 {
+    /// <summary>`peft kernel run` ended itself to stop an interrupted cell that ignored Cancellation.</summary>
+    public const int AbandonedCellExitCode = 3;
+
     public static Command Create()
     {
         var kernel = new Command("kernel", "The C# Jupyter kernel with the workbench preloaded.");
@@ -16,7 +19,7 @@ public static class KernelCommand
         var jupyterPath = new Option<string?>("--jupyter-path") { Description = "Install into DIR/kernels, for a directory on JUPYTER_PATH." };
         var name = new Option<string>("--name") { Description = "Kernelspec name.", DefaultValueFactory = _ => "peft-workbench" };
         var install = new Command("install", "Register the kernelspec \"C# (PeftWorkbench)\" for Jupyter, VS Code and nbclient.") { user, prefix, jupyterPath, name };
-        install.SetAction(r =>
+        install.SetAction(r => Cli.Guard(() =>
         {
             if (r.GetValue(prefix) is not null && r.GetValue(jupyterPath) is not null)
             {
@@ -27,21 +30,23 @@ public static class KernelCommand
             var path = KernelSpec.Install(dir, SelfCommand.Argv("kernel", "run", "-f", "{connection_file}"), r.GetValue(name)!);
             Console.WriteLine($"Installed kernelspec {r.GetValue(name)} in {Path.GetDirectoryName(path)}");
             return 0;
-        });
+        }));
 
         var file = new Option<string>("-f", "--connection-file") { Description = "The connection file Jupyter wrote.", Required = true };
         var run = new Command("run", "Serve one kernel on the channels of a connection file (Jupyter runs this).") { file };
-        run.SetAction(r =>
+        run.SetAction(r => Cli.Guard(() =>
         {
             var info = ConnectionInfo.Load(r.GetValue(file)!);
-            using (var k = new JupyterKernel(info)) k.Run();
+            bool abandoned;
+            using (var k = new JupyterKernel(info)) { k.Run(); abandoned = k.AbandonedCell; }
             NetMQConfig.Cleanup(block: false);
-            return 0;
-        });
+            // Returning ends the process and with it the cell that ignored an interrupt; Jupyter restarts the kernel.
+            return abandoned ? AbandonedCellExitCode : 0;
+        }));
 
         var repeats = new Option<int>("--repeats") { Description = "Cells timed per kind.", DefaultValueFactory = _ => 10 };
         var bench = new Command("bench", "Start a kernel process like Jupyter does and time its start, first cell and typical cells.") { repeats };
-        bench.SetAction(r => KernelBench.Run(r.GetValue(repeats)));
+        bench.SetAction(r => Cli.Guard(() => KernelBench.Run(r.GetValue(repeats))));
 
         kernel.Subcommands.Add(install);
         kernel.Subcommands.Add(run);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using PeftWorkbench.Kernel.Notebooks;
 
 namespace PeftWorkbench.Cli.Commands;
@@ -15,33 +16,37 @@ public static class NotebooksCommand
         var outDir = new Option<string>("--out") { Description = "Folder for the executed notebooks and their HTML.", Required = true };
         var inProcess = new Option<bool>("--in-process") { Description = "Run in this process (default: one child process per notebook, so a native crash is reported, not fatal)." };
         var statusFile = new Option<string?>("--status-file") { Hidden = true };
-        var run = new Command("run", "Execute notebooks; stop with a non-zero exit at the first failing cell.") { paths, profile, outDir, inProcess, statusFile };
-        run.SetAction(r =>
+        var cellTimeout = new Option<double>("--cell-timeout") { Description = "Seconds a cell may run before it is interrupted and reported as failed (0: no limit)." };
+        var run = new Command("run", "Execute notebooks; stop with a non-zero exit at the first failing cell.") { paths, profile, outDir, inProcess, statusFile, cellTimeout };
+        run.SetAction(r => Cli.Guard(() =>
         {
             var p = r.GetValue(profile)!;
             Environment.SetEnvironmentVariable("PEFT_PROFILE", p);
+            var seconds = r.GetValue(cellTimeout);
+            if (seconds < 0 || double.IsNaN(seconds) || seconds > TimeSpan.MaxValue.TotalSeconds / 2) throw new ArgumentException($"--cell-timeout {seconds}: give seconds > 0, or 0 for no limit");
+            TimeSpan? limit = seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
             foreach (var nb in r.GetValue(paths)!)
             {
                 if (!File.Exists(nb)) { Console.Error.WriteLine($"notebooks run: {nb}: no such file"); return 2; }
                 var clock = Stopwatch.StartNew();
-                var code = r.GetValue(inProcess) ? RunHere(nb, r.GetValue(outDir)!, p, r.GetValue(statusFile)) : RunInChild(nb, r.GetValue(outDir)!, p);
+                var code = r.GetValue(inProcess) ? RunHere(nb, r.GetValue(outDir)!, p, r.GetValue(statusFile), limit) : RunInChild(nb, r.GetValue(outDir)!, p, seconds);
                 if (code != 0) return code;
                 if (r.GetValue(statusFile) is null) Console.WriteLine($"{nb}: ok in {clock.Elapsed.TotalSeconds:F1} s");
             }
             return 0;
-        });
+        }));
         notebooks.Subcommands.Add(run);
         return notebooks;
     }
 
     /// <summary>Cells run with the notebook's folder as the current directory, as under Jupyter.</summary>
-    static int RunHere(string notebook, string outDir, string profile, string? statusFile)
+    static int RunHere(string notebook, string outDir, string profile, string? statusFile, TimeSpan? cellTimeout)
     {
         var (fullNotebook, fullOut) = (Path.GetFullPath(notebook), Path.GetFullPath(outDir));
         var saved = Directory.GetCurrentDirectory();
         NotebookRunResult result;
         Directory.SetCurrentDirectory(Path.GetDirectoryName(fullNotebook)!);
-        try { result = NotebookRunner.Run(fullNotebook, fullOut, profile, statusFile) with { Notebook = notebook }; }
+        try { result = NotebookRunner.Run(fullNotebook, fullOut, profile, statusFile, cellTimeout: cellTimeout) with { Notebook = notebook }; }
         finally { Directory.SetCurrentDirectory(saved); }
         if (result.Ok) return 0;
         Console.Error.WriteLine(result.Describe());
@@ -49,22 +54,36 @@ public static class NotebooksCommand
         return 1;
     }
 
-    /// <summary>One child process per notebook: a native abort (some libtorch errors end the process) kills only the
-    /// child, and the status file tells which cell was running.</summary>
-    static int RunInChild(string notebook, string outDir, string profile)
+    /// <summary>One child process per notebook: a native abort (some libtorch errors end the process), a cell's
+    /// Environment.Exit or a cell that ignores the timeout ends only the child, and the status file tells which cell
+    /// was running. SIGTERM, SIGINT or SIGHUP to this process end the child too.</summary>
+    static int RunInChild(string notebook, string outDir, string profile, double cellTimeout)
     {
         var status = Path.GetTempFileName();
         try
         {
-            var argv = SelfCommand.Argv("notebooks", "run", Path.GetFullPath(notebook), "--profile", profile, "--out", Path.GetFullPath(outDir), "--in-process", "--status-file", status);
+            var argv = SelfCommand.Argv("notebooks", "run", Path.GetFullPath(notebook), "--profile", profile, "--out", Path.GetFullPath(outDir), "--in-process", "--status-file", status,
+                "--cell-timeout", cellTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture));
             var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false };
             foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
             psi.Environment["PEFT_PROFILE"] = profile;
             using var child = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + argv[0]);
-            child.WaitForExit();
-            if (child.ExitCode is 0 or 1 or 2) return child.ExitCode; // the child reported any failing cell itself
-            var cell = File.ReadAllText(status).Trim();
-            Console.Error.WriteLine($"{notebook}: cell {(cell.Length > 0 ? cell : "?")} failed: the notebook process died (exit code {child.ExitCode}{(child.ExitCode == 134 ? ", a native abort" : "")})");
+            void EndChild(PosixSignalContext _) { try { child.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }
+            using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, EndChild))
+            using (PosixSignalRegistration.Create(PosixSignal.SIGINT, EndChild))
+            using (PosixSignalRegistration.Create(PosixSignal.SIGHUP, EndChild))
+                child.WaitForExit();
+            var state = File.ReadAllText(status).Trim();
+            // Ended: the child reported ok or the failing cell itself. No cell started: it reported its own error.
+            if (state == NotebookRunner.StatusEnded || (state.Length == 0 && child.ExitCode is 0 or 1 or 2)) return child.ExitCode;
+            var why = child.ExitCode switch
+            {
+                134 => "an abort: a native error (libtorch), a stack overflow or an exception on a thread of the cell",
+                137 => "killed, e.g. by the out-of-memory killer",
+                139 => "a segmentation fault",
+                _ => "Environment.Exit in the cell, or a crash",
+            };
+            Console.Error.WriteLine($"{notebook}: cell {(state.Length > 0 ? state : "?")} failed: the notebook process ended before the notebook finished (exit code {child.ExitCode}: {why}); no executed notebook was written");
             return 1;
         }
         finally { File.Delete(status); }

@@ -29,7 +29,7 @@ public static class PeftCommand
     {
         var id = new Argument<string?>("method") { Description = "Show one method (id or alias); all when omitted.", Arity = ArgumentArity.ZeroOrOne };
         var cmd = new Command("methods", "The study's PEFT methods: where each sits, its init, its options (the study's keys) and grid.") { id };
-        cmd.SetAction(r =>
+        cmd.SetAction(r => Cli.Guard(() =>
         {
             var methods = r.GetValue(id) is string one ? new[] { MethodRegistry.Get(one) } : MethodRegistry.All;
             foreach (var m in methods)
@@ -47,7 +47,7 @@ public static class PeftCommand
             var aliases = string.Join(", ", MethodRegistry.Aliases.Select(a => $"{a.Key} = {a.Value}"));
             Console.WriteLine($"aliases: {aliases}; training keys accepted and ignored: {string.Join(", ", MethodRegistry.TrainingKeys)}");
             return 0;
-        });
+        }));
         return cmd;
     }
 
@@ -63,7 +63,7 @@ public static class PeftCommand
         var method = new Option<string>("--method") { Description = "Method id (the study's: lora, ssf, ...) or alias.", Required = true };
         var hp = HpOption();
         var cmd = new Command("params", "Prints trainable_params_excl_head=<N> for a method on a preset (the study's \"params\" column).") { preset, method, hp };
-        cmd.SetAction(r =>
+        cmd.SetAction(r => Cli.Guard(() =>
         {
             try
             {
@@ -79,7 +79,7 @@ public static class PeftCommand
                 Console.Error.WriteLine($"peft params: {e.Message}");
                 return 2;
             }
-        });
+        }));
         return cmd;
     }
 
@@ -93,7 +93,7 @@ public static class PeftCommand
         var only = new Option<string[]>("--methods") { Description = "Methods to run (default: all 16; full is always run for the ratio).", AllowMultipleArgumentsPerToken = true };
         var cmd = new Command("methods", "Training-step images/s of every method (AdamW on random data) and the ratio to full fine-tuning, in one run.")
             { preset, steps, rounds, batch, threads, only };
-        cmd.SetAction(r =>
+        cmd.SetAction(r => Cli.Guard(() =>
         {
             if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
             var config = VitConfig.Preset(r.GetValue(preset)!);
@@ -117,7 +117,7 @@ public static class PeftCommand
             }
             finally { foreach (var run in runs) run.Dispose(); }
             return 0;
-        });
+        }));
         return cmd;
     }
 }

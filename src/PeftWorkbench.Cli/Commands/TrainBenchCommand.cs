@@ -20,7 +20,7 @@ public static class TrainBenchCommand
         var steps = new Option<int>("--steps") { Description = "Full-FT steps for the memory check (RSS after 10 and after this many).", DefaultValueFactory = _ => 1000 };
         var threads = new Option<int>("--threads") { Description = "torch threads (0: leave the default).", DefaultValueFactory = _ => 0 };
         var train = new Command("train", "images/s for inference, a full-FT step and linear probing (cached vs full forward); RSS over a long run.") { preset, batch, steps, threads };
-        train.SetAction((r, cancel) => Task.FromResult(BenchTrain(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(batch), r.GetValue(steps), r.GetValue(threads), cancel)));
+        train.SetAction((r, cancel) => Cli.Guard(() => BenchTrain(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(batch), r.GetValue(steps), r.GetValue(threads), cancel)));
         bench.Subcommands.Add(train);
 
         var method = new Option<string>("--method") { Description = "Method to time.", DefaultValueFactory = _ => "full" };

@@ -13,7 +13,7 @@ public static class VitCommand
         var preset = new Option<string>("--preset") { Description = "Preset name: " + string.Join(", ", VitConfig.Presets.Keys), Required = true };
         var classes = new Option<int?>("--classes") { Description = "Head size (default: the preset's)." };
         var summary = new Command("summary", "Parameters per module and the total for a preset.") { preset, classes };
-        summary.SetAction(r =>
+        summary.SetAction(r => Cli.Guard(() =>
         {
             var config = VitConfig.Preset(r.GetValue(preset)!);
             if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
@@ -23,12 +23,12 @@ public static class VitCommand
                 Console.WriteLine($"  {module,-12} {count,14:N0}");
             Console.WriteLine($"  {"total",-12} {model.ParameterCount,14:N0}");
             return 0;
-        });
+        }));
 
         var forward = new Command("forward", "One forward pass of a randomly initialised preset on random images; prints the output shape and time.") { preset };
         var batch = new Option<int>("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 8 };
         forward.Options.Add(batch);
-        forward.SetAction(r =>
+        forward.SetAction(r => Cli.Guard(() =>
         {
             var config = VitConfig.Preset(r.GetValue(preset)!);
             using var model = new VisionTransformer(config, seed: 0);
@@ -40,7 +40,7 @@ public static class VitCommand
             var y = model.forward(x);
             Console.WriteLine($"{config.Name}: input [{string.Join(", ", x.shape)}] -> logits [{string.Join(", ", y.shape)}] in {sw.ElapsedMilliseconds} ms");
             return 0;
-        });
+        }));
 
         vit.Subcommands.Add(summary);
         vit.Subcommands.Add(forward);

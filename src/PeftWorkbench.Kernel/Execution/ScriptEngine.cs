@@ -98,6 +98,11 @@ public sealed partial class ScriptEngine
 
     public bool IsRunning => Volatile.Read(ref running) is not null;
 
+    /// <summary>True while a cell the engine stopped waiting for (interrupted, ignoring Cancellation) still runs on its
+    /// thread. .NET cannot abort it: only the end of the process stops it.</summary>
+    public bool AbandonedCellRunning => Volatile.Read(ref abandoned) is { IsCompleted: false };
+    Task? abandoned;
+
     public CellResult Execute(string code) => Execute(code, CancellationToken.None);
 
     /// <summary>Runs one cell. Never throws for the cell's own faults: they come back as an error result and the session
@@ -149,6 +154,7 @@ public sealed partial class ScriptEngine
             {
                 cell.Flush();
                 cell.Detached = true;
+                Volatile.Write(ref abandoned, run);
                 return Interrupted("the cell did not stop within " + InterruptGrace.TotalSeconds +
                     " s and keeps running in the background; pass `Cancellation` to long loops, or restart the kernel to stop it");
             }

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PeftWorkbench.Kernel.Execution;
@@ -18,9 +19,15 @@ public static class NotebookRunner
     public const string KernelName = "peft-workbench";
     public const string DisplayName = "C# (PeftWorkbench)";
 
-    /// <param name="statusFile">If set, the index of each cell is written there before it runs, so a parent process can
-    /// name the cell that killed this one (a native abort ends the process with no chance to report).</param>
-    public static NotebookRunResult Run(string notebookPath, string outDir, string profile, string? statusFile = null, Action<string>? progress = null)
+    /// <summary>What the status file holds once the run has ended and reported (ok or a failing cell).</summary>
+    public const string StatusEnded = "ended";
+
+    /// <param name="statusFile">If set, the index of each cell is written there before it runs, and
+    /// <see cref="StatusEnded"/> once the run has written its notebook and result, so a parent process can name the cell
+    /// that ended this one (a native abort or Environment.Exit ends the process with no chance to report).</param>
+    /// <param name="cellTimeout">If set, a cell running longer is cancelled (as an interrupt) and reported as failed; one
+    /// that ignores Cancellation is abandoned, and the caller should end the process, which stops it.</param>
+    public static NotebookRunResult Run(string notebookPath, string outDir, string profile, string? statusFile = null, Action<string>? progress = null, TimeSpan? cellTimeout = null)
     {
         var fullPath = Path.GetFullPath(notebookPath);
         var notebook = Load(fullPath);
@@ -29,6 +36,8 @@ public static class NotebookRunner
 
         var sink = new NotebookSink();
         var engine = new ScriptEngine(sink, Path.GetDirectoryName(fullPath), profile);
+        // Roslyn and torch start before the first cell, so a cell timeout measures the cell alone.
+        if (cellTimeout is not null) engine.WarmUp();
         NotebookRunResult? failure = null;
         int count = 0;
         for (int i = 0; i < cells.Count; i++)
@@ -42,7 +51,20 @@ public static class NotebookRunner
             progress?.Invoke($"{notebookPath}: cell {sourceIndex[i]}");
             sink.Current = outputs;
             cell["execution_count"] = ++count;
-            var result = engine.Execute(source);
+            CellResult result;
+            using (var timeout = new CancellationTokenSource())
+            {
+                if (cellTimeout is { } limit) timeout.CancelAfter(limit);
+                result = engine.Execute(source, timeout.Token);
+                if (result.Status == CellStatus.Interrupted && timeout.IsCancellationRequested)
+                    result = result with
+                    {
+                        ErrorName = "CellTimeout",
+                        ErrorValue = $"ran over the cell timeout of {Seconds(cellTimeout)}" + (engine.AbandonedCellRunning
+                            ? " and ignored Cancellation (it stops when this process ends)" : " and stopped on Cancellation"),
+                    };
+            }
+            sink.Seal();
             sink.Current = null;
             if (result.Status == CellStatus.Ok)
             {
@@ -66,8 +88,11 @@ public static class NotebookRunner
         var html = Path.Combine(outDir, name + ".html");
         WriteAtomically(ipynb, notebook.ToJsonString(Json) + "\n");
         WriteAtomically(html, NotebookHtml.Render(notebook, name));
+        if (statusFile is not null) File.WriteAllText(statusFile, StatusEnded);
         return (failure ?? new NotebookRunResult(notebookPath, true)) with { ExecutedPath = ipynb, HtmlPath = html };
     }
+
+    static string Seconds(TimeSpan? t) => t is { } x ? $"{x.TotalSeconds:0.###} s" : "";
 
     /// <summary>Indented, and without escaping HTML characters: outputs carry whole scripts.</summary>
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -143,22 +168,43 @@ public static class NotebookRunner
         File.Move(tmp, path, overwrite: true);
     }
 
-    /// <summary>Stores outputs as nbformat outputs: consecutive stream text merged, display updates applied in place.</summary>
+    /// <summary>Stores outputs as nbformat outputs: consecutive stream text merged, display updates applied in place.
+    /// The stream output being written gathers its text in a StringBuilder and becomes a string once another output
+    /// follows or the cell ends (appending to the JSON string per line made a run quadratic in its output).</summary>
     sealed class NotebookSink : IOutputSink
     {
         readonly object gate = new();
         readonly Dictionary<string, List<JsonObject>> displays = new();
         public JsonArray? Current;
+        JsonObject? openStream;
+        readonly StringBuilder openText = new();
 
         public void Stream(string name, string text)
         {
             lock (gate)
             {
                 if (Current is null) return;
-                if (Current.Count > 0 && Current[^1] is JsonObject last && (string?)last["output_type"] == "stream" && (string?)last["name"] == name)
-                    last["text"] = (string?)last["text"] + text;
-                else Current.Add(new JsonObject { ["output_type"] = "stream", ["name"] = name, ["text"] = text });
+                if (openStream is not null && Current.Count > 0 && ReferenceEquals(Current[^1], openStream) && (string?)openStream["name"] == name)
+                {
+                    openText.Append(text);
+                    return;
+                }
+                SealLocked();
+                openStream = new JsonObject { ["output_type"] = "stream", ["name"] = name, ["text"] = "" };
+                openText.Append(text);
+                Current.Add(openStream);
             }
+        }
+
+        /// <summary>Writes the open stream output's text into its JSON.</summary>
+        public void Seal() { lock (gate) SealLocked(); }
+
+        void SealLocked()
+        {
+            if (openStream is null) return;
+            openStream["text"] = openText.ToString();
+            openStream = null;
+            openText.Clear();
         }
 
         public void Display(IReadOnlyDictionary<string, string> data, string? displayId, bool update)
@@ -172,6 +218,7 @@ public static class NotebookRunner
                     return;
                 }
                 if (Current is null) return;
+                SealLocked();
                 var output = new JsonObject { ["output_type"] = "display_data", ["data"] = Data(data), ["metadata"] = new JsonObject() };
                 Current.Add(output);
                 if (displayId is not null)

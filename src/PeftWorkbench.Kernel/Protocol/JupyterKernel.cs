@@ -38,6 +38,22 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
     /// <summary>Signatures rejected so far (tests read it; each one is also logged).</summary>
     public int RejectedMessages => rejected;
     int rejected;
+    readonly SignatureHistory signatures = new();
+
+    /// <summary>True when the kernel stopped itself because an interrupted cell would not stop (its thread cannot be
+    /// aborted in .NET): the process must end so the loop ends; Jupyter then restarts the kernel, as after a crash.</summary>
+    public bool AbandonedCell { get; private set; }
+
+    /// <summary>Stream text is sent at most this often (and at once past <see cref="StreamChunkChars"/>), so a cell printing
+    /// a line per iteration sends a few messages a second, not one per line.</summary>
+    public static TimeSpan StreamInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+    public const int StreamChunkChars = 1 << 18;
+    readonly object streamGate = new();
+    readonly StringBuilder pendingText = new();
+    string? pendingName;
+    Message? pendingParent;
+    readonly Timer streamTimer;
+    bool streamTimerArmed;
 
     public JupyterKernel(ConnectionInfo connection, string? workingDirectory = null, TextWriter? log = null)
     {
@@ -45,13 +61,17 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         codec = new WireCodec(connection.Key);
         Engine = new ScriptEngine(this, workingDirectory);
         this.log = log ?? ConsoleRouter.OriginalError;
+        streamTimer = new Timer(_ => FlushStreams());
+        // ZeroMQ's PUB socket drops messages past its high-water mark (1000 by default) without a word; output is
+        // batched (see Stream), so no limit here: a slow client delays output, it never loses it.
+        iopub.Options.SendHighWatermark = 0;
         shell.Bind(connection.Address(connection.ShellPort));
         control.Bind(connection.Address(connection.ControlPort));
         stdin.Bind(connection.Address(connection.StdinPort));
         iopub.Bind(connection.Address(connection.IopubPort));
         heartbeat.Bind(connection.Address(connection.HbPort));
         shell.ReceiveReady += (_, e) => OnReceive(e.Socket, shellQueue.Add);
-        control.ReceiveReady += (_, e) => OnReceive(e.Socket, HandleControl);
+        control.ReceiveReady += (_, e) => OnReceive(e.Socket, m => Guarded(control, m, () => HandleControl(m)));
         stdin.ReceiveReady += (_, e) => OnReceive(e.Socket, m => Log($"stdin {m.MsgType} ignored: this kernel never asks for input"));
         outbox.ReceiveReady += (_, e) =>
         {
@@ -87,6 +107,7 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
     {
         if (poller.IsRunning) poller.Stop();
         poller.Dispose();
+        streamTimer.Dispose();
         foreach (var s in new NetMQSocket[] { shell, control, stdin, iopub, heartbeat }) s.Dispose();
         outbox.Dispose();
     }
@@ -117,6 +138,7 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         while (socket.TryReceiveMultipartBytes(TimeSpan.Zero, ref frames))
         {
             var message = codec.Decode(frames, out var problem);
+            if (message is not null && !signatures.Add(message.Signature)) { message = null; problem = "replayed signature (this message was accepted before)"; }
             if (message is null)
             {
                 Interlocked.Increment(ref rejected);
@@ -144,6 +166,21 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         Send(iopub, m);
     }
 
+    /// <summary>A request whose fields have the wrong JSON type gets an error reply; the exception must never reach the
+    /// poller or worker thread (an unhandled exception there ends the process).</summary>
+    void Guarded(NetMQSocket socket, Message m, Action handle)
+    {
+        try { handle(); }
+        catch (Exception e)
+        {
+            Log($"{m.MsgType} failed: {e.Message}");
+            Reply(socket, m, ReplyType(m), ErrorContent(e.GetType().Name, e.Message, new[] { $"{e.GetType().Name}: {e.Message}" }));
+            Publish("status", new JsonObject { ["execution_state"] = "idle" }, m);
+        }
+    }
+
+    static string ReplyType(Message m) => m.MsgType.EndsWith("_request", StringComparison.Ordinal) ? m.MsgType[..^"_request".Length] + "_reply" : m.MsgType + "_reply";
+
     // ---- control: handled on the poller thread, even while a cell runs ------------------------------------
 
     void HandleControl(Message m)
@@ -159,13 +196,12 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
                 Reply(control, m, "interrupt_reply", new JsonObject { ["status"] = "ok" });
                 break;
             case "shutdown_request":
-                RestartRequested = m.Content["restart"]?.GetValue<bool>() ?? false;
+                RestartRequested = Bool(m.Content, "restart", false);
                 Log(RestartRequested ? "shutdown requested (restart)" : "shutdown requested");
                 Reply(control, m, "shutdown_reply", new JsonObject { ["status"] = "ok", ["restart"] = RestartRequested });
                 Publish("status", new JsonObject { ["execution_state"] = "idle" }, m);
                 Engine.Interrupt();
-                stopping = true;
-                stopped.Set();
+                Stop();
                 return;
             default:
                 HandleCommon(control, m);
@@ -180,17 +216,17 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
     {
         foreach (var m in shellQueue.GetConsumingEnumerable())
         {
+            if (m.MsgType == "shutdown_request") { Guarded(shell, m, () => HandleControl(m)); continue; }
             Publish("status", new JsonObject { ["execution_state"] = "busy" }, m);
             try
             {
                 if (m.MsgType == "execute_request") Execute(m);
-                else if (m.MsgType == "shutdown_request") { HandleControl(m); continue; }
                 else HandleCommon(shell, m);
             }
             catch (Exception e)
             {
                 Log($"{m.MsgType} failed: {e}");
-                Reply(shell, m, m.MsgType.Replace("_request", "_reply"), ErrorContent(e.GetType().Name, e.Message, new[] { e.ToString() }));
+                Reply(shell, m, ReplyType(m), ErrorContent(e.GetType().Name, e.Message, new[] { e.ToString() }));
             }
             Publish("status", new JsonObject { ["execution_state"] = "idle" }, m);
         }
@@ -241,9 +277,11 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
 
     void Execute(Message m)
     {
+        // Every field is read (and its type checked) before anything is sent: a bad one gets the one error reply.
         var code = Str(m.Content, "code");
-        bool silent = m.Content["silent"]?.GetValue<bool>() ?? false;
-        bool storeHistory = !silent && (m.Content["store_history"]?.GetValue<bool>() ?? true);
+        bool silent = Bool(m.Content, "silent", false);
+        bool storeHistory = !silent && Bool(m.Content, "store_history", true);
+        bool stopOnError = Bool(m.Content, "stop_on_error", true);
         if (storeHistory) executionCount++;
         int count = executionCount;
         if (!silent) Publish("execute_input", new JsonObject { ["code"] = code, ["execution_count"] = count }, m);
@@ -254,7 +292,7 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         {
             currentCell = cell;
             try { result = Engine.Execute(code, cell.Token); }
-            finally { currentCell = null; }
+            finally { currentCell = null; FlushStreams(); }
         }
         if (result.Status == CellStatus.Ok)
         {
@@ -270,7 +308,27 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         Publish("error", (JsonObject)error.DeepClone(), m);
         error["execution_count"] = count;
         Reply(shell, m, "execute_reply", error);
-        if (m.Content["stop_on_error"]?.GetValue<bool>() ?? true) AbortQueuedExecutions();
+        if (stopOnError) AbortQueuedExecutions();
+        if (result.Status == CellStatus.Interrupted && Engine.AbandonedCellRunning)
+        {
+            // .NET cannot abort a thread: the only way to stop a loop that ignores Cancellation is to end the process.
+            Publish("stream", new JsonObject
+            {
+                ["name"] = "stderr",
+                ["text"] = "The interrupted cell ignores Cancellation and keeps a thread busy: the kernel ends its process to stop it. " +
+                           "Jupyter restarts the kernel (variables are lost); pass `Cancellation` to long loops to keep them.\n",
+            }, m);
+            Log("an interrupted cell would not stop: ending the kernel process so that it stops");
+            AbandonedCell = true;
+            Stop();
+        }
+    }
+
+    void Stop()
+    {
+        FlushStreams();
+        stopping = true;
+        stopped.Set();
     }
 
     /// <summary>After an error, execute requests already queued are answered "aborted" (as ipykernel does), so a
@@ -301,8 +359,18 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         return o;
     }
 
-    static string Str(JsonObject c, string key) => c[key]?.GetValue<string>() ?? "";
-    static int Int(JsonObject c, string key) => c[key]?.GetValue<int>() ?? 0;
+    // Request fields: absent or null gives the default; any other JSON type is the client's error, named in the reply.
+    static string Str(JsonObject c, string key) => Field(c, key, "")!;
+    static int Int(JsonObject c, string key) => Field(c, key, 0);
+    static bool Bool(JsonObject c, string key, bool absent) => Field(c, key, absent);
+
+    static T Field<T>(JsonObject c, string key, T absent)
+    {
+        var node = c[key];
+        if (node is null) return absent;
+        if (node is JsonValue v && v.TryGetValue<T>(out var value)) return value;
+        throw new ArgumentException($"content field \"{key}\" must be {(typeof(T) == typeof(string) ? "a string" : typeof(T) == typeof(bool) ? "true or false" : "an integer")}, got {node.GetValueKind()} {node.ToJsonString()}");
+    }
 
     JsonObject KernelInfo() => new()
     {
@@ -328,11 +396,35 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
 
     // ---- IOutputSink: the engine's output, sent with the running request as parent ----------------------------
 
-    void IOutputSink.Stream(string name, string text) =>
-        Publish("stream", new JsonObject { ["name"] = name, ["text"] = text }, currentParent);
+    void IOutputSink.Stream(string name, string text)
+    {
+        lock (streamGate)
+        {
+            var parent = currentParent;
+            // One pending run of text: a change of stream or request sends what is pending first, so order holds.
+            if (pendingText.Length > 0 && (pendingName != name || !ReferenceEquals(pendingParent, parent))) FlushStreamsLocked();
+            pendingName = name;
+            pendingParent = parent;
+            pendingText.Append(text);
+            if (pendingText.Length >= StreamChunkChars) FlushStreamsLocked();
+            else if (!streamTimerArmed) { streamTimerArmed = true; streamTimer.Change(StreamInterval, Timeout.InfiniteTimeSpan); }
+        }
+    }
+
+    /// <summary>Sends the stream text waiting for its interval (before any other output of the cell, and at its end).</summary>
+    void FlushStreams() { lock (streamGate) FlushStreamsLocked(); }
+
+    void FlushStreamsLocked()
+    {
+        streamTimerArmed = false;
+        if (pendingText.Length == 0) return;
+        Publish("stream", new JsonObject { ["name"] = pendingName, ["text"] = pendingText.ToString() }, pendingParent);
+        pendingText.Clear();
+    }
 
     void IOutputSink.Display(IReadOnlyDictionary<string, string> data, string? displayId, bool update)
     {
+        FlushStreams();
         var content = new JsonObject { ["data"] = Bundle(data), ["metadata"] = new JsonObject() };
         if (displayId is not null) content["transient"] = new JsonObject { ["display_id"] = displayId };
         Publish(update ? "update_display_data" : "display_data", content, currentParent);

@@ -19,8 +19,15 @@ public sealed class Message
     public JsonObject Content { get; init; } = new();
     public List<byte[]> Buffers { get; init; } = new();
 
-    public string MsgType => Header["msg_type"]?.GetValue<string>() ?? "";
-    public string MsgId => Header["msg_id"]?.GetValue<string>() ?? "";
+    /// <summary>The header's msg_type; "" when absent or not a string (a wrongly typed field must never throw).</summary>
+    public string MsgType => Text(Header, "msg_type") ?? "";
+    public string MsgId => Text(Header, "msg_id") ?? "";
+    /// <summary>The HMAC hex digest the message arrived with ("" when unsigned or built here).</summary>
+    public string Signature { get; init; } = "";
+
+    /// <summary>A string field, or null when it is absent or of another JSON type.</summary>
+    public static string? Text(JsonObject o, string key) =>
+        o[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
     /// <summary>A fresh header: uuid msg_id, ISO 8601 UTC date with microseconds, protocol version.</summary>
     public static JsonObject NewHeader(string msgType, string session, string username = "kernel") => new()
@@ -92,9 +99,10 @@ public sealed class WireCodec
             // Constant time: the comparison must not reveal how many leading characters matched.
             if (!CryptographicOperations.FixedTimeEquals(given, expected)) { problem = "bad signature"; return null; }
         }
+        Message m;
         try
         {
-            return new Message
+            m = new Message
             {
                 Identities = frames.Take(d).ToList(),
                 Header = ParseObject(parts[0]),
@@ -102,11 +110,49 @@ public sealed class WireCodec
                 Metadata = ParseObject(parts[2]),
                 Content = ParseObject(parts[3]),
                 Buffers = frames.Skip(d + 6).ToList(),
+                Signature = Encoding.ASCII.GetString(frames[d + 1]),
             };
         }
         catch (JsonException e) { problem = "invalid JSON: " + e.Message; return null; }
+        // JsonObject builds its dictionary lazily and throws on duplicate keys at first access: ParseObject walks
+        // every object now, so a duplicated key is refused here instead of deep inside a handler.
+        catch (ArgumentException e) { problem = "invalid JSON (a duplicated key?): " + e.Message; return null; }
+        if (Message.Text(m.Header, "msg_type") is not { Length: > 0 }) { problem = "header msg_type missing or not a string"; return null; }
+        return m;
     }
 
-    static JsonObject ParseObject(byte[] utf8) =>
-        JsonNode.Parse(utf8) as JsonObject ?? throw new JsonException("expected a JSON object");
+    static JsonObject ParseObject(byte[] utf8)
+    {
+        var o = JsonNode.Parse(utf8) as JsonObject ?? throw new JsonException("expected a JSON object");
+        Touch(o);
+        return o;
+    }
+
+    static void Touch(JsonNode? node)
+    {
+        if (node is JsonObject o) foreach (var (_, v) in o) Touch(v);
+        else if (node is JsonArray a) foreach (var v in a) Touch(v);
+    }
+}
+
+/// <summary>The signatures of recently accepted messages, so a replayed (captured and re-sent) message is refused, as
+/// Jupyter's own Session does. Bounded: past <see cref="Capacity"/> the oldest are forgotten first.</summary>
+public sealed class SignatureHistory(int capacity = 1 << 16)
+{
+    public int Capacity { get; } = capacity;
+    readonly HashSet<string> seen = new(StringComparer.Ordinal);
+    readonly Queue<string> order = new();
+
+    /// <summary>False when the signature was seen before (a replay). Unsigned messages ("") are never recorded.</summary>
+    public bool Add(string signature)
+    {
+        if (signature.Length == 0) return true;
+        lock (seen)
+        {
+            if (!seen.Add(signature)) return false;
+            order.Enqueue(signature);
+            if (order.Count > Capacity) seen.Remove(order.Dequeue());
+            return true;
+        }
+    }
 }

