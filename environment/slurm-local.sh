@@ -11,7 +11,12 @@ cmd="${1:-}"; dir="${2:-}"
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 
 stop() {
-    # munged last: the Slurm daemons authenticate through it while shutting down.
+    # Jobs first (their slurmstepd would outlive slurmd), then the daemons; munged last: the Slurm daemons
+    # authenticate through it while shutting down.
+    if [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+        SLURM_CONF="$dir/slurm.conf" scancel --quiet --user="$(id -un)" 2>/dev/null || true
+        for _ in $(seq 100); do [ -z "$(SLURM_CONF="$dir/slurm.conf" squeue -h 2>/dev/null)" ] && break; sleep 0.2; done
+    fi
     for name in slurmd slurmctld munged; do
         local f="$dir/$name.pid"
         [ -f "$f" ] || continue

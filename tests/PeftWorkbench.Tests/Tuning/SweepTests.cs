@@ -180,22 +180,10 @@ public class SweepTests
         AssertCompleteAndUnique(m);
     }
 
-    static string CliDll()
-    {
-        // The CLI's own build output, same configuration/framework/runtime folders as this test assembly.
-        var here = System.IO.Path.GetDirectoryName(typeof(SweepTests).Assembly.Location)!;
-        var parts = here.Split(System.IO.Path.DirectorySeparatorChar);
-        int bin = Array.LastIndexOf(parts, "bin");
-        var repo = System.IO.Path.GetFullPath(System.IO.Path.Combine(here, string.Concat(Enumerable.Repeat("../", parts.Length - bin + 2))));
-        var dll = System.IO.Path.Combine(new[] { repo, "src", "PeftWorkbench.Cli", "bin" }.Concat(parts[(bin + 1)..]).Append("peft.dll").ToArray());
-        Assert.True(File.Exists(dll), $"CLI not built at {dll}");
-        return dll;
-    }
-
     static Process Worker(string manifest)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { CliDll(), "worker", "--manifest", manifest, "--quiet" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { PeftCli.Dll, "worker", "--manifest", manifest, "--quiet" }) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };
         p.ErrorDataReceived += (_, _) => { };
