@@ -62,8 +62,15 @@ public sealed class ResultsStore
     /// <summary>The valid records and the lines of trials.jsonl that were skipped, with why.</summary>
     public StoreContents Read()
     {
-        if (!File.Exists(TrialsPath)) return new StoreContents(Array.Empty<TrialRecord>(), Array.Empty<InvalidLine>());
+        if (!HasTrials()) return new StoreContents(Array.Empty<TrialRecord>(), Array.Empty<InvalidLine>());
         return Parse(ReadTrialsText());
+    }
+
+    /// <summary>Whether trials.jsonl exists; something else in its place (a folder) is an error, not an empty store.</summary>
+    bool HasTrials()
+    {
+        if (Directory.Exists(TrialsPath)) throw new IOException($"Results store {Dir}: {TrialsPath} is a folder, not the trials file.");
+        return File.Exists(TrialsPath);
     }
 
     string ReadTrialsText()
@@ -71,8 +78,10 @@ public sealed class ResultsStore
         try
         {
             using var fs = new FileStream(TrialsPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            using var reader = new StreamReader(fs, Encoding.UTF8);
-            return reader.ReadToEnd();
+            // Always UTF-8: bytes that look like another encoding's byte-order mark (FF FE) must not switch the reader.
+            using var reader = new StreamReader(fs, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false);
+            var text = reader.ReadToEnd();
+            return text.StartsWith('\uFEFF') ? text[1..] : text;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -190,7 +199,7 @@ public sealed class ResultsStore
         var line = JsonSerializer.Serialize(record, Json);
         if (line.Contains('\n')) throw new InvalidOperationException("a trial record serialised over several lines");
         using var _ = Lock();
-        string existing = File.Exists(TrialsPath) ? ReadTrialsText() : "";
+        string existing = HasTrials() ? ReadTrialsText() : "";
         if (Parse(existing).Records.Any(r => r.Key == record.Key)) return false;
         using var fs = new FileStream(TrialsPath, FileMode.Append, FileAccess.Write, FileShare.Read);
         // A torn line left by a killed writer gets its own line ended, so it cannot swallow this one.

@@ -224,4 +224,80 @@ public class SweepTests
         AssertCompleteAndUnique(m);
         Assert.True(new ResultsStore(dir).Records().Select(r => r.Pid).Distinct().Count() >= 1);
     }
+
+    /// <summary>Issue 16's bug: `peft sweep --workers 2` read its children's exit codes after disposing them ("No
+    /// process is associated with this object"). Both workers' statuses are reported; a worker that dies makes the
+    /// sweep exit non-zero, though the sweep itself finishes (the killed worker's trial is taken over).</summary>
+    [Fact]
+    public void SweepWithTwoWorkersReportsBothStatusesAndFailsWhenAWorkerDies()
+    {
+        var dir = Temp.Dir();
+        var (m, _) = Plan(dir, tasks: 1);
+        var ok = PeftCli.Peft(new[] { "sweep", "--out", dir, "--workers", "2" }, TimeSpan.FromMinutes(3));
+        Assert.True(ok.Code == 0, ok.Output);
+        Assert.Matches(@"(?m)^  worker 2 \(pid \d+\): exit 0$", ok.Output);
+        Assert.DoesNotContain("No process is associated", ok.Output);
+        AssertCompleteAndUnique(m);
+
+        var dir2 = Temp.Dir();
+        var (m2, _) = Plan(dir2);
+        using var sweep = PeftCli.StartPeft(new[] { "sweep", "--out", dir2, "--workers", "2" });
+        int child = 0;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (child == 0 && DateTime.UtcNow < deadline && !sweep.HasExited)
+        {
+            child = Directory.GetDirectories($"/proc/{sweep.Id}/task")
+                .SelectMany(t => { try { return File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries); } catch (IOException) { return Array.Empty<string>(); } })
+                .Select(int.Parse).FirstOrDefault();
+            Thread.Sleep(20);
+        }
+        Assert.True(child > 0, "no worker child found:\n" + PeftCli.Output(sweep));
+        Thread.Sleep(1500); // let it start working
+        using (var worker = Process.GetProcessById(child)) worker.Kill();
+        Assert.True(sweep.WaitForExit(180_000), PeftCli.Output(sweep));
+        sweep.WaitForExit();
+        var output = PeftCli.Output(sweep);
+        Assert.True(sweep.ExitCode == 1, output);
+        Assert.Contains($"worker 2 (pid {child}): killed by signal 9 (exit 137)", output);
+        AssertCompleteAndUnique(m2);
+    }
+
+    /// <summary>Library side of the same: a child that fails is reported with its exit code, and the run is not ok.</summary>
+    [Fact]
+    public void RunLocalReportsAFailingWorkersExitCode()
+    {
+        var dir = Temp.Dir();
+        var (m, _) = Plan(dir, tasks: 1);
+        var result = Sweep.RunLocal(m, 3, Env, () => Process.Start(new ProcessStartInfo("sh") { ArgumentList = { "-c", "exit 3" }, UseShellExecute = false })!);
+        Assert.Equal(m.Trials.Count, result.RanHere);
+        Assert.Equal(new[] { (2, 3), (3, 3) }, result.Others.Select(w => (w.Number, w.ExitCode)));
+        Assert.False(result.Ok);
+        Assert.EndsWith("failed, exit 3", result.Others[0].Describe());
+    }
+
+    /// <summary>SIGTERM (scancel, a time limit) ends `peft trial` cleanly: exit 143, nothing recorded, the claim released
+    /// at once (a requeued task can run the trial straight away).</summary>
+    [Fact]
+    public void SigtermEndsATrialCleanlyReleasingItsClaim()
+    {
+        var dir = Temp.Dir();
+        var export = PeftCli.Peft(new[] { "sweep", "--suite", "mini", "--tasks", "cells", "--methods", "bitfit", "--profile", "default", "--out", dir,
+            "--export", "slurm", "--peft-command", "/bin/true" }, TimeSpan.FromMinutes(1));
+        Assert.True(export.Code == 0, export.Output);
+        var m = SweepManifest.Load(System.IO.Path.Combine(dir, "manifest.json"));
+        var store = new ResultsStore(dir);
+        using var trial = PeftCli.StartPeft(new[] { "trial", "--manifest", System.IO.Path.Combine(dir, "manifest.json"), "--index", "0" });
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (store.Holder(m.Trials[0].Key) is null && !trial.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        Assert.False(trial.HasExited, PeftCli.Output(trial));
+        Thread.Sleep(1000); // into loading and training
+        Assert.Equal(0, PeftCli.Run(PeftCli.Info("kill", new[] { "-TERM", trial.Id.ToString() }), TimeSpan.FromSeconds(10)).Code);
+        Assert.True(trial.WaitForExit(30_000), "the trial did not end within 30 s of SIGTERM:\n" + PeftCli.Output(trial));
+        trial.WaitForExit();
+        Assert.True(trial.ExitCode == 143, PeftCli.Output(trial));
+        Assert.Contains("[0] stopped by signal 15: nothing recorded, claim released", PeftCli.Output(trial));
+        Assert.Null(store.Holder(m.Trials[0].Key));
+        Assert.Empty(store.Records());
+        using (var claim = store.TryClaim(m.Trials[0].Key)) Assert.NotNull(claim);
+    }
 }
