@@ -300,4 +300,26 @@ public class SweepTests
         Assert.Empty(store.Records());
         using (var claim = store.TryClaim(m.Trials[0].Key)) Assert.NotNull(claim);
     }
+
+    /// <summary>The launcher setup installs: `peft` works from any folder and a bare environment (as in a batch script),
+    /// and `--peft-command peft` exports it by its absolute path.</summary>
+    [Fact]
+    public void TheSetupLauncherRunsFromABareEnvironmentAndExportsByItsAbsolutePath()
+    {
+        var bin = Temp.Dir();
+        var install = PeftCli.Run(PeftCli.Info("bash", new[] { System.IO.Path.Combine(PeftCli.Repo, "environment", "setup.d", "launcher.sh") },
+            new Dictionary<string, string> { ["PEFT_LAUNCHER_DIR"] = bin }), TimeSpan.FromMinutes(1));
+        Assert.True(install.Code == 0, install.Output);
+        var bare = PeftCli.Info("env", new[] { "-i", $"PATH={bin}:/usr/bin:/bin", "sh", "-c", "cd / && peft --version" });
+        var version = PeftCli.Run(bare, TimeSpan.FromMinutes(1));
+        Assert.True(version.Code == 0, version.Output);
+        Assert.Matches(@"^\d+\.\d+\.\d+", version.Output.Trim());
+
+        var dir = Temp.Dir();
+        Plan(dir, tasks: 1);
+        var export = PeftCli.Peft(new[] { "sweep", "--out", dir, "--export", "slurm", "--peft-command", "peft" }, TimeSpan.FromMinutes(1),
+            new Dictionary<string, string> { ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH") });
+        Assert.True(export.Code == 0, export.Output);
+        Assert.Contains($"exec {System.IO.Path.Combine(bin, "peft")} trial --manifest", File.ReadAllText(System.IO.Path.Combine(dir, "slurm", "tune.sbatch")));
+    }
 }
