@@ -30,7 +30,7 @@ public static class SweepCommand
         var export = new Option<string?>("--export") { Description = "'slurm': write a manifest and sbatch job arrays instead of running." };
         var outDir = new Option<string>("--out") { Description = "Experiment directory (the results store).", Required = true };
         var peftCmd = new Option<string?>("--peft-command") { Description = "slurm: how array tasks start peft (made absolute at export). Default: this very CLI (dotnet + peft.dll)." };
-        var cpus = new Option<int?>("--cpus-per-task") { Description = $"slurm: CPUs per array task, also the trial's threads. Default: what one trial uses here ({SlurmOptions.TrialThreads})." };
+        var cpus = new Option<int?>("--cpus-per-task") { Description = "slurm: CPUs per array task, also the trial's threads. Default: what one trial uses here (libtorch's threads, one per core)." };
         var time = new Option<string>("--time") { Description = "slurm: time limit per array task.", DefaultValueFactory = _ => "04:00:00" };
         var partition = new Option<string?>("--partition") { Description = "slurm: partition." };
         var mem = new Option<string?>("--mem") { Description = "slurm: memory per task (e.g. 4G)." };
