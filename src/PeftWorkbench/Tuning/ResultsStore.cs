@@ -118,6 +118,9 @@ public sealed class ResultsStore
 
     static readonly HashSet<string> Statuses = new() { "ok", "diverged", "error", "no-selection" };
 
+    static string FinalKeyOf(TrialConfig c) =>
+        new TrialConfig { Task = c.Task, Method = c.Method, Phase = c.Phase, Profile = c.Profile, Protocol = c.Protocol, Seed = c.Seed }.Key;
+
     /// <summary>Why a parsed record cannot stand for a finished trial here, or null when it can.</summary>
     string? Problem(TrialRecord r)
     {
@@ -127,7 +130,9 @@ public sealed class ResultsStore
         foreach (var (name, value) in new[] { ("Task", c.Task), ("Method", c.Method), ("Phase", c.Phase), ("Profile", c.Profile), ("Protocol", c.Protocol) })
             if (string.IsNullOrEmpty(value)) return $"{r.Key}: Config has no {name}";
         if (c.Hp is null || c.Hp.Any(kv => kv.Key is null || kv.Value is null)) return $"{r.Key}: Config.Hp is missing or has nulls";
-        if (c.Key != r.Key) return $"{r.Key}: Key does not match its Config (which gives {c.Key})";
+        // A final's key is known before selection (Protocol.FinalKey: the config without the selected values), so it may
+        // match either form.
+        if (c.Key != r.Key && !(c.Phase == "final" && FinalKeyOf(c) == r.Key)) return $"{r.Key}: Key does not match its Config (which gives {c.Key})";
         if (r.Status is null || !Statuses.Contains(r.Status)) return $"{r.Key}: unknown Status '{r.Status}'";
         bool Pct(double? v) => v is null || double.IsFinite(v.Value) && v.Value is >= 0 and <= 100;
         if (!Pct(r.Top1Last) || !Pct(r.Top1Best)) return $"{r.Key}: top-1 outside 0..100";
