@@ -30,14 +30,53 @@ static class Cli
     public static List<string> Split(string[]? values) =>
         (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
 
+    /// <summary>This same CLI as a command line: [dotnet, peft.dll] or [the apphost], absolute paths.</summary>
+    public static IReadOnlyList<string> SelfCommand()
+    {
+        var exe = System.Environment.ProcessPath!;
+        return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? new[] { exe, typeof(Cli).Assembly.Location } : new[] { exe };
+    }
+
     /// <summary>Starts this same CLI (dotnet + dll, or the apphost) with <paramref name="args"/>.</summary>
     public static Process StartSelf(params string[] args)
     {
-        var psi = new ProcessStartInfo { UseShellExecute = false };
-        var exe = System.Environment.ProcessPath!;
-        psi.FileName = exe;
-        if (Path.GetFileNameWithoutExtension(exe) == "dotnet") psi.ArgumentList.Add(typeof(Cli).Assembly.Location);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {exe}");
+        var self = SelfCommand();
+        var psi = new ProcessStartInfo { UseShellExecute = false, FileName = self[0] };
+        foreach (var a in self.Skip(1).Concat(args)) psi.ArgumentList.Add(a);
+        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {self[0]}");
+    }
+}
+
+/// <summary>
+/// SIGTERM (scancel, a slurm time limit, `kill`) and SIGINT (Ctrl+C) cancel <see cref="Token"/> instead of ending the
+/// process at once, so the running trial stops at its next step, records nothing and releases its claim. The
+/// command then exits with <see cref="ExitCode"/> (128 + the signal, as a shell reports it). System.CommandLine's
+/// own handler is not in place while a synchronous action runs, so commands that run trials hold one of these.
+/// </summary>
+sealed class Termination : IDisposable
+{
+    readonly CancellationTokenSource cts;
+    readonly System.Runtime.InteropServices.PosixSignalRegistration[] registrations;
+    public int? Signal { get; private set; }
+    public CancellationToken Token => cts.Token;
+    public int ExitCode => 128 + (Signal ?? 2);
+
+    public Termination(CancellationToken outer)
+    {
+        cts = CancellationTokenSource.CreateLinkedTokenSource(outer);
+        registrations = new[] { (System.Runtime.InteropServices.PosixSignal.SIGTERM, 15), (System.Runtime.InteropServices.PosixSignal.SIGINT, 2) }
+            .Select(s => System.Runtime.InteropServices.PosixSignalRegistration.Create(s.Item1, ctx =>
+            {
+                ctx.Cancel = true;
+                Signal ??= s.Item2;
+                Console.Error.WriteLine($"signal {s.Item2} ({s.Item1}): stopping at the next step; the running trial is not recorded and its claim is released");
+                cts.Cancel();
+            })).ToArray();
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in registrations) r.Dispose();
+        cts.Dispose();
     }
 }

@@ -36,10 +36,13 @@ public static class ResultsCommand
 
     internal static void PrintResults(ResultsStore store, SweepManifest? manifest)
     {
-        var records = store.Records();
+        var contents = store.Read();
+        var records = contents.Records;
         var claimed = store.Claimed();
         Console.WriteLine($"{store.Dir}: {records.Count} finished" + (manifest is null ? "" : $" of {manifest.Trials.Count}") +
-            (claimed.Count > 0 ? $", {claimed.Count} claimed (running, or left by a killed worker)" : ""));
+            (claimed.Count > 0 ? $", {claimed.Count} claimed (running, or left by a killed worker)" : "") +
+            (records.Count > 0 ? " (already finished: a rerun or resubmission skips these)" : ""));
+        if (contents.InvalidSummary() is string bad) Console.WriteLine("  " + bad);
         foreach (var rec in records) Console.WriteLine("  " + Tuning.Sweep.Describe(rec));
         var finals = records.Where(x => x.Config.Phase == "final").ToList();
         if (finals.Count == 0) return;

@@ -29,14 +29,19 @@ public static class SweepCommand
         var workers = new Option<int>("--workers") { Description = "Worker processes on this machine.", DefaultValueFactory = _ => 1 };
         var export = new Option<string?>("--export") { Description = "'slurm': write a manifest and sbatch job arrays instead of running." };
         var outDir = new Option<string>("--out") { Description = "Experiment directory (the results store).", Required = true };
-        var peftCmd = new Option<string>("--peft-command") { Description = "How slurm tasks invoke peft.", DefaultValueFactory = _ => "peft" };
-        var cpus = new Option<int>("--cpus-per-task") { Description = "slurm: CPUs per array task.", DefaultValueFactory = _ => 4 };
+        var peftCmd = new Option<string?>("--peft-command") { Description = "slurm: how array tasks start peft (made absolute at export). Default: this very CLI (dotnet + peft.dll)." };
+        var cpus = new Option<int?>("--cpus-per-task") { Description = "slurm: CPUs per array task, also the trial's threads. Default: what one trial uses here (libtorch's threads, one per core)." };
         var time = new Option<string>("--time") { Description = "slurm: time limit per array task.", DefaultValueFactory = _ => "04:00:00" };
         var partition = new Option<string?>("--partition") { Description = "slurm: partition." };
+        var mem = new Option<string?>("--mem") { Description = "slurm: memory per task (e.g. 4G)." };
+        var account = new Option<string?>("--account") { Description = "slurm: account to charge." };
+        var qos = new Option<string?>("--qos") { Description = "slurm: quality of service." };
+        var maxParallel = new Option<int>("--max-parallel") { Description = "slurm: at most N array tasks at once (the array's %N throttle; 0 = no limit)." };
+        var sbatch = new Option<string[]>("--sbatch") { Description = "slurm: another sbatch option for both arrays, repeatable (--sbatch=--exclusive --sbatch=--constraint=avx512)." };
         var maxArray = new Option<int>("--max-array-size") { Description = "slurm: the cluster's MaxArraySize.", DefaultValueFactory = _ => 1001 };
         var cmd = new Command("sweep", "Run (or export) the protocol for methods x tasks into a resumable results store. " +
             "Rerun the same command (or `peft sweep --out DIR`) to resume.")
-            { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, workers, export, outDir, peftCmd, cpus, time, partition, maxArray };
+            { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, workers, export, outDir, peftCmd, cpus, time, partition, mem, account, qos, maxParallel, sbatch, maxArray };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
             var dir = Path.GetFullPath(r.GetValue(outDir)!);
@@ -68,30 +73,39 @@ public static class SweepCommand
                 if (kind != "slurm") throw new ArgumentException($"--export: only 'slurm' is supported, got '{kind}'.");
                 var e = Tuning.Sweep.ExportSlurm(manifest, manifestPath, Path.Combine(dir, "slurm"), new SlurmOptions
                 {
-                    PeftCommand = r.GetValue(peftCmd)!, CpusPerTask = r.GetValue(cpus), Time = r.GetValue(time)!,
-                    Partition = r.GetValue(partition), MaxArraySize = r.GetValue(maxArray),
+                    PeftCommand = r.GetValue(peftCmd) is string pc ? pc.Split(' ', StringSplitOptions.RemoveEmptyEntries) : Cli.SelfCommand(),
+                    CpusPerTask = r.GetValue(cpus) ?? SlurmOptions.TrialThreads, Time = r.GetValue(time)!,
+                    Partition = r.GetValue(partition), Mem = r.GetValue(mem), Account = r.GetValue(account), Qos = r.GetValue(qos),
+                    MaxParallel = r.GetValue(maxParallel), ExtraDirectives = r.GetValue(sbatch) ?? Array.Empty<string>(), MaxArraySize = r.GetValue(maxArray),
                 });
                 Console.WriteLine($"manifest  {e.Manifest} ({e.TuneTrials} tune + {e.FinalTrials} final trials)");
                 Console.WriteLine($"scripts   {e.TuneScript}, {e.FinalScript}");
+                Console.WriteLine($"command   {string.Join(" ", e.Command)}");
                 Console.WriteLine($"submit    bash {e.SubmitScript}");
                 return Task.FromResult(0);
             }
-            Console.WriteLine($"sweep {dir}: {manifest.Trials.Count} trials, profile {manifest.Profile}, {r.GetValue(workers)} worker(s)");
+            var contents = new ResultsStore(dir).Read();
+            if (contents.InvalidSummary() is string bad) Console.WriteLine(bad);
+            int already = manifest.Trials.Count(t => contents.Records.Any(x => x.Key == t.Key));
+            Console.WriteLine($"sweep {dir}: {manifest.Trials.Count} trials" + (already > 0 ? $" ({already} already finished, skipped)" : "") +
+                $", profile {manifest.Profile}, {r.GetValue(workers)} worker(s)");
             var clock = Stopwatch.StartNew();
-            var children = new List<Process>();
-            for (int i = 1; i < r.GetValue(workers); i++) children.Add(Cli.StartSelf("worker", "--manifest", manifestPath, "--quiet"));
+            using var term = new Termination(cancel);
+            LocalSweep result;
             try
             {
-                int ran = Tuning.Sweep.RunWorker(manifest, Environment, null, Console.Out, cancel);
-                foreach (var c in children) c.WaitForExit();
-                Console.WriteLine($"done: {ran} trial(s) here, {children.Count} other worker(s), {clock.Elapsed.TotalSeconds:F1} s");
-                ResultsCommand.PrintResults(new ResultsStore(dir), manifest);
+                result = Tuning.Sweep.RunLocal(manifest, r.GetValue(workers), Environment,
+                    () => Cli.StartSelf("worker", "--manifest", manifestPath, "--quiet"), Console.Out, term.Token);
             }
-            finally
+            catch (OperationCanceledException) when (term.Signal is not null)
             {
-                foreach (var c in children) { if (!c.HasExited) c.Kill(); c.Dispose(); }
+                Console.Error.WriteLine($"sweep stopped by signal {term.Signal}: finished trials are kept; rerun to resume");
+                return Task.FromResult(term.ExitCode);
             }
-            return Task.FromResult(children.All(c => c.ExitCode == 0) ? 0 : 1);
+            Console.WriteLine($"done: {result.RanHere} trial(s) here, {result.Others.Count} other worker(s), {clock.Elapsed.TotalSeconds:F1} s");
+            foreach (var w in result.Others) Console.WriteLine("  " + w.Describe());
+            ResultsCommand.PrintResults(new ResultsStore(dir), manifest);
+            return Task.FromResult(result.Ok ? 0 : 1);
         }));
         return cmd;
     }
@@ -104,9 +118,14 @@ public static class SweepCommand
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
             var m = SweepManifest.Load(r.GetValue(manifest)!);
-            int ran = Tuning.Sweep.RunWorker(m, Environment, null, r.GetValue(quiet) ? null : Console.Out, cancel);
-            if (!r.GetValue(quiet)) Console.WriteLine($"worker {System.Environment.ProcessId}: ran {ran} trial(s)");
-            return Task.FromResult(0);
+            using var term = new Termination(cancel);
+            try
+            {
+                int ran = Tuning.Sweep.RunWorker(m, Environment, null, r.GetValue(quiet) ? null : Console.Out, term.Token);
+                if (!r.GetValue(quiet)) Console.WriteLine($"worker {System.Environment.ProcessId}: ran {ran} trial(s)");
+                return Task.FromResult(0);
+            }
+            catch (OperationCanceledException) when (term.Signal is not null) { return Task.FromResult(term.ExitCode); }
         }));
         return cmd;
     }
@@ -121,9 +140,23 @@ public static class SweepCommand
             var m = SweepManifest.Load(r.GetValue(manifest)!);
             int i = r.GetValue(index);
             var cfg = i >= 0 && i < m.Trials.Count ? m.Trials[i] : null;
-            var record = Tuning.Sweep.RunIndex(m, i, Environment, cfg is null ? null : new ConsoleProgressBar($"[{i}] {cfg.Task}/{cfg.Method}/{cfg.Phase}"), cancel);
-            Console.WriteLine(Tuning.Sweep.Describe(record));
-            return Task.FromResult(record.Status is "ok" or "diverged" ? 0 : 1);
+            using var term = new Termination(cancel);
+            TrialRun run;
+            try
+            {
+                run = Tuning.Sweep.RunIndex(m, i, Environment, cfg is null ? null : new ConsoleProgressBar($"[{i}] {cfg.Task}/{cfg.Method}/{cfg.Phase}"),
+                    Console.Out, term.Token);
+            }
+            catch (OperationCanceledException) when (term.Signal is not null)
+            {
+                Console.Error.WriteLine($"[{i}] stopped by signal {term.Signal}: nothing recorded, claim released; a requeued or resubmitted task runs it again");
+                return Task.FromResult(term.ExitCode);
+            }
+            var rec = run.Record;
+            Console.WriteLine(run.AlreadyFinished
+                ? $"[{i}] already finished (recorded {rec.FinishedUtc:yyyy-MM-dd HH:mm:ss}Z by {rec.Host} pid {rec.Pid}); nothing run: {Tuning.Sweep.Describe(rec)}"
+                : $"[{i}] {Tuning.Sweep.Describe(rec)}");
+            return Task.FromResult(rec.Status is "ok" or "diverged" ? 0 : 1);
         }));
         return cmd;
     }

@@ -11,26 +11,43 @@ namespace PeftWorkbench.Tuning;
 /// <summary>
 /// One experiment's results: a directory holding
 ///   trials.jsonl     one JSON line per finished trial, appended under an exclusive lock (one write + fsync);
-///                    a torn last line (a writer killed mid-write) is ignored when reading and never counted;
+///                    every line is checked when read (<see cref="Read"/>): a torn line (a writer killed mid-write),
+///                    wrong JSON types, a record whose Key does not match its Config, an "ok" without a top-1, or a
+///                    record whose predictions file is gone is skipped, counted and named, never a finished trial
+///                    (so a rerun runs that trial again and appends a valid record);
 ///   claims/*.claim   a trial being run: created with O_EXCL (FileMode.CreateNew), holding host, pid and start time,
-///                    kept fresh by a heartbeat; a claim whose process is gone (same host) or whose heartbeat is
-///                    older than <see cref="StaleAfter"/> (other host) is taken over;
-///   predictions/     test logits and labels of final trials (safetensors, written atomically).
+///                    kept fresh by a heartbeat; a claim whose process is gone (same host) is taken over at once, one
+///                    of another host (or unreadable) once it has been silent for <see cref="StaleAfter"/> (unreadable:
+///                    <see cref="UnreadableClaimGrace"/>); "silent" by its modification time or, when that lies in the
+///                    future (another host's clock), by how long this process has watched it unchanged;
+///   predictions/     logits and labels of scored trials (safetensors, written atomically).
 /// So a rerun skips finished trials, a killed worker loses at most its running trial, and two workers never run
 /// or record one trial twice. The lock is an flock (FileShare.None on store.lock): released by the kernel when a
 /// process dies. On NFS-shared stores it relies on the NFS server's lock support, as slurm setups usually have.
+/// A store works where it is: records name their predictions relative to the store, and a manifest's store is the
+/// folder it lies in (<see cref="SweepManifest.Load"/>), so a copied or moved store resumes in place.
 /// </summary>
 public sealed class ResultsStore
 {
     public string Dir { get; }
     public TimeSpan StaleAfter { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>How long a claim file with unreadable content (a claimer died between create and write) blocks its trial.</summary>
+    public TimeSpan UnreadableClaimGrace { get; init; } = TimeSpan.FromSeconds(30);
     public static readonly TimeSpan HeartbeatEvery = TimeSpan.FromSeconds(20);
+    /// <summary>Where the store says that it waits on another host's claim, and when it takes a claim over
+    /// (default: standard error; null: silent). Each waiting trial is reported once, then every minute.</summary>
+    public Action<string>? Notices { get; init; } = m => Console.Error.WriteLine(m);
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+    static readonly TimeSpan NoticeEvery = TimeSpan.FromMinutes(1);
 
     string TrialsPath => Path.Combine(Dir, "trials.jsonl");
     string LockPath => Path.Combine(Dir, "store.lock");
     string ClaimsDir => Path.Combine(Dir, "claims");
+
+    // Claims this process has watched: path -> (modification time seen, local time it was first seen with it).
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTime Mtime, DateTime Since)> watched = new();
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTime> noticed = new();
 
     public ResultsStore(string dir)
     {
@@ -39,45 +56,119 @@ public sealed class ResultsStore
         Directory.CreateDirectory(ClaimsDir);
     }
 
-    /// <summary>Every finished trial, in the order they finished. Later duplicates (none by construction) are dropped.</summary>
-    public IReadOnlyList<TrialRecord> Records()
+    /// <summary>Every finished trial, in the order they finished (the first valid record of a key).</summary>
+    public IReadOnlyList<TrialRecord> Records() => Read().Records;
+
+    /// <summary>The valid records and the lines of trials.jsonl that were skipped, with why.</summary>
+    public StoreContents Read()
     {
-        if (!File.Exists(TrialsPath)) return Array.Empty<TrialRecord>();
-        string text;
-        using (var fs = new FileStream(TrialsPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
-        using (var reader = new StreamReader(fs, Encoding.UTF8)) text = reader.ReadToEnd();
-        return Parse(text);
+        if (!HasTrials()) return new StoreContents(Array.Empty<TrialRecord>(), Array.Empty<InvalidLine>());
+        return Parse(ReadTrialsText());
     }
 
-    static List<TrialRecord> Parse(string text)
+    /// <summary>Whether trials.jsonl exists; something else in its place (a folder) is an error, not an empty store.</summary>
+    bool HasTrials()
     {
-        var seen = new HashSet<string>();
-        var records = new List<TrialRecord>();
-        foreach (var line in text.Split('\n'))
+        if (Directory.Exists(TrialsPath)) throw new IOException($"Results store {Dir}: {TrialsPath} is a folder, not the trials file.");
+        return File.Exists(TrialsPath);
+    }
+
+    string ReadTrialsText()
+    {
+        try
         {
+            using var fs = new FileStream(TrialsPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            // Always UTF-8: bytes that look like another encoding's byte-order mark (FF FE) must not switch the reader.
+            using var reader = new StreamReader(fs, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false);
+            var text = reader.ReadToEnd();
+            return text.StartsWith('\uFEFF') ? text[1..] : text;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Results store {Dir}: cannot read {TrialsPath} ({e.Message}).", e);
+        }
+    }
+
+    StoreContents Parse(string text)
+    {
+        var seen = new Dictionary<string, int>();
+        var records = new List<TrialRecord>();
+        var invalid = new List<InvalidLine>();
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].TrimEnd('\r');
             if (line.Length == 0) continue;
             TrialRecord? r = null;
-            try { r = JsonSerializer.Deserialize<TrialRecord>(line, Json); }
-            catch (JsonException) { } // a torn line from a killed writer: not a finished trial
-            if (r is not null && seen.Add(r.Key)) records.Add(r);
+            string? problem;
+            try { r = JsonSerializer.Deserialize<TrialRecord>(line, Json); problem = r is null ? "not a record (null)" : Problem(r); }
+            catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException or FormatException)
+            {
+                problem = i == lines.Length - 1 ? "unfinished last line (a writer killed mid-write)" : $"not a trial record ({e.GetType().Name}: {Shorten(e.Message)})";
+            }
+            if (problem is null && seen.TryGetValue(r!.Key, out int first)) problem = $"a second record of {r.Key} (line {first} holds it)";
+            if (problem is not null) { invalid.Add(new InvalidLine(i + 1, problem)); continue; }
+            seen[r!.Key] = i + 1;
+            records.Add(r);
         }
-        return records;
+        return new StoreContents(records, invalid);
+    }
+
+    static string Shorten(string s) => s.Length > 120 ? s[..120] + "..." : s;
+
+    static readonly HashSet<string> Statuses = new() { "ok", "diverged", "error", "no-selection" };
+
+    static string FinalKeyOf(TrialConfig c) =>
+        new TrialConfig { Task = c.Task, Method = c.Method, Phase = c.Phase, Profile = c.Profile, Protocol = c.Protocol, Seed = c.Seed }.Key;
+
+    /// <summary>Why a parsed record cannot stand for a finished trial here, or null when it can.</summary>
+    string? Problem(TrialRecord r)
+    {
+        if (string.IsNullOrEmpty(r.Key)) return "no Key";
+        if (r.Config is null) return $"{r.Key}: no Config";
+        var c = r.Config;
+        foreach (var (name, value) in new[] { ("Task", c.Task), ("Method", c.Method), ("Phase", c.Phase), ("Profile", c.Profile), ("Protocol", c.Protocol) })
+            if (string.IsNullOrEmpty(value)) return $"{r.Key}: Config has no {name}";
+        if (c.Hp is null || c.Hp.Any(kv => kv.Key is null || kv.Value is null)) return $"{r.Key}: Config.Hp is missing or has nulls";
+        // A final's key is known before selection (Protocol.FinalKey: the config without the selected values), so it may
+        // match either form.
+        if (c.Key != r.Key && !(c.Phase == "final" && FinalKeyOf(c) == r.Key)) return $"{r.Key}: Key does not match its Config (which gives {c.Key})";
+        if (r.Status is null || !Statuses.Contains(r.Status)) return $"{r.Key}: unknown Status '{r.Status}'";
+        bool Pct(double? v) => v is null || double.IsFinite(v.Value) && v.Value is >= 0 and <= 100;
+        if (!Pct(r.Top1Last) || !Pct(r.Top1Best)) return $"{r.Key}: top-1 outside 0..100";
+        if (r.Status == "ok" && r.Top1Last is null) return $"{r.Key}: status ok without Top1Last";
+        if (r.Status is "error" or "no-selection" && string.IsNullOrEmpty(r.Error)) return $"{r.Key}: status {r.Status} without Error";
+        if (r.Predictions is string rel)
+        {
+            if (rel.Length == 0 || Path.IsPathRooted(rel) || rel.Replace('\\', '/').Split('/').Contains(".."))
+                return $"{r.Key}: Predictions '{rel}' is not a path inside the store";
+            if (!File.Exists(Path.Combine(Dir, rel))) return $"{r.Key}: predictions file {rel} is missing";
+        }
+        return null;
     }
 
     public TrialRecord? Find(string key) => Records().FirstOrDefault(r => r.Key == key);
     public bool IsFinished(string key) => Find(key) is not null;
 
     /// <summary>Claims <paramref name="key"/> for this process, or returns null when it is finished or a live
-    /// worker holds it. Dispose the claim when done (after <see cref="Append"/>, or on failure to give it back).</summary>
+    /// worker holds it (another host's claim is reported to <see cref="Notices"/>: who holds it, since when, and
+    /// when it would be taken over). Dispose the claim when done (after <see cref="Append"/>, or on failure to give it back).</summary>
     public TrialClaim? TryClaim(string key)
     {
         using var _ = Lock();
         if (IsFinished(key)) return null;
         var path = ClaimPath(key);
-        if (File.Exists(path))
+        if (File.Exists(path) || Directory.Exists(path))
         {
-            if (!IsStale(path)) return null;
-            File.Delete(path);
+            var holder = Inspect(path);
+            if (!holder.Stale) { Notice(path, holder, taken: false); return null; }
+            if (holder.Reportable) Notice(path, holder, taken: true);
+            try { File.Delete(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new IOException($"Results store {Dir}: cannot remove the stale claim {path} ({e.Message}).", e);
+            }
+            watched.TryRemove(path, out var _unused);
         }
         try
         {
@@ -91,14 +182,30 @@ public sealed class ResultsStore
         return new TrialClaim(this, key, path);
     }
 
+    /// <summary>Who holds the claim on <paramref name="key"/> and whether it is stale; null when unclaimed.</summary>
+    public ClaimHolder? Holder(string key)
+    {
+        var path = ClaimPath(key);
+        return File.Exists(path) || Directory.Exists(path) ? Inspect(path) : null;
+    }
+
+    void Notice(string path, ClaimHolder h, bool taken)
+    {
+        if (Notices is null || !h.Reportable) return;
+        var now = DateTime.UtcNow;
+        if (!taken && noticed.TryGetValue(path, out var last) && now - last < NoticeEvery) return;
+        noticed[path] = now;
+        Notices(taken ? $"taking over {h.Describe()}" : $"waiting: {h.Describe()}");
+    }
+
     /// <summary>Appends a finished trial. Returns false (and writes nothing) when the key is already recorded.</summary>
     public bool Append(TrialRecord record)
     {
         var line = JsonSerializer.Serialize(record, Json);
         if (line.Contains('\n')) throw new InvalidOperationException("a trial record serialised over several lines");
         using var _ = Lock();
-        string existing = File.Exists(TrialsPath) ? File.ReadAllText(TrialsPath) : "";
-        if (Parse(existing).Any(r => r.Key == record.Key)) return false;
+        string existing = HasTrials() ? ReadTrialsText() : "";
+        if (Parse(existing).Records.Any(r => r.Key == record.Key)) return false;
         using var fs = new FileStream(TrialsPath, FileMode.Append, FileAccess.Write, FileShare.Read);
         // A torn line left by a killed writer gets its own line ended, so it cannot swallow this one.
         var bytes = Encoding.UTF8.GetBytes((existing.Length > 0 && existing[^1] != '\n' ? "\n" : "") + line + "\n");
@@ -172,13 +279,37 @@ public sealed class ResultsStore
         return (readable.Length > 80 ? readable[..80] : readable) + "-" + hash;
     }
 
-    bool IsStale(string claimPath)
+    bool IsStale(string claimPath) => Inspect(claimPath).Stale;
+
+    /// <summary>Reads a claim and decides whether it is stale (see the class summary).</summary>
+    ClaimHolder Inspect(string claimPath)
     {
         var owner = ReadOwner(claimPath);
-        // Unreadable: a claimer died between create and write (or is writing now); stale once old enough.
-        if (owner is null) return DateTime.UtcNow - File.GetLastWriteTimeUtc(claimPath) > TimeSpan.FromSeconds(30);
-        if (owner.Host == Environment.MachineName) return !ProcessAlive(owner.Pid, owner.StartTicks);
-        return DateTime.UtcNow - File.GetLastWriteTimeUtc(claimPath) > StaleAfter;
+        var key = owner?.Key ?? Path.GetFileNameWithoutExtension(claimPath);
+        if (owner is not null && owner.Host == Environment.MachineName)
+        {
+            bool alive = ProcessAlive(owner.Pid, owner.StartTicks);
+            return new ClaimHolder(key, owner.Host, owner.Pid, owner.ClaimedUtc, TimeSpan.Zero, TimeSpan.Zero, !alive, Reportable: false);
+        }
+        // Another host, or unreadable (a claimer died between create and write, or is writing now): stale once silent
+        // long enough.
+        var limit = owner is null ? UnreadableClaimGrace : StaleAfter;
+        var silent = Silence(claimPath);
+        return new ClaimHolder(key, owner?.Host, owner?.Pid, owner?.ClaimedUtc, silent, limit, silent > limit, Reportable: true);
+    }
+
+    /// <summary>How long a claim file has not been touched: by its modification time, or (a time in the future, set
+    /// by a host whose clock runs ahead, or forged) by how long this process has seen that same time.</summary>
+    TimeSpan Silence(string claimPath)
+    {
+        DateTime mtime;
+        try { mtime = File.Exists(claimPath) ? File.GetLastWriteTimeUtc(claimPath) : Directory.GetLastWriteTimeUtc(claimPath); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { mtime = DateTime.MinValue; }
+        var now = DateTime.UtcNow;
+        var seen = watched.AddOrUpdate(claimPath, _ => (mtime, now), (_, old) => old.Mtime == mtime ? old : (mtime, now));
+        var byMtime = now - mtime;
+        var watchedFor = now - seen.Since;
+        return byMtime > watchedFor ? byMtime : watchedFor;
     }
 
     static bool ProcessAlive(int pid, long startTicks)
@@ -188,16 +319,25 @@ public sealed class ResultsStore
             using var p = Process.GetProcessById(pid);
             if (p.HasExited) return false;
             // pid reuse: a different process with the same id started at another time.
-            return Math.Abs(p.StartTime.ToUniversalTime().Ticks - startTicks) < TimeSpan.TicksPerSecond;
+            return Math.Abs((double)p.StartTime.ToUniversalTime().Ticks - startTicks) < TimeSpan.TicksPerSecond;
         }
-        catch (ArgumentException) { return false; }
-        catch (InvalidOperationException) { return false; }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception) { return false; }
     }
 
+    /// <summary>A claim's owner, or null when the file is unreadable, too large, or not a well-formed claim.</summary>
     static ClaimOwner? ReadOwner(string path)
     {
-        try { return JsonSerializer.Deserialize<ClaimOwner>(File.ReadAllBytes(path), Json); }
-        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException) { return null; }
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var buffer = new byte[4096];
+            int n = 0, got;
+            while (n < buffer.Length && (got = fs.Read(buffer, n, buffer.Length - n)) > 0) n += got;
+            if (n == buffer.Length) return null; // a real claim is ~200 bytes
+            var owner = JsonSerializer.Deserialize<ClaimOwner>(buffer.AsSpan(0, n), Json);
+            return owner is { Key.Length: > 0, Host.Length: > 0, Pid: > 0 } ? owner : null;
+        }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException or NotSupportedException or ArgumentException) { return null; }
     }
 
     /// <summary>The store-wide exclusive lock; waits (polling) for other workers.</summary>
@@ -215,6 +355,33 @@ public sealed class ResultsStore
     internal sealed record ClaimOwner(string Key, string Host, int Pid, long StartTicks, DateTime ClaimedUtc);
 }
 
+/// <summary>What trials.jsonl holds: the valid records (one per key, in file order) and the skipped lines.</summary>
+public sealed record StoreContents(IReadOnlyList<TrialRecord> Records, IReadOnlyList<InvalidLine> Invalid)
+{
+    /// <summary>"2 invalid lines in trials.jsonl skipped: line 3 (...); line 7 (...)", or null when none.</summary>
+    public string? InvalidSummary(int show = 5) => Invalid.Count == 0 ? null :
+        $"{Invalid.Count} invalid line(s) in trials.jsonl skipped (not counted as finished): " +
+        string.Join("; ", Invalid.Take(show).Select(l => $"line {l.Line} ({l.Reason})")) + (Invalid.Count > show ? "; ..." : "");
+}
+
+/// <summary>A line of trials.jsonl that is not a valid finished trial, and why.</summary>
+public sealed record InvalidLine(int Line, string Reason);
+
+/// <summary>Who holds a claim (Host/Pid null when the claim file is unreadable), how long it has been silent, the
+/// silence after which it is taken over, and whether it is stale now. Reportable: a claim that only goes stale by
+/// time (another host's, or unreadable); a same-host claim goes stale when its process is gone.</summary>
+public sealed record ClaimHolder(string Key, string? Host, int? Pid, DateTime? ClaimedUtc, TimeSpan Silent, TimeSpan StaleAfter, bool Stale, bool Reportable)
+{
+    public string Describe() =>
+        (Host is null ? $"an unreadable claim on {Key}" : $"{Key}, claimed by {Host} pid {Pid}" +
+            (ClaimedUtc is DateTime c ? $" since {c:yyyy-MM-dd HH:mm:ss}Z ({Ago(DateTime.UtcNow - c)} ago)" : "")) +
+        $"; last heartbeat {Ago(Silent)} ago" +
+        (Stale ? $", silent past {Ago(StaleAfter)}" : $"; taken over if silent for {Ago(StaleAfter - Silent)} more");
+
+    static string Ago(TimeSpan t) => t < TimeSpan.Zero ? "0s" : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:00}m" :
+        t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds:00}s" : $"{t.TotalSeconds:0}s";
+}
+
 /// <summary>A held claim on one trial; a background heartbeat keeps it fresh for workers on other hosts.</summary>
 public sealed class TrialClaim : IDisposable
 {
@@ -226,7 +393,8 @@ public sealed class TrialClaim : IDisposable
     internal TrialClaim(ResultsStore store, string key, string path)
     {
         this.store = store; this.path = path; Key = key;
-        heartbeat = new Timer(_ => { try { File.SetLastWriteTimeUtc(path, DateTime.UtcNow); } catch (IOException) { } },
+        // A failed touch (store unreachable for a moment) must not end the process: timer callbacks have no catcher.
+        heartbeat = new Timer(_ => { try { File.SetLastWriteTimeUtc(path, DateTime.UtcNow); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } },
             null, ResultsStore.HeartbeatEvery, ResultsStore.HeartbeatEvery);
     }
 

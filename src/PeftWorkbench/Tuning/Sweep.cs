@@ -14,7 +14,8 @@ namespace PeftWorkbench.Tuning;
 public sealed record SweepManifest
 {
     public int Version { get; init; } = 1;
-    /// <summary>The results store directory (absolute).</summary>
+    /// <summary>The results store directory (absolute). A manifest lives in its store: <see cref="Load"/> sets this
+    /// to the folder the file lies in, so a copied or moved store resumes where it is, not into the original.</summary>
     public required string Store { get; init; }
     public required string Suite { get; init; }
     public required string Profile { get; init; }
@@ -40,6 +41,8 @@ public sealed record SweepManifest
     public void Save(string path)
     {
         var full = Path.GetFullPath(path);
+        if (Path.GetDirectoryName(full) != Path.GetFullPath(Store).TrimEnd(Path.DirectorySeparatorChar))
+            throw new ArgumentException($"A sweep manifest lives in its store: save it in {Store}, not {full}.");
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var tmp = full + $".{Environment.ProcessId}.tmp";
         File.WriteAllText(tmp, JsonSerializer.Serialize(this, Json));
@@ -49,12 +52,16 @@ public sealed record SweepManifest
     public static SweepManifest Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Sweep manifest not found: {path}", path);
+        SweepManifest m;
         try
         {
-            return JsonSerializer.Deserialize<SweepManifest>(File.ReadAllText(path), Json)
+            m = JsonSerializer.Deserialize<SweepManifest>(File.ReadAllText(path), Json)
                 ?? throw new InvalidDataException($"{path}: empty sweep manifest.");
         }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a sweep manifest ({e.Message}).", e); }
+        if (m.Trials is null || m.Backbone is null || string.IsNullOrEmpty(m.Suite) || string.IsNullOrEmpty(m.Profile) || m.Trials.Any(t => t is null))
+            throw new InvalidDataException($"{path}: not a sweep manifest (Suite, Profile, Backbone and Trials are required).");
+        return m with { Store = Path.GetDirectoryName(Path.GetFullPath(path))! };
     }
 }
 
@@ -165,30 +172,79 @@ public static class Sweep
         finally { foreach (var t in tasks.Values) t.Dispose(); }
     }
 
+    /// <summary>
+    /// A sweep on this machine with <paramref name="workers"/> workers: this process and workers - 1 child processes
+    /// from <paramref name="startWorker"/> (each running <see cref="RunWorker"/> on the same manifest). Waits for
+    /// every child and returns each one's exit status, read before the process handle is released; a child
+    /// still running when this ends (an exception, cancellation) is killed first.
+    /// </summary>
+    public static LocalSweep RunLocal(SweepManifest manifest, int workers, ITrialEnvironment env, Func<System.Diagnostics.Process> startWorker,
+        TextWriter? log = null, CancellationToken cancel = default)
+    {
+        if (workers < 1) throw new ArgumentException($"--workers must be at least 1, got {workers}.");
+        var children = new List<System.Diagnostics.Process>();
+        var statuses = new List<WorkerStatus>();
+        try
+        {
+            for (int i = 1; i < workers; i++) children.Add(startWorker());
+            int ran = RunWorker(manifest, env, null, log, cancel);
+            foreach (var c in children) c.WaitForExit();
+            return new LocalSweep(ran, statuses);
+        }
+        finally
+        {
+            for (int i = 0; i < children.Count; i++)
+            {
+                var c = children[i];
+                if (!c.HasExited) { try { c.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } c.WaitForExit(); }
+                statuses.Add(new WorkerStatus(i + 2, c.Id, c.ExitCode));
+                c.Dispose();
+            }
+        }
+    }
+
     /// <summary>Runs manifest entry <paramref name="index"/> (a slurm array task). Finished: returns the stored
-    /// record. A final entry whose tune trials are not all finished is an error naming the missing indices.</summary>
-    public static TrialRecord RunIndex(SweepManifest manifest, int index, ITrialEnvironment env,
-        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    /// record, marked already finished. Claimed by a live worker (a duplicate submission, or a task on another host
+    /// that may have died): waits, saying so, until that worker records it (already finished) or its claim goes
+    /// stale (then runs it). A final entry whose tune trials are unfinished and unclaimed is an error naming the
+    /// missing indices; claimed ones are waited for. Cancellation throws: nothing recorded, the claim released.</summary>
+    public static TrialRun RunIndex(SweepManifest manifest, int index, ITrialEnvironment env,
+        IProgress<TrainProgress>? progress = null, TextWriter? log = null, CancellationToken cancel = default, ResultsStore? store = null)
     {
         if (index < 0 || index >= manifest.Trials.Count)
             throw new ArgumentOutOfRangeException(nameof(index), index, $"the manifest has {manifest.Trials.Count} trials (indices 0..{manifest.Trials.Count - 1}).");
         var trial = manifest.Trials[index];
-        var store = new ResultsStore(manifest.Store);
-        if (store.Find(trial.Key) is { } done) return done;
-        if (trial.Phase == "final")
-        {
-            var finished = store.Records().Select(r => r.Key).ToHashSet();
-            var missing = manifest.Trials.Select((t, i) => (t, i)).Where(x => IsTuneOf(x.t, trial) && !finished.Contains(x.t.Key)).Select(x => x.i).ToList();
-            if (missing.Count > 0)
-                throw new InvalidOperationException($"Final trial {index} ({trial.Task}/{trial.Method}) needs tune trials {string.Join(",", missing)} to finish first.");
-        }
+        store ??= new ResultsStore(manifest.Store);
         var tasks = new Dictionary<string, Vtab1kTask>();
+        var waitingOn = new HashSet<string>();
         try
         {
-            using var claim = store.TryClaim(trial.Key)
-                ?? throw new InvalidOperationException($"Trial {index} ({trial.Key}) is being run by another live worker.");
-            var record = Run(manifest, trial, store, env, tasks, _ => progress, cancel);
-            return store.Append(record) ? record : store.Find(trial.Key)!;
+            while (true)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var finished = store.Records().Select(r => r.Key).ToHashSet();
+                if (finished.Contains(trial.Key)) return new TrialRun(store.Find(trial.Key)!, AlreadyFinished: true);
+                var blockers = trial.Phase != "final" ? new List<int>()
+                    : manifest.Trials.Select((t, i) => (t, i)).Where(x => IsTuneOf(x.t, trial) && !finished.Contains(x.t.Key)).Select(x => x.i).ToList();
+                var unclaimed = blockers.Where(i => store.Holder(manifest.Trials[i].Key) is not { Stale: false }).ToList();
+                if (unclaimed.Count > 0)
+                    throw new InvalidOperationException($"Final trial {index} ({trial.Task}/{trial.Method}) needs tune trials {string.Join(",", unclaimed)} to finish first " +
+                        "(they are neither recorded nor running: rerun those indices, or resubmit).");
+                if (blockers.Count == 0)
+                {
+                    using var claim = store.TryClaim(trial.Key);
+                    if (claim is not null)
+                    {
+                        var record = Run(manifest, trial, store, env, tasks, _ => progress, cancel);
+                        return store.Append(record) ? new TrialRun(record, false) : new TrialRun(store.Find(trial.Key)!, AlreadyFinished: true);
+                    }
+                }
+                // Same-host holders are named here once (the store reports other hosts' claims itself, every minute).
+                foreach (var key in blockers.Select(i => manifest.Trials[i].Key).DefaultIfEmpty(trial.Key))
+                    if (store.Holder(key) is { Reportable: false, Stale: false } h && waitingOn.Add(key))
+                        log?.WriteLine($"waiting: {h.Key}, run by pid {h.Pid} on this host since {h.ClaimedUtc:yyyy-MM-dd HH:mm:ss}Z");
+                cancel.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+            }
         }
         finally { foreach (var t in tasks.Values) t.Dispose(); }
     }
@@ -216,9 +272,12 @@ public static class Sweep
 
     /// <summary>
     /// Writes slurm job arrays for <paramref name="manifest"/>, saved at <paramref name="manifestPath"/>: tune.sbatch
-    /// (the tune entries) and final.sbatch (the finals, submitted by submit.sh with afterany on the tune job).
-    /// Each array task runs `peft trial --manifest FILE --index $SLURM_ARRAY_TASK_ID` into the shared store.
-    /// Array indices are manifest indices, so the max index must stay below the cluster's MaxArraySize.
+    /// (the tune entries), final.sbatch (the finals) and submit.sh, which checks both with `sbatch --test-only` (a
+    /// request no node can fit is otherwise accepted and pends forever), creates logs/, and submits the finals with
+    /// afterany on the tune array. Each array task runs `PEFT trial --manifest FILE --index $SLURM_ARRAY_TASK_ID`
+    /// into the shared store. Every path is made absolute here (the command, the manifest, the logs, the data cache),
+    /// and a comment block says what every node must see. Array indices are manifest indices, so the max index must
+    /// stay below the cluster's MaxArraySize.
     /// </summary>
     public static SlurmExport ExportSlurm(SweepManifest manifest, string manifestPath, string outDir, SlurmOptions? slurm = null)
     {
@@ -230,9 +289,35 @@ public static class Sweep
         if (total - 1 >= slurm.MaxArraySize)
             throw new ArgumentException($"The sweep has {total} trials; slurm array indices must stay below MaxArraySize {slurm.MaxArraySize}. " +
                 "Raise --max-array-size to your cluster's value or split the sweep.");
+        if (slurm.CpusPerTask < 1) throw new ArgumentException($"--cpus-per-task must be at least 1, got {slurm.CpusPerTask}.");
+        if (slurm.MaxParallel < 0) throw new ArgumentException($"--max-parallel must be 0 (no limit) or more, got {slurm.MaxParallel}.");
+        foreach (var (name, value) in new[] { ("--time", slurm.Time), ("--partition", slurm.Partition), ("--mem", slurm.Mem), ("--account", slurm.Account), ("--qos", slurm.Qos) })
+            if (value is not null && (value.Length == 0 || value.Any(c => char.IsWhiteSpace(c) || c is '\'' or '"' or '#' or '$' or '`')))
+                throw new ArgumentException($"{name} '{value}' is not a plain slurm value.");
+        foreach (var d in slurm.ExtraDirectives)
+            if (!d.StartsWith("--") || d.Contains('\n'))
+                throw new ArgumentException($"--sbatch '{d}': give one sbatch option per value, e.g. --sbatch=--exclusive or --sbatch=--constraint=avx512.");
+        var command = ResolveCommand(slurm.PeftCommand);
+        var dataDir = Path.GetFullPath(slurm.DataDir ?? Workbench.DataDir);
         var dir = Path.GetFullPath(outDir);
         Directory.CreateDirectory(Path.Combine(dir, "logs"));
         var manifestFull = Path.GetFullPath(manifestPath);
+        var visible = new List<string>
+        {
+            "# Every node that runs these tasks must see, at the same paths (a shared filesystem):",
+            $"#   the sweep's results store (read and written)   {manifest.Store}",
+            $"#   this folder and logs/ (sbatch --output)        {dir}",
+            $"#   the peft command (and the .NET runtime)        {string.Join(" ", command)}",
+            $"#   the data cache, pinned as PEFT_DATA            {dataDir}" + (Directory.Exists(dataDir) ? "" : "  (missing here: run environment/setup.sh)"),
+        };
+        if (manifest.Checkpoint is string ck && !ck.StartsWith("shipped:")) visible.Add($"#   the backbone checkpoint                        {ck}");
+        if (manifest.Suite.StartsWith("vtab:")) visible.Add($"#   the VTAB-1K folders                            {manifest.Suite[5..]}");
+        visible.AddRange(new[]
+        {
+            "# Two tasks never run one trial twice: they claim it in the store's claims/ under the store's lock (flock),",
+            "# which needs a filesystem with working locks (NFS with lockd, Lustre, GPFS, BeeGFS). A task ended by scancel",
+            "# or --time (SIGTERM) records nothing and releases its trial; run submit.sh again to finish what is left.",
+        });
         string Script(string name, int first, int last) => string.Join("\n", new[]
         {
             "#!/bin/bash",
@@ -241,13 +326,17 @@ public static class Sweep
             $"#SBATCH --cpus-per-task={slurm.CpusPerTask}",
             $"#SBATCH --time={slurm.Time}",
             $"#SBATCH --output={Path.Combine(dir, "logs", $"{name}-%A_%a.out")}",
-        }.Concat(slurm.Partition is null ? Array.Empty<string>() : new[] { $"#SBATCH --partition={slurm.Partition}" })
+        }.Concat(new[] { ("partition", slurm.Partition), ("mem", slurm.Mem), ("account", slurm.Account), ("qos", slurm.Qos) }
+            .Where(o => o.Item2 is not null).Select(o => $"#SBATCH --{o.Item1}={o.Item2}"))
          .Concat(slurm.ExtraDirectives.Select(d => "#SBATCH " + d))
+         .Append("#").Concat(visible)
          .Concat(new[]
         {
             "set -euo pipefail",
+            $"export PEFT_DATA={Quote(dataDir)}",
             $"export OMP_NUM_THREADS={slurm.CpusPerTask}",
-            $"{slurm.PeftCommand} trial --manifest {Quote(manifestFull)} --index $SLURM_ARRAY_TASK_ID",
+            // exec: scancel's and --time's SIGTERM reach the trial itself, which then ends cleanly.
+            $"exec {string.Join(" ", command.Select(Quote))} trial --manifest {Quote(manifestFull)} --index \"$SLURM_ARRAY_TASK_ID\"",
             "",
         }));
         var tunePath = Path.Combine(dir, "tune.sbatch");
@@ -258,15 +347,45 @@ public static class Sweep
         WriteScript(submitPath, string.Join("\n", new[]
         {
             "#!/bin/bash",
-            "# Submits the tune array, then the final array once every tune task has ended (afterany: a failed tune",
-            "# task leaves its trial unfinished, and the final trial then names it; rerun those indices).",
+            "# Submits the tune array, then the final array once every tune task has ended (afterany: a failed or",
+            "# cancelled tune task leaves its trial unfinished; its final then names it and fails: run this again).",
+            "# Safe to run again at any time: finished trials are skipped (\"already finished\"), running ones waited for.",
             "set -euo pipefail",
             $"cd {Quote(dir)}",
+            "mkdir -p logs",
+            "# sbatch accepts a request that no node can fit and leaves it pending forever; --test-only says so.",
+            "for script in tune.sbatch final.sbatch; do",
+            "    if ! check=$(sbatch --test-only \"$script\" 2>&1); then",
+            "        echo \"submit.sh: the cluster cannot run $script as exported:\" >&2",
+            "        echo \"  $check\" >&2",
+            "        echo \"  it asks for: $(grep -E '^#SBATCH --(cpus-per-task|time|mem|partition|account|qos)=' \"$script\" | cut -c9- | tr '\\n' ' ')\" >&2",
+            "        echo \"  the nodes offer (partition cpus memory timelimit): $(sinfo -h -o '%P %c %m %l' 2>/dev/null | sort -u | tr '\\n' ';')\" >&2",
+            $"        echo \"  export again with values that fit, e.g.: peft sweep --out {Quote(manifest.Store)} --export slurm --cpus-per-task N\" >&2",
+            "        exit 1",
+            "    fi",
+            "done",
             "tune=$(sbatch --parsable tune.sbatch)",
-            "sbatch --dependency=afterany:${tune%%;*} final.sbatch",
+            "tune=${tune%%;*}",
+            "final=$(sbatch --parsable --dependency=afterany:$tune final.sbatch)",
+            "echo \"submitted: tune array $tune, final array ${final%%;*} (after tune); logs in $PWD/logs\"",
             "",
         }));
-        return new SlurmExport(manifestFull, tunePath, finalPath, submitPath, tune, total - tune);
+        return new SlurmExport(manifestFull, tunePath, finalPath, submitPath, tune, total - tune, command);
+    }
+
+    /// <summary>The command array tasks run, made absolute now (submit.sh and the tasks run elsewhere): a path
+    /// (with '/') against the current folder, a bare name through PATH. It must exist here.</summary>
+    static IReadOnlyList<string> ResolveCommand(IReadOnlyList<string> command)
+    {
+        if (command.Count == 0 || string.IsNullOrWhiteSpace(command[0])) throw new ArgumentException("--peft-command is empty.");
+        var exe = command[0];
+        string? full = exe.Contains('/') ? Path.GetFullPath(exe)
+            : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+                .Select(d => Path.Combine(d, exe)).FirstOrDefault(File.Exists);
+        if (full is null || !File.Exists(full))
+            throw new ArgumentException($"--peft-command: '{exe}' " + (exe.Contains('/') ? $"does not exist ({full})." : "is not on PATH here.") +
+                " Give the command by an absolute path that every node sees (environment/setup.sh installs the `peft` launcher).");
+        return command.Skip(1).Select(a => a.Contains('/') && !a.StartsWith('-') ? Path.GetFullPath(a) : a).Prepend(full).ToList();
     }
 
     static string Quote(string s) => s.All(c => char.IsLetterOrDigit(c) || "/._-+=:,".Contains(c)) ? s : "'" + s.Replace("'", "'\\''") + "'";
@@ -284,14 +403,45 @@ public static class Sweep
 /// <summary>sbatch settings for <see cref="Sweep.ExportSlurm"/>.</summary>
 public sealed record SlurmOptions
 {
-    public string PeftCommand { get; init; } = "peft";
-    public int CpusPerTask { get; init; } = 4;
+    /// <summary>The command and its leading arguments (e.g. ["peft"], or ["/usr/bin/dotnet", "/opt/peft/peft.dll"]);
+    /// resolved to absolute paths at export.</summary>
+    public IReadOnlyList<string> PeftCommand { get; init; } = new[] { "peft" };
+    /// <summary>CPUs per array task, also the trial's thread count (OMP_NUM_THREADS). Default: the threads one
+    /// trial uses on this machine (libtorch's default, one per core).</summary>
+    public int CpusPerTask { get; init; } = TrialThreads;
     public string Time { get; init; } = "04:00:00";
     public string? Partition { get; init; }
-    /// <summary>At most this many array tasks at once (0 = no limit).</summary>
+    public string? Mem { get; init; }
+    public string? Account { get; init; }
+    public string? Qos { get; init; }
+    /// <summary>At most this many array tasks at once (the array's %N throttle; 0 = no limit).</summary>
     public int MaxParallel { get; init; }
     public int MaxArraySize { get; init; } = 1001;
+    /// <summary>More sbatch options, one per entry ("--exclusive", "--constraint=avx512").</summary>
     public IReadOnlyList<string> ExtraDirectives { get; init; } = Array.Empty<string>();
+    /// <summary>The data cache the tasks use (PEFT_DATA); default: this machine's (<see cref="Workbench.DataDir"/>).</summary>
+    public string? DataDir { get; init; }
+
+    /// <summary>The threads one trial uses here: libtorch's intra-op default.</summary>
+    public static int TrialThreads => TorchSharp.torch.get_num_threads();
 }
 
-public sealed record SlurmExport(string Manifest, string TuneScript, string FinalScript, string SubmitScript, int TuneTrials, int FinalTrials);
+/// <summary>Worker <see cref="Number"/> (1 = the sweeping process itself, not listed) and how its process ended
+/// (.NET reports death by signal N as 128 + N).</summary>
+public sealed record WorkerStatus(int Number, int Pid, int ExitCode)
+{
+    public bool Ok => ExitCode == 0;
+    public string Describe() => $"worker {Number} (pid {Pid}): " + (ExitCode == 0 ? "exit 0" : ExitCode > 128 && ExitCode < 160 ? $"killed by signal {ExitCode - 128} (exit {ExitCode})" : $"failed, exit {ExitCode}");
+}
+
+/// <summary>What <see cref="Sweep.RunLocal"/> did: trials this process ran, and the other workers' statuses.</summary>
+public sealed record LocalSweep(int RanHere, IReadOnlyList<WorkerStatus> Others)
+{
+    public bool Ok => Others.All(w => w.Ok);
+}
+
+/// <summary>A trial that <see cref="Sweep.RunIndex"/> ran now, or found already finished (then nothing ran).</summary>
+public sealed record TrialRun(TrialRecord Record, bool AlreadyFinished);
+
+public sealed record SlurmExport(string Manifest, string TuneScript, string FinalScript, string SubmitScript, int TuneTrials, int FinalTrials,
+    IReadOnlyList<string> Command);

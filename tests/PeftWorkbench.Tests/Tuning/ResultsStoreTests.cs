@@ -46,7 +46,8 @@ public class ResultsStoreTests
     public void AClaimLeftByADeadProcessIsTakenOverOneOnAnotherHostOnlyWhenItsHeartbeatIsOld()
     {
         var store = new ResultsStore(Temp.Dir());
-        using var dead = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        // Lives long enough to read its start time (a `true` could be gone and reaped first on a loaded machine).
+        using var dead = Process.Start(new ProcessStartInfo("sleep", "0.5") { UseShellExecute = false })!;
         long start = dead.StartTime.ToUniversalTime().Ticks;
         int pid = dead.Id;
         dead.WaitForExit();

@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftWorkbench.Tuning;
+using Xunit.Abstractions;
+
+namespace PeftWorkbench.Tests.Tuning;
+
+/// <summary>
+/// Hostile results stores (issue 17's fuzz suite, store part): trials.jsonl cut at every offset, bytes flipped, every
+/// field given every wrong JSON type, huge and deeply nested lines, invalid UTF-8, unreadable files; claim files with
+/// garbage, wrong types, forged owners, huge sizes and past or future times. Every case must give a clean error
+/// (an IOException naming the file) or a correct result (only well-formed records, each a finished trial; a stale
+/// claim taken over) within a time bound. Prints a table of case families: cases, clean results, clean errors.
+/// </summary>
+public class StoreFuzzTests
+{
+    readonly ITestOutputHelper output;
+    public StoreFuzzTests(ITestOutputHelper output) => this.output = output;
+
+    static TrialRecord Rec(int i)
+    {
+        var c = new TrialConfig { Task = "t" + i, Method = "lora", Lr = 1e-3 * (i + 1), WeightDecay = 1e-4, Hp = new(StringComparer.Ordinal) { ["r"] = "8" } };
+        return new TrialRecord { Key = c.Key, Config = c, Top1Last = 40 + i % 50, Top1Best = 41 + i % 50, Epochs = 5, TrainableParams = 1000 + i, WallSeconds = 1.5 };
+    }
+
+    static readonly TimeSpan Bound = TimeSpan.FromSeconds(2);
+    readonly Dictionary<string, (int Cases, int Results, int Errors)> table = new();
+
+    void Count(string family, bool error)
+    {
+        var (c, r, e) = table.GetValueOrDefault(family);
+        table[family] = (c + 1, r + (error ? 0 : 1), e + (error ? 1 : 0));
+    }
+
+    void PrintTable()
+    {
+        output.WriteLine($"{"case family",-34} {"cases",6} {"result",7} {"error",6}");
+        foreach (var (k, v) in table) output.WriteLine($"{k,-34} {v.Cases,6} {v.Results,7} {v.Errors,6}");
+    }
+
+    /// <summary>Reads a store whose trials.jsonl holds <paramref name="bytes"/>: only valid records come back (each one
+    /// of <paramref name="originals"/> when <paramref name="exact"/>), or a clean IOException; then a valid record
+    /// still appends and reads back.</summary>
+    void Check(string family, byte[] bytes, IReadOnlyList<TrialRecord> originals, bool exact)
+    {
+        var dir = Temp.Dir();
+        File.WriteAllBytes(Path.Combine(dir, "trials.jsonl"), bytes);
+        var store = new ResultsStore(dir);
+        var clock = Stopwatch.StartNew();
+        var read = store.Read();
+        Assert.True(clock.Elapsed < Bound, $"{family}: read took {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.All(read.Records, r => Assert.Equal(r.Config.Key, r.Key));
+        Assert.Equal(read.Records.Count, read.Records.Select(r => r.Key).Distinct().Count());
+        if (exact)
+        {
+            var known = originals.ToDictionary(o => o.Key, o => JsonSerializer.Serialize(o));
+            Assert.All(read.Records, r => Assert.Equal(known[r.Key], JsonSerializer.Serialize(r)));
+        }
+        var fresh = Rec(999);
+        Assert.True(store.Append(fresh), family);
+        Assert.Equal(JsonSerializer.Serialize(fresh), JsonSerializer.Serialize(store.Find(fresh.Key)));
+        Assert.True(clock.Elapsed < 2 * Bound, $"{family}: {clock.Elapsed.TotalSeconds:F1} s");
+        Count(family, error: false);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void HostileTrialsFilesGiveOnlyValidRecordsOrACleanError()
+    {
+        var originals = Enumerable.Range(0, 3).Select(Rec).ToList();
+        var text = string.Concat(originals.Select(r => JsonSerializer.Serialize(r) + "\n"));
+        var bytes = Encoding.UTF8.GetBytes(text);
+        var rng = new Random(17);
+
+        for (int cut = 0; cut <= bytes.Length; cut += 7) Check("truncated at an offset", bytes[..cut], originals, exact: true);
+        for (int i = 0; i < 150; i++)
+        {
+            var b = (byte[])bytes.Clone();
+            int at = rng.Next(b.Length);
+            b[at] = (byte)(b[at] ^ (1 << rng.Next(8)));
+            Check("one bit flipped", b, originals, exact: false);
+        }
+
+        // Every field (top level and Config) given every wrong JSON type.
+        var wrong = new JsonNode?[] { JsonValue.Create("x"), JsonValue.Create(-1e308), JsonValue.Create(7), new JsonArray(), new JsonObject(), null, JsonValue.Create(true), JsonValue.Create("") };
+        var node = JsonNode.Parse(JsonSerializer.Serialize(originals[0]))!.AsObject();
+        var paths = node.Select(kv => new[] { kv.Key }).Concat(node["Config"]!.AsObject().Select(kv => new[] { "Config", kv.Key })).ToList();
+        foreach (var path in paths)
+            foreach (var value in wrong)
+            {
+                var copy = JsonNode.Parse(node.ToJsonString())!.AsObject();
+                var parent = path.Length == 1 ? copy : copy[path[0]]!.AsObject();
+                parent[path[^1]] = value?.DeepClone();
+                Check("a field with a wrong JSON type", Encoding.UTF8.GetBytes(copy.ToJsonString() + "\n" + text), originals, exact: false);
+            }
+
+        Check("a 4 MB line", Encoding.UTF8.GetBytes("{\"Key\":\"" + new string('k', 4 << 20) + "\"}\n" + text), originals, exact: true);
+        Check("nesting 100,000 deep", Encoding.UTF8.GetBytes(new string('[', 100_000) + "\n" + text), originals, exact: true);
+        Check("invalid UTF-8", new byte[] { 0xff, 0xfe, 0xc3, 0x28, 0x0a }.Concat(bytes).ToArray(), originals, exact: true);
+        Check("NUL bytes and CRLF", Encoding.UTF8.GetBytes("\0\0\0\r\n" + text.Replace("\n", "\r\n")), originals, exact: true);
+        Check("JSON that is not an object", Encoding.UTF8.GetBytes("null\n[]\n42\n\"s\"\n" + text), originals, exact: true);
+
+        // Unreadable: trials.jsonl is a folder. A clean IOException naming it, from reading and from appending.
+        var dir = Temp.Dir();
+        Directory.CreateDirectory(Path.Combine(dir, "trials.jsonl"));
+        var store = new ResultsStore(dir);
+        Assert.Contains("trials.jsonl", Assert.Throws<IOException>(() => store.Read()).Message);
+        Assert.Contains("trials.jsonl", Assert.Throws<IOException>(() => store.Append(Rec(1))).Message);
+        Count("trials.jsonl unreadable (a folder)", error: true);
+        Count("trials.jsonl unreadable (a folder)", error: true);
+        PrintTable();
+    }
+
+    [Fact]
+    public void HostileClaimsAreTakenOverOrRespectedWithinTheirTimeBound()
+    {
+        var me = Process.GetCurrentProcess();
+        string Owner(object o) => JsonSerializer.Serialize(o);
+        var contents = new (string Family, byte[] Bytes)[]
+        {
+            ("empty claim file", Array.Empty<byte>()),
+            ("random bytes", Enumerable.Range(0, 64).Select(i => (byte)(i * 37 + 11)).ToArray()),
+            ("JSON null", "null"u8.ToArray()),
+            ("JSON array", "[1,2]"u8.ToArray()),
+            ("wrong types", Encoding.UTF8.GetBytes("{\"Key\":1,\"Host\":[],\"Pid\":\"x\",\"StartTicks\":{},\"ClaimedUtc\":true}")),
+            ("no host", Encoding.UTF8.GetBytes(Owner(new { Key = "k", Pid = 5 }))),
+            ("negative pid", Encoding.UTF8.GetBytes(Owner(new { Key = "k", Host = Environment.MachineName, Pid = -4, StartTicks = 0L, ClaimedUtc = DateTime.UtcNow }))),
+            ("this host, pid reused", Encoding.UTF8.GetBytes(Owner(new { Key = "k", Host = Environment.MachineName, Pid = me.Id, StartTicks = 12345L, ClaimedUtc = DateTime.UtcNow }))),
+            ("this host, extreme ticks", Encoding.UTF8.GetBytes(Owner(new { Key = "k", Host = Environment.MachineName, Pid = 1, StartTicks = long.MinValue, ClaimedUtc = DateTime.MaxValue }))),
+            ("other host, forged", Encoding.UTF8.GetBytes(Owner(new { Key = "k", Host = "elsewhere", Pid = 1, StartTicks = 0L, ClaimedUtc = DateTime.MinValue }))),
+            ("a 5 MB claim", new byte[5 << 20]),
+        };
+        var times = new (string Name, TimeSpan Offset)[] { ("now", TimeSpan.Zero), ("a year ago", TimeSpan.FromDays(-365)), ("in ten years", TimeSpan.FromDays(3650)) };
+        foreach (var (family, bytes) in contents)
+            foreach (var (when, offset) in times)
+            {
+                var notices = new List<string>();
+                var store = new ResultsStore(Temp.Dir()) { StaleAfter = TimeSpan.FromSeconds(0.4), UnreadableClaimGrace = TimeSpan.FromSeconds(0.4), Notices = notices.Add };
+                var path = Path.Combine(store.Dir, "claims", ResultsStore.FileNameOf("k") + ".claim");
+                File.WriteAllBytes(path, bytes);
+                File.SetLastWriteTimeUtc(path, DateTime.UtcNow + offset);
+                var clock = Stopwatch.StartNew();
+                TrialClaim? claim = null;
+                while (claim is null && clock.Elapsed < TimeSpan.FromSeconds(6))
+                {
+                    var call = Stopwatch.StartNew();
+                    claim = store.TryClaim("k");
+                    Assert.True(call.Elapsed < Bound, $"{family}, {when}: TryClaim took {call.Elapsed.TotalSeconds:F1} s");
+                    _ = store.Claimed();
+                    if (claim is null) Thread.Sleep(50);
+                }
+                Assert.True(claim is not null, $"{family}, modified {when}: not taken over within 6 s (notices: {string.Join(" | ", notices)})");
+                claim!.Dispose();
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2.5), $"{family}, {when}: {clock.Elapsed.TotalSeconds:F1} s");
+                Count(family, error: false);
+            }
+
+        // A live claim of this very process is respected (never taken over), and a folder in a claim's place is a clean error.
+        var live = new ResultsStore(Temp.Dir()) { StaleAfter = TimeSpan.FromSeconds(1), Notices = null };
+        using (live.TryClaim("k"))
+        {
+            Thread.Sleep(1500);
+            Assert.Null(live.TryClaim("k"));
+        }
+        Count("this process's live claim", error: false);
+        var odd = new ResultsStore(Temp.Dir()) { UnreadableClaimGrace = TimeSpan.Zero, Notices = null };
+        var folder = Path.Combine(odd.Dir, "claims", ResultsStore.FileNameOf("k") + ".claim");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "x"), "x");
+        Thread.Sleep(20);
+        Assert.Contains(folder, Assert.Throws<IOException>(() => odd.TryClaim("k")).Message);
+        Count("a folder in a claim's place", error: true);
+        PrintTable();
+    }
+}
