@@ -58,18 +58,47 @@ public static class Protocol
 {
     static readonly IReadOnlyList<SortedDictionary<string, string>> NoGrid = new[] { new SortedDictionary<string, string>(StringComparer.Ordinal) };
 
-    /// <summary>The tune trials of one method on one task, in a fixed order.</summary>
+    /// <summary>
+    /// The tune trials of one method on one task, in the study's grid order: sklearn's ParameterGrid over every axis
+    /// (the method's keys, "lr", "wd", "drop_path_rate"), keys sorted by name with the first one outermost and each
+    /// axis's values in the order given (experiment/tune.py:24). The study's tie-break (the last of the tied best)
+    /// depends on this order.
+    /// </summary>
     public static IReadOnlyList<TrialConfig> TuneConfigs(string task, string method, IReadOnlyList<SortedDictionary<string, string>>? methodGrid,
-        ProtocolOptions o) =>
-        (from hp in methodGrid is { Count: > 0 } ? methodGrid : NoGrid
-         from lr in o.Lrs
-         from wd in o.WeightDecays
-         from dp in o.DropPaths
-         select new TrialConfig
-         {
-             Task = task, Method = method, Phase = "tune", Lr = lr, WeightDecay = wd, DropPath = dp,
-             Hp = new SortedDictionary<string, string>(hp, StringComparer.Ordinal), Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed,
-         }).ToList();
+        ProtocolOptions o)
+    {
+        var configs = (from hp in methodGrid is { Count: > 0 } ? methodGrid : NoGrid
+                       from lr in o.Lrs
+                       from wd in o.WeightDecays
+                       from dp in o.DropPaths
+                       select new TrialConfig
+                       {
+                           Task = task, Method = method, Phase = "tune", Lr = lr, WeightDecay = wd, DropPath = dp,
+                           Hp = new SortedDictionary<string, string>(hp, StringComparer.Ordinal), Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed,
+                       }).ToList();
+        static IEnumerable<(string Key, string Value)> Axes(TrialConfig c) =>
+            c.Hp.Select(kv => (kv.Key, kv.Value)).Concat(new[] { ("lr", F(c.Lr)), ("wd", F(c.WeightDecay)), ("drop_path_rate", F(c.DropPath)) });
+        // Each axis's values in order of first appearance (the order given), then a lexicographic sort by axis name.
+        var rank = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var (key, value) in configs.SelectMany(Axes))
+        {
+            if (!rank.TryGetValue(key, out var values)) rank[key] = values = new List<string>();
+            if (!values.Contains(value)) values.Add(value);
+        }
+        var names = rank.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        int[] Position(TrialConfig c)
+        {
+            var axes = Axes(c).ToDictionary(a => a.Key, a => a.Value);
+            return names.Select(n => axes.TryGetValue(n, out var v) ? rank[n].IndexOf(v) : -1).ToArray();
+        }
+        return configs.Select(c => (c, Position(c))).OrderBy(x => x.Item2, Comparer<int[]>.Create((a, b) =>
+        {
+            for (int i = 0; i < a.Length; i++) if (a[i] != b[i]) return a[i].CompareTo(b[i]);
+            return 0;
+        })).Select(x => x.c).ToList();
+    }
+
+    static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The final trial's config: the selected tune config, phase "final", with the digest of the tune grid
     /// it was chosen from (so the final's key changes when the grid does).</summary>
