@@ -43,4 +43,12 @@ public static class TrainCommand
         }));
         return cmd;
     }
+
+    /// <summary>`peft profiles`: the profile table as Markdown (README's copy of it is checked by a test).</summary>
+    public static Command CreateProfiles()
+    {
+        var cmd = new Command("profiles", "The profile table (smoke, default, mini-full, paper): budgets, grids and every protocol choice, as Markdown.");
+        cmd.SetAction(_ => { Console.Write(Profiles.MarkdownTable()); return 0; });
+        return cmd;
+    }
 }

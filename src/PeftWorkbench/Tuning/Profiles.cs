@@ -240,7 +240,7 @@ public static class Profiles
         ("lr grid", p => Join(p.Lrs), "budget"),
         ("wd grid", p => Join(p.WeightDecays), "budget"),
         ("method grid", p => p.MethodGrid == MethodGridPolicy.StudyGrid ? "the study's" : "method defaults", "budget: the study's grids are up to 20 points"),
-        ("best-epoch test", p => p.FinalEvalEvery == 0 ? "no (best = last)" : $"every {p.FinalEvalEvery} epoch(s)", "a test pass costs about a training epoch"),
+        ("best-epoch test", p => p.FinalEvalEvery switch { 0 => "no (best = last)", 1 => "every epoch", var n => $"every {n} epochs" }, "a test pass costs about a training epoch"),
         ("VTAB-1K folder pixels", p => p.VtabNormalization switch
             {
                 PixelNormalization.None => "[0, 1], no mean/std", PixelNormalization.ImageNet => "ImageNet mean/std", _ => "mean = std = 0.5",
@@ -264,7 +264,7 @@ public static class Profiles
 
     static string Join(IEnumerable<double> xs)
     {
-        var list = xs.Select(x => x == 0 || x >= 0.01 ? x.ToString("0.###", CultureInfo.InvariantCulture) : x.ToString("0e0", CultureInfo.InvariantCulture)).ToList();
+        var list = xs.Select(x => x == 0 || x >= 0.1 ? x.ToString("0.###", CultureInfo.InvariantCulture) : x.ToString("0e0", CultureInfo.InvariantCulture)).ToList();
         return list.Count == 1 ? list[0] : "{" + string.Join(", ", list) + "}";
     }
 
