@@ -220,7 +220,9 @@ public static class Sweep
         // In the manifest's (grid) order: the study's tie-break takes the last tied trial.
         var byKey = store.Records().GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.First());
         var tuning = manifest.Trials.Where(t => IsTuneOf(t, trial) && byKey.ContainsKey(t.Key)).Select(t => byKey[t.Key]).ToList();
-        return Protocol.RunFinalTrial(task, trial.Method, tuning, factory, options, store, progressFor, cancel);
+        var final = Protocol.RunFinalTrial(task, trial.Method, tuning, factory, options, store, progressFor, cancel);
+        // A manifest planned before finals carried their grid digest names the final by its old key: record it so.
+        return final.Key == trial.Key ? final : final with { Key = trial.Key };
     }
 
     static bool IsTuneOf(TrialConfig t, TrialConfig final) => t.Phase == "tune" && t.Task == final.Task && t.Method == final.Method;

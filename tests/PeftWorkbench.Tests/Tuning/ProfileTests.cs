@@ -178,4 +178,35 @@ public class ProfileTests
         Assert.Equal(ImageAugment.CropFlip, options.Train.Augment);
         Assert.Throws<ArgumentException>(() => Study.LoadManyShot(Suite.Mini, "mnist", options));
     }
+
+    [Fact]
+    public void ManyShotSweepsPlanTheStudysRecipePerTaskKind()
+    {
+        var m = Sweep.Plan(Temp.Dir(), "mini", new[] { "fashion-mnist", "clevr-count" }, new[] { "linear" }, ProtocolOptions.ManyShot("paper"),
+            PeftWorkbench.Vit.VitConfig.Preset("mini"), Study.Environment, "shipped:mini");
+        var tune = m.Trials.Where(t => t.Phase == "tune").ToList();
+        Assert.All(m.Trials, t => Assert.Equal("manyshot", t.Protocol));
+        // CIFAR's recipe: lr {5e-4, 1e-3} x wd {1e-4, 1e-3} x drop path {0, 0.1, 0.2}; Clevr's: wd 1e-4, drop path 0.
+        Assert.Equal(12, tune.Count(t => t.Task == "fashion-mnist"));
+        Assert.Equal(new[] { (5e-4, 1e-4, 0.0), (1e-3, 1e-4, 0.0) }, tune.Where(t => t.Task == "clevr-count").Select(t => (t.Lr, t.WeightDecay, t.DropPath)));
+        Assert.Equal((4, ImageAugment.CropFlip), (ProtocolOptions.ManyShot("paper", "natural").Train.WarmupEpochs, ProtocolOptions.ManyShot("paper", "natural").Train.Augment));
+        Assert.Equal((5, ImageAugment.CropFlipVFlip), (ProtocolOptions.ManyShot("paper", "specialized").Train.WarmupEpochs, ProtocolOptions.ManyShot("paper", "specialized").Train.Augment));
+        Assert.Equal(40, ProtocolOptions.ManyShot("paper", "structured").Train.Epochs);
+    }
+
+    [Fact]
+    public void ManyShotAugmentationIsSeededAndKeepsTheShape()
+    {
+        using var x = torch.arange(4 * 3 * 16 * 16, dtype: ScalarType.Float32).reshape(4, 3, 16, 16);
+        Tensor Run(ulong seed) { using var g = new Generator(seed); return Augment.Apply(x, ImageAugment.CropFlip, g); }
+        using var a = Run(1);
+        using var b = Run(1);
+        using var c = Run(2);
+        Assert.Equal(x.shape, a.shape);
+        Assert.True(a.allclose(b, 0, 0));
+        Assert.False(a.allclose(c, 0, 0));
+        Assert.False(a.allclose(x, 0, 0));
+        using var g0 = new Generator(1);
+        Assert.Same(x, Augment.Apply(x, ImageAugment.None, g0));
+    }
 }
