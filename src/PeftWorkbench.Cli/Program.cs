@@ -13,6 +13,7 @@ root.Subcommands.Add(KernelCommand.Create());
 root.Subcommands.Add(NotebooksCommand.Create());
 foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(TrainCommand.CreateProfiles());
 foreach (var c in SweepCommand.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(ResultsCommand.Create());
 // TrainBenchCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.

@@ -1,64 +1,54 @@
 using System.CommandLine;
 using System.Diagnostics;
-using PeftWorkbench.Data;
 using PeftWorkbench.Training;
 using PeftWorkbench.Tuning;
-using PeftWorkbench.Vit;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace PeftWorkbench.Cli.Commands;
 
-/// <summary>`peft train`: the study's protocol for one method on one task.</summary>
+/// <summary>`peft train`: the study's protocol for one method on one task (a shell over <see cref="Study.Run"/>).</summary>
 public static class TrainCommand
 {
     /// <summary>The environment train and sweeps run in: the suites and the backbone factory.</summary>
-    public static DefaultTrialEnvironment Environment { get; } = new();
+    public static DefaultTrialEnvironment Environment => Study.Environment;
 
-    /// <summary>--checkpoint values: "none" = random init; default for the mini suite: the shipped mini ViT.</summary>
-    internal static string? CheckpointFor(string? given, string suite) =>
-        given is "none" ? null : given ?? (suite == "mini" ? "shipped:mini" : null);
+    internal static string? CheckpointFor(string? given, string suite) => Study.CheckpointFor(given, suite);
 
     public static Command Create()
     {
         var task = new Option<string>("--task") { Description = "Task name (see `peft data list`).", Required = true };
         var method = new Option<string>("--method") { Description = "One of the study's 16 methods (see `peft methods`).", Required = true };
         var hp = new Option<string[]>("--hp") { Description = "Method hyperparameters key=value (the study's keys); given: no method grid.", AllowMultipleArgumentsPerToken = true };
-        var profile = new Option<string>("--profile") { Description = string.Join(" | ", TrainOptions.Profiles), DefaultValueFactory = _ => "default" };
+        var profile = new Option<string>("--profile") { Description = string.Join(" | ", Profiles.Names), DefaultValueFactory = _ => "default" };
+        var protocol = new Option<string>("--protocol") { Description = "vtab1k | manyshot (the task's full training set)", DefaultValueFactory = _ => "vtab1k" };
         var suite = new Option<string>("--suite") { Description = "mini | toy | vtab:ROOT", DefaultValueFactory = _ => "mini" };
         var preset = new Option<string>("--preset") { Description = "Backbone preset when no checkpoint gives the shape.", DefaultValueFactory = _ => "mini" };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path, or none." };
-        var outDir = new Option<string?>("--out") { Description = "Results store (resumable); none: nothing saved." };
+        var outDir = new Option<string?>("--out") { Description = "Results store (resumable); none: a temporary one." };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
         var cmd = new Command("train", "The study's protocol for one method on one task: tune (lr x wd x method grid) on train800/val200, retrain the best on train800val200, test.")
-            { task, method, hp, profile, suite, preset, checkpoint, outDir, bf16 };
+            { task, method, hp, profile, protocol, suite, preset, checkpoint, outDir, bf16 };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
-            var suiteName = r.GetValue(suite)!;
-            var ckpt = CheckpointFor(r.GetValue(checkpoint), suiteName);
-            var options = ProtocolOptions.Vtab1k(r.GetValue(profile)!);
-            options = options with { Train = options.Train with { Bf16 = r.GetValue(bf16) } };
-            var m = r.GetValue(method)!;
             var given = Cli.Split(r.GetValue(hp));
-            var grid = given.Count > 0 ? new[] { TrialConfig.ParseHp(given) } : PeftFactory.Grid(m, options.Profile);
-            var manifest = new SweepManifest
-            {
-                Store = r.GetValue(outDir) ?? "", Suite = suiteName, Profile = options.Profile, Checkpoint = ckpt, Bf16 = r.GetValue(bf16),
-                Backbone = PeftFactory.BackboneFor(ckpt, VitConfig.Preset(r.GetValue(preset)!)), Trials = new(),
-            };
-            using var vtab = Environment.LoadTask(manifest, r.GetValue(task)!);
-            var store = r.GetValue(outDir) is string d ? new ResultsStore(d) : null;
             var clock = Stopwatch.StartNew();
-            Console.WriteLine($"{m} on {vtab.Name} ({vtab.NumClasses} classes; {manifest.Backbone.Name}{(ckpt is null ? ", random init" : ", " + ckpt)}), profile {options.Profile}: " +
-                $"{grid.Count * options.Lrs.Count * options.WeightDecays.Count * options.DropPaths.Count} tune trials + 1 final");
-            var result = Protocol.Vtab1k(vtab, m, grid, Environment.Factory(manifest, m), options, store,
+            using var run = Study.Run(r.GetValue(task)!, r.GetValue(method)!, r.GetValue(profile)!, given.Count > 0 ? TrialConfig.ParseHp(given) : null,
+                r.GetValue(outDir), r.GetValue(suite)!, r.GetValue(protocol)!, r.GetValue(checkpoint), r.GetValue(preset)!, r.GetValue(bf16),
                 c => new ConsoleProgressBar($"{c.Phase} lr={c.Lr} wd={c.WeightDecay} {c.HpText}".TrimEnd()), cancel);
-            foreach (var rec in result.Tuning.Append(result.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec));
-            var f = result.Final;
+            Console.WriteLine($"{run.Method} on {run.Task}, profile {run.Profile.Name}: {run.Tuning.Count} tune trials + 1 final; store {run.Store}");
+            foreach (var rec in run.Tuning.Append(run.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec));
+            var f = run.Final;
             Console.WriteLine($"test top-1 {f.Top1Last:F2} (best epoch {f.Top1Best:F2}), {f.TrainableParams:N0} trainable params excl. head, " +
                 $"selected lr={f.Config.Lr} wd={f.Config.WeightDecay} {f.Config.HpText}; {clock.Elapsed.TotalSeconds:F1} s");
             return Task.FromResult(f.Status == "ok" ? 0 : 1);
         }));
+        return cmd;
+    }
+
+    /// <summary>`peft profiles`: the profile table as Markdown (README's copy of it is checked by a test).</summary>
+    public static Command CreateProfiles()
+    {
+        var cmd = new Command("profiles", "The profile table (smoke, default, mini-full, paper): budgets, grids and every protocol choice, as Markdown.");
+        cmd.SetAction(_ => { Console.Write(Profiles.MarkdownTable()); return 0; });
         return cmd;
     }
 }

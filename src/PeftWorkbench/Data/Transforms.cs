@@ -6,8 +6,11 @@ namespace PeftWorkbench.Data;
 /// <summary>Per-channel mean and std applied after scaling pixels to 0..1.</summary>
 public sealed record Normalization(double[] Mean, double[] Std)
 {
-    /// <summary>timm's ViT-B/16 (ImageNet-21K, augreg) and the study's VTAB-1K code: mean = std = 0.5, so pixels land in [-1, 1].</summary>
+    /// <summary>timm's ViT-B/16 (ImageNet-21K, augreg) pre-training and the study's CIFAR/RESISC many-shot code: mean = std = 0.5,
+    /// so pixels land in [-1, 1]. (The study's VTAB-1K code does not normalise: see <see cref="None"/>.)</summary>
     public static Normalization Half { get; } = new(new[] { 0.5, 0.5, 0.5 }, new[] { 0.5, 0.5, 0.5 });
+    /// <summary>No mean/std: pixels in [0, 1], as the study's VTAB-1K code reads them (normalized: False).</summary>
+    public static Normalization None { get; } = new(new[] { 0.0, 0.0, 0.0 }, new[] { 1.0, 1.0, 1.0 });
     /// <summary>ImageNet statistics (timm's default for ImageNet-1K models).</summary>
     public static Normalization ImageNet { get; } = new(new[] { 0.485, 0.456, 0.406 }, new[] { 0.229, 0.224, 0.225 });
     /// <summary>OpenAI CLIP's statistics.</summary>

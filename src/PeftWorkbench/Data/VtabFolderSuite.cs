@@ -39,8 +39,10 @@ public sealed class VtabFolderSuite : Suite
             if (!SplitNames.All(s => File.Exists(Path.Combine(dir, s + ".txt")))) continue;
             var known = Known.FirstOrDefault(k => k.Name == name);
             int Count(string s) => File.ReadLines(Path.Combine(dir, s + ".txt")).Count(l => l.Trim().Length > 0);
+            // Many-shot: train-many.txt (the full training set), optionally with a fixed split train-many-train.txt / train-many-val.txt.
+            int many = File.Exists(Path.Combine(dir, ManyShotSplit + ".txt")) ? Count(ManyShotSplit) : 0;
             tasks.Add(new TaskInfo(name, known.Group ?? "unknown", $"VTAB-1K folder {dir}", known.Classes,
-                Count("train800"), Count("val200"), Count("train800val200"), Count("test"), 0, Array.Empty<string>(), "VTAB-1K"));
+                Count("train800"), Count("val200"), Count("train800val200"), Count("test"), many, Array.Empty<string>(), "VTAB-1K"));
         }
         if (tasks.Count == 0)
             throw new InvalidDataException($"{root}: no task folders with {string.Join(", ", SplitNames.Select(s => s + ".txt"))} found");
@@ -112,7 +114,8 @@ public sealed class VtabFolderSuite : Suite
     public override ImageSet LoadSplit(string task, string split)
     {
         var info = Info(task);
-        if (!SplitNames.Contains(split)) throw new ArgumentException($"Unknown split '{split}'. Splits: {string.Join(", ", SplitNames)}.", nameof(split));
+        if (!SplitNames.Contains(split) && !(split.StartsWith(ManyShotSplit) && File.Exists(Path.Combine(Root, task, split + ".txt"))))
+            throw new ArgumentException($"Unknown split '{split}' for '{task}'. Splits: {string.Join(", ", SplitNames)} (and {ManyShotSplit}[-train|-val] where the folder has them).", nameof(split));
         var listPath = Path.Combine(Root, task, split + ".txt");
         int classes = info.NumClasses > 0 ? info.NumClasses : InferClasses(task);
         var rows = ReadList(listPath, classes);
@@ -132,6 +135,10 @@ public sealed class VtabFolderSuite : Suite
         catch { images.Dispose(); throw; }
         return new ImageSet(images, torch.tensor(rows.Select(r => r.Label).ToArray(), ScalarType.Int64), classes, $"{task}/{split}");
     }
+
+    /// <summary>Whether the task folder holds a fixed many-shot split (train-many-train.txt and train-many-val.txt).</summary>
+    public bool HasFixedManyShotSplit(string task) =>
+        File.Exists(Path.Combine(Root, task, ManyShotSplit + "-train.txt")) && File.Exists(Path.Combine(Root, task, ManyShotSplit + "-val.txt"));
 
     // Unknown task: classes = 1 + the largest label in train800val200 and test.
     int InferClasses(string task)

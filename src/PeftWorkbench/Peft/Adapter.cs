@@ -15,6 +15,17 @@ public enum AdapterInit
     LoraKaiming,
 }
 
+/// <summary>How an adapter meets the block's stochastic depth (drop path).</summary>
+public enum DropPathMasks
+{
+    /// <summary>The study's block.py: the adapter draws its own masks. In series (Houlsby, Pfeiffer; block.py:109-110,
+    /// 151-152) the branch output is dropped, the adapter reads that, and the sum is dropped again; in parallel
+    /// (AdaptFormer, ConvPass; block.py:100-104,142-146) branch and adapter are dropped independently.</summary>
+    Independent,
+    /// <summary>One mask over branch and adapter together (the sum is dropped once).</summary>
+    Shared,
+}
+
 /// <summary>
 /// The bottleneck adapter the study uses for Houlsby, Pfeiffer and AdaptFormer:
 /// up(dropout(relu(down(x)))) * scale. The caller adds the residual or the parallel path.
@@ -59,5 +70,5 @@ public sealed class BottleneckAdapter : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        up_proj.forward(dropout.forward(torch.nn.functional.relu(down_proj.forward(x)))) * Scale;
+        up_proj.call(dropout.call(torch.nn.functional.relu(down_proj.call(x)))) * Scale;
 }

@@ -146,7 +146,7 @@ public abstract class TransparentWrapper : nn.Module<Tensor, Tensor>, IPeftWrapp
         foreach (var (childName, child) in wrapped.named_children()) register_module(childName, child);
     }
 
-    protected Tensor Inner(Tensor x) => inner.Value.forward(x);
+    protected Tensor Inner(Tensor x) => inner.Value.call(x);
 
     public nn.Module<Tensor, Tensor> Unwrap() => inner.Value;
 }
@@ -160,22 +160,42 @@ public sealed class ParallelBranch : TransparentWrapper
 {
     public nn.Module<Tensor, Tensor> adapter;
     readonly Ref<DeferredLayerNorm>? deferredNorm;
+    readonly Ref<DeferredDropPath>? dropPath;
 
-    public ParallelBranch(nn.Module<Tensor, Tensor> wrapped, nn.Module<Tensor, Tensor> branch, PeftState state, DeferredLayerNorm? deferredNorm = null)
+    /// <param name="dropPath">The block's drop path for this branch, deferred: with it, branch and adapter are
+    /// dropped here with independent masks (the study's block.py), and the block's own drop path passes through.</param>
+    public ParallelBranch(nn.Module<Tensor, Tensor> wrapped, nn.Module<Tensor, Tensor> branch, PeftState state, DeferredLayerNorm? deferredNorm = null,
+        DeferredDropPath? dropPath = null)
         : base(nameof(ParallelBranch), wrapped, state)
     {
         adapter = branch;
         this.deferredNorm = deferredNorm is null ? null : new(deferredNorm);
+        this.dropPath = dropPath is null ? null : new(dropPath);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x)
     {
         var y = Inner(deferredNorm is null ? x : deferredNorm.Value.Normalize(x));
+        if (dropPath is not null) y = dropPath.Value.Drop(y);
         if (State.Strength == 0) return y;
-        var delta = adapter.forward(x);
+        var delta = adapter.call(x);
+        if (dropPath is not null) delta = dropPath.Value.Drop(delta);
         return State.Strength == 1 ? y + delta : y + delta * State.Strength;
     }
+}
+
+/// <summary>
+/// A block's drop path whose slot passes its input through; the branch wrapper before it calls <see cref="Drop"/>
+/// where it wants masks (one fresh mask per call). Keeps the drop path module (no tensors of its own).
+/// </summary>
+public sealed class DeferredDropPath : TransparentWrapper
+{
+    public DeferredDropPath(nn.Module<Tensor, Tensor> dropPath) : base(nameof(DeferredDropPath), dropPath, new PeftState()) { RegisterComponents(); }
+
+    public override Tensor forward(Tensor x) => x;
+
+    public Tensor Drop(Tensor x) => Inner(x);
 }
 
 /// <summary>
@@ -185,18 +205,23 @@ public sealed class ParallelBranch : TransparentWrapper
 public sealed class SequentialBranch : TransparentWrapper
 {
     public nn.Module<Tensor, Tensor> adapter;
+    readonly Ref<nn.Module<Tensor, Tensor>>? dropPath;
 
-    public SequentialBranch(nn.Module<Tensor, Tensor> wrapped, nn.Module<Tensor, Tensor> branch, PeftState state)
+    /// <param name="dropPath">The block's drop path for this branch: with it, the branch output is dropped before the
+    /// adapter reads it, and the block drops the sum again with a mask of its own (the study's block.py).</param>
+    public SequentialBranch(nn.Module<Tensor, Tensor> wrapped, nn.Module<Tensor, Tensor> branch, PeftState state, nn.Module<Tensor, Tensor>? dropPath = null)
         : base(nameof(SequentialBranch), wrapped, state)
     {
         adapter = branch;
+        this.dropPath = dropPath is null ? null : new(dropPath);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x)
     {
         if (State.Strength == 0) return Inner(x);
-        var delta = adapter.forward(x);
+        if (dropPath is not null) x = dropPath.Value.call(x);
+        var delta = adapter.call(x);
         return Inner(State.Strength == 1 ? x + delta : x + delta * State.Strength);
     }
 }
@@ -228,7 +253,7 @@ public sealed class PromptedBlock : TransparentWrapper
         if (State.Strength == 0) return Inner(x);
         if (prompt_embeddings is not null)
         {
-            var prompts = prompt_dropout!.forward(prompt_embeddings).unsqueeze(0).expand(x.shape[0], -1, -1);
+            var prompts = prompt_dropout!.call(prompt_embeddings).unsqueeze(0).expand(x.shape[0], -1, -1);
             x = torch.cat(new[] { x[.., ..1], prompts, x[.., 1..] }, 1);
         }
         var y = Inner(x);

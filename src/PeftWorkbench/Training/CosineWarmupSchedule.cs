@@ -10,7 +10,7 @@ public sealed record CosineWarmupSchedule(double BaseLr, int TotalSteps, int War
 {
     /// <summary>The schedule a run with <paramref name="o"/> follows; steps are epochs or optimizer steps.</summary>
     public static CosineWarmupSchedule For(TrainOptions o, int stepsPerEpoch) =>
-        o.Stepping == ScheduleStepping.PerEpoch
+        o.Stepping != ScheduleStepping.PerStep
             ? new(o.Lr, o.Epochs, o.WarmupEpochs, o.WarmupLr, o.MinLr)
             : new(o.Lr, o.Epochs * stepsPerEpoch, o.WarmupEpochs * stepsPerEpoch, o.WarmupLr, o.MinLr);
 

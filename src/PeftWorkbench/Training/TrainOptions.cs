@@ -2,8 +2,36 @@ using TorchSharp;
 
 namespace PeftWorkbench.Training;
 
-/// <summary>When the learning-rate schedule advances: once per epoch (the study, timm's default) or once per optimizer step.</summary>
-public enum ScheduleStepping { PerEpoch, PerStep }
+/// <summary>When the learning-rate schedule advances.</summary>
+public enum ScheduleStepping
+{
+    /// <summary>Once per epoch: epoch e runs at lr(e).</summary>
+    PerEpoch,
+    /// <summary>Once per optimizer step (warmup and cosine scaled by steps per epoch).</summary>
+    PerStep,
+    /// <summary>The study's: timm's CosineLRScheduler stepped with scheduler.step(epoch) at the end of each epoch
+    /// (engine/trainer.py:37-39,151), so epoch e &gt;= 1 runs at lr(e-1) and epochs 0 and 1 both at the warmup start.</summary>
+    TimmEpoch,
+}
+
+/// <summary>Which trainable tensors AdamW decays.</summary>
+public enum WeightDecayRule
+{
+    /// <summary>The study's: plain AdamW over every tuned tensor (engine/optimizer.py:26-30).</summary>
+    EveryTunedTensor,
+    /// <summary>timm's exemptions: no decay on 1-D tensors, positions, tokens, prompts, norms, biases, scales (see WeightDecayGroups).</summary>
+    TimmExemptions,
+}
+
+/// <summary>Training-time augmentation of image batches (the study's many-shot recipes).</summary>
+public enum ImageAugment
+{
+    None,
+    /// <summary>RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) back to the image size, then a horizontal flip with p = 0.5 (cifar100.py:12-16).</summary>
+    CropFlip,
+    /// <summary>As CropFlip, plus a vertical flip with p = 0.5 (resisc.py:24-30).</summary>
+    CropFlipVFlip,
+}
 
 /// <summary>
 /// Everything <see cref="Trainer.Fit"/> needs besides the model and the data. Defaults are the study's
@@ -32,28 +60,19 @@ public sealed record TrainOptions
     /// <summary>Where to compute; null = <see cref="Workbench.Device"/>. The model is moved there.</summary>
     public torch.Device? Device { get; init; }
     public bool Shuffle { get; init; } = true;
+    /// <summary>Drop the last partial batch of each epoch (the study's loader: drop_last=True).</summary>
+    public bool DropLast { get; init; }
+    public WeightDecayRule WeightDecayRule { get; init; } = WeightDecayRule.TimmExemptions;
+    public ImageAugment Augment { get; init; } = ImageAugment.None;
     /// <summary>Compute in bfloat16 with float32 master weights and optimizer state (see Bf16Masters); the model
     /// is float32 again afterwards. Off by default: same-seed runs then repeat bit for bit against fp32 baselines.</summary>
     public bool Bf16 { get; init; }
 
-    public static IReadOnlyList<string> Profiles { get; } = new[] { "smoke", "default", "mini-full", "paper" };
+    /// <summary>Profile names (the table is Tuning/Profiles.cs).</summary>
+    public static IReadOnlyList<string> Profiles => Tuning.Profiles.Names;
 
-    /// <summary>
-    /// Budgets per profile. paper = the study (100 epochs, 10 warmup, batch 64, per-epoch schedule).
-    /// default = one method on one mini task (2 tune runs + the final run) in about 20 s on 2 cores: 5 epochs,
-    /// warmup over the first epoch's steps (per-step stepping: a whole warmup epoch at 1e-6 would waste a fifth
-    /// of the budget). mini-full = the study's schedule shape at mini scale (20 epochs, 2 warmup, per-epoch
-    /// stepping): about 8x the default budget per run, for measuring what the short default costs and for
-    /// overnight sweeps. smoke = seconds (what CI runs): 1 epoch. Profiles change budgets, never code paths.
-    /// </summary>
-    public static TrainOptions ForProfile(string profile) => profile switch
-    {
-        "smoke" => new TrainOptions { Epochs = 1, WarmupEpochs = 0, BatchSize = 64 },
-        "default" => new TrainOptions { Epochs = 5, WarmupEpochs = 1, BatchSize = 64, Stepping = ScheduleStepping.PerStep },
-        "mini-full" => new TrainOptions { Epochs = 20, WarmupEpochs = 2, BatchSize = 64 },
-        "paper" => new TrainOptions { Epochs = 100, WarmupEpochs = 10, BatchSize = 64 },
-        _ => throw new ArgumentException($"Unknown profile '{profile}'. Known profiles: {string.Join(", ", Profiles)}.", nameof(profile)),
-    };
+    /// <summary>The training options of a profile (see Tuning/Profiles.cs, the one profile table).</summary>
+    public static TrainOptions ForProfile(string profile) => Tuning.Profiles.Get(profile).Train;
 
     public void Validate()
     {

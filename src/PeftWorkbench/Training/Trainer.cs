@@ -39,7 +39,7 @@ public static class Trainer
         var device = options.Device ?? Workbench.Device;
         model.to(device);
 
-        var (decay, noDecay) = WeightDecayGroups.Split(model.named_parameters());
+        var (decay, noDecay) = WeightDecayGroups.Split(model.named_parameters(), options.WeightDecayRule);
         if (decay.Count + noDecay.Count == 0)
             throw new ArgumentException("Trainer.Fit: the model has no trainable parameters (requires_grad is false everywhere).");
         long trainableParams = decay.Concat(noDecay).Sum(p => p.Param.numel());
@@ -69,7 +69,7 @@ public static class Trainer
     {
         long n = train.Count;
         if (n == 0) throw new ArgumentException($"Trainer.Fit: training set '{train.Name}' is empty.");
-        int stepsPerEpoch = (int)((n + options.BatchSize - 1) / options.BatchSize);
+        int stepsPerEpoch = StepsPerEpoch(n, options);
         long totalSteps = (long)stepsPerEpoch * options.Epochs;
         var schedule = CosineWarmupSchedule.For(options, stepsPerEpoch);
 
@@ -84,14 +84,20 @@ public static class Trainer
         {
             var epochClock = Stopwatch.StartNew();
             model.train();
-            double epochLr = options.Stepping == ScheduleStepping.PerEpoch ? schedule.At(epoch) : schedule.At((int)step);
+            double epochLr = options.Stepping switch
+            {
+                ScheduleStepping.PerEpoch => schedule.At(epoch),
+                // timm's scheduler.step(epoch) at the end of epoch e sets lr(e) for epoch e + 1; epoch 0 runs at lr(0).
+                ScheduleStepping.TimmEpoch => schedule.At(Math.Max(epoch - 1, 0)),
+                _ => schedule.At((int)step),
+            };
             using var order = options.Shuffle ? torch.randperm(n, generator: shuffleGen) : torch.arange(n);
             double lossSum = 0; long lossCount = 0;
 
             for (int s = 0; s < stepsPerEpoch; s++)
             {
                 if (cancel.IsCancellationRequested) { cancelled = true; break; }
-                lr = options.Stepping == ScheduleStepping.PerEpoch ? epochLr : schedule.At((int)step);
+                lr = options.Stepping == ScheduleStepping.PerStep ? schedule.At((int)step) : epochLr;
                 foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
 
                 var stepClock = Stopwatch.StartNew();
@@ -102,6 +108,7 @@ public static class Trainer
                     var idx = order.narrow(0, (long)s * options.BatchSize, Math.Min(options.BatchSize, n - (long)s * options.BatchSize));
                     batch = idx.shape[0];
                     var x = train.Inputs.index_select(0, idx).to(device);
+                    if (options.Augment != ImageAugment.None) x = Augment.Apply(x, options.Augment, shuffleGen);
                     if (mixed is not null && x.is_floating_point()) x = x.to(ScalarType.BFloat16);
                     var y = train.Labels.index_select(0, idx).to(device);
                     optimizer.zero_grad();
@@ -111,6 +118,7 @@ public static class Trainer
                     if (step == 0) CheckLogits(logits, batch, train);
                     var lossT = nn.functional.cross_entropy(logits, y, label_smoothing: options.LabelSmoothing);
                     loss = lossT.item<float>();
+                    // Every profile: a non-finite loss ends the trial as "diverged" (the study skips the batch and goes on).
                     if (!double.IsFinite(loss)) { diverged = true; lastLoss = loss; }
                     else
                     {
@@ -158,6 +166,10 @@ public static class Trainer
             WallSeconds = wall.Elapsed.TotalSeconds, ImagesPerSecond = ips, TrainableParams = trainableParams, Steps = step,
         };
     }
+
+    /// <summary>Optimizer steps per epoch: ceil(n / batch), or floor with DropLast (the study's loader) when one full batch fits.</summary>
+    public static int StepsPerEpoch(long n, TrainOptions options) =>
+        (int)(options.DropLast && n >= options.BatchSize ? n / options.BatchSize : (n + options.BatchSize - 1) / options.BatchSize);
 
     /// <summary>Top-1 (percent), logits and labels of <paramref name="model"/> on <paramref name="set"/>, in eval mode
     /// under no_grad; the model's train/eval mode is restored afterwards. Device: the model's (its first parameter's).</summary>

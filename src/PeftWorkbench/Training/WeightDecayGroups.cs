@@ -22,16 +22,17 @@ public static class WeightDecayGroups
         return true;
     }
 
-    /// <summary>The trainable (requires_grad) parameters split into (decay, no decay), names kept.</summary>
+    /// <summary>The trainable (requires_grad) parameters split into (decay, no decay), names kept, by
+    /// <paramref name="rule"/>: timm's exemptions (<see cref="Decays"/>), or every tuned tensor (the study's plain AdamW).</summary>
     public static (List<(string Name, Parameter Param)> Decay, List<(string Name, Parameter Param)> NoDecay)
-        Split(IEnumerable<(string name, Parameter parameter)> named)
+        Split(IEnumerable<(string name, Parameter parameter)> named, WeightDecayRule rule = WeightDecayRule.TimmExemptions)
     {
         var decay = new List<(string, Parameter)>();
         var noDecay = new List<(string, Parameter)>();
         foreach (var (name, p) in named)
         {
             if (!p.requires_grad) continue;
-            (Decays(name, p) ? decay : noDecay).Add((name, p));
+            (rule == WeightDecayRule.EveryTunedTensor || Decays(name, p) ? decay : noDecay).Add((name, p));
         }
         return (decay, noDecay);
     }

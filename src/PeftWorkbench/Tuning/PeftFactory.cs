@@ -8,7 +8,7 @@ namespace PeftWorkbench.Tuning;
 
 /// <summary>
 /// Trial models for any of the study's 16 methods: a backbone (shape, optional pre-trained weights), drop path
-/// from the trial, a fresh head, then <see cref="PeftApi.Attach(VisionTransformer, string, IReadOnlyDictionary{string, string}?, long?)"/>
+/// from the trial, a fresh head initialised as the trial's profile says, then <see cref="PeftApi.Attach(VisionTransformer, string, IReadOnlyDictionary{string, string}?, long?)"/>
 /// with the trial's method hyperparameters. The trainable count is the method's, head excluded (the study's column).
 /// Backbone weights are read once per factory and copied into every trial's model by name.
 /// </summary>
@@ -68,20 +68,46 @@ public sealed class PeftFactory
                     p.copy_(t);
                 }
             }
+            var profile = Profiles.Get(config.Profile);
             vit.ResetHead(numClasses, seed: config.Seed);
-            var model = PeftApi.Attach(vit, config.Method, config.Hp, seed: config.Seed);
+            InitHead(vit, profile.HeadInit, config.Seed);
+            var model = PeftApi.Attach(vit, config.Method, WithProfileDefaults(config.Method, config.Hp, profile), seed: config.Seed);
             return new BuiltModel(model, model.TrainableParameterCountExcludingHead);
         }
         catch { vit.Dispose(); throw; }
     }
 
-    /// <summary>A method's tuning grid for a profile: the study's full grid for "paper", the method's defaults
-    /// otherwise (the default profile's 20-second budget affords lr x wd only).</summary>
-    public static IReadOnlyList<SortedDictionary<string, string>> Grid(string method, string profile)
+    /// <summary>A method's tuning grid for a profile: the study's full grid or the method's defaults (the profile's policy).</summary>
+    public static IReadOnlyList<SortedDictionary<string, string>> Grid(string method, string profile) => Profiles.Get(profile).Grid(method);
+
+    /// <summary>The trial's hyperparameters plus the profile's choices for options the trial leaves open: what
+    /// vpt_shallow means (vpt_shallow_mode) and how adapters meet drop path (drop_path_masks). Given keys win.</summary>
+    public static IReadOnlyDictionary<string, string> WithProfileDefaults(string method, IReadOnlyDictionary<string, string> hp, Profile profile)
     {
         var info = MethodRegistry.Get(method);
-        var points = profile == "paper" ? info.GridPoints().ToList() : new List<IReadOnlyDictionary<string, string>>();
-        if (points.Count == 0) points.Add(new Dictionary<string, string>());
-        return points.Select(p => new SortedDictionary<string, string>(p.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal)).ToList();
+        var all = new Dictionary<string, string>(hp);
+        void Default(string key, object value)
+        {
+            if (info.Options.Any(o => o.Key == key) && !all.ContainsKey(key)) all[key] = OptionValues.Format(value);
+        }
+        Default("vpt_shallow_mode", profile.VptShallow);
+        Default("drop_path_masks", profile.AdapterDropPath);
+        return all;
+    }
+
+    /// <summary>
+    /// Initialises a fresh head. <see cref="HeadInit.LinearDefault"/>: what a default nn.Linear gets (the study's
+    /// reset_classifier): Kaiming-uniform with a = sqrt 5, i.e. weight and bias both U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    /// drawn from a generator seeded by the trial. <see cref="HeadInit.TruncNormal"/>: ResetHead's timm init as is.
+    /// </summary>
+    public static void InitHead(VisionTransformer vit, HeadInit init, long seed)
+    {
+        if (init != HeadInit.LinearDefault || vit.head is not TorchSharp.Modules.Linear lin) return;
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator(unchecked((ulong)seed));
+        double bound = 1 / Math.Sqrt(lin.weight.shape[1]);
+        lin.weight.copy_(torch.rand(lin.weight.shape, generator: gen).mul_(2 * bound).sub_(bound));
+        lin.bias?.copy_(torch.rand(lin.bias.shape, generator: gen).mul_(2 * bound).sub_(bound));
     }
 }

@@ -17,7 +17,8 @@ public sealed record BuiltModel(nn.Module<Tensor, Tensor> Model, long TrainableP
 /// drop path, with a fresh head of <paramref name="numClasses"/> classes.</summary>
 public delegate BuiltModel ModelFactory(TrialConfig config, int numClasses);
 
-/// <summary>Budgets and grids of a protocol run. The profile sets them; paper = the study's values.</summary>
+/// <summary>Budgets, grids and protocol choices of a run. A profile (Profiles.cs, the one table) makes them;
+/// tests and benchmarks may adjust a copy with `with`.</summary>
 public sealed record ProtocolOptions
 {
     public required string Profile { get; init; }
@@ -27,37 +28,20 @@ public sealed record ProtocolOptions
     public required IReadOnlyList<double> WeightDecays { get; init; }
     public required IReadOnlyList<double> DropPaths { get; init; }
     /// <summary>Evaluate the final run on test every N epochs, for the best-epoch figure (the last epoch always;
-    /// 0 = last only, so best = last). paper: 1. default/smoke: 0, since one pass over a 2,000-image test set
-    /// costs about as much as a training epoch on 800 images.</summary>
+    /// 0 = last only, so best = last).</summary>
     public int FinalEvalEvery { get; init; } = 1;
     public int EvalBatchSize { get; init; } = 256;
-    /// <summary>Share of the training set held out for validation under the many-shot protocol.</summary>
-    public double ValidationShare { get; init; } = 0.1;
+    /// <summary>Many-shot: the share of a training set of N images held out for validation when the suite has no fixed split.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Func<long, double> ValidationShare { get; init; } = n => n <= 1000 ? 0.2 : 0.1;
+    public TieBreak TieBreak { get; init; } = TieBreak.FewestParameters;
+    public LinearProbePath LinearProbe { get; init; } = LinearProbePath.FeatureCache;
 
-    /// <summary>VTAB-1K: lr x wd grid (crossed with the method's own), drop path fixed at 0.1 as in the study.
-    /// mini-full keeps the study's lr x wd grid and best-epoch evaluation with the methods' default options.</summary>
-    public static ProtocolOptions Vtab1k(string profile) => profile switch
-    {
-        "paper" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.1 } },
-        "mini-full" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.1 } },
-        "default" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.1 }, FinalEvalEvery = 0 },
-        "smoke" => new() { Profile = profile, Train = TrainOptions.ForProfile(profile), Lrs = new[] { 1e-2 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.1 }, FinalEvalEvery = 0 },
-        _ => throw new ArgumentException($"Unknown profile '{profile}'. Known profiles: {string.Join(", ", TrainOptions.Profiles)}."),
-    };
+    /// <summary>VTAB-1K options of a profile (see <see cref="Profiles"/>).</summary>
+    public static ProtocolOptions Vtab1k(string profile) => Profiles.Get(profile).Vtab1k();
 
-    /// <summary>Many-shot: 10 % validation split, drop path in the grid; paper = 40 epochs, 4 warmup, lr {5e-4, 1e-3}.</summary>
-    public static ProtocolOptions ManyShot(string profile) => profile switch
-    {
-        "paper" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile) with { Epochs = 40, WarmupEpochs = 4 },
-            Lrs = new[] { 5e-4, 1e-3 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.0, 0.1, 0.2 } },
-        "mini-full" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile) with { Epochs = 10, WarmupEpochs = 1 },
-            Lrs = new[] { 5e-4, 1e-3 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.0, 0.1, 0.2 } },
-        "default" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile),
-            Lrs = new[] { 1e-3 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.0, 0.1 }, FinalEvalEvery = 0 },
-        "smoke" => new() { Profile = profile, Protocol = "manyshot", Train = TrainOptions.ForProfile(profile),
-            Lrs = new[] { 1e-3 }, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.0, 0.1 }, FinalEvalEvery = 0 },
-        _ => throw new ArgumentException($"Unknown profile '{profile}'. Known profiles: {string.Join(", ", TrainOptions.Profiles)}."),
-    };
+    /// <summary>Many-shot options of a profile for a task of <paramref name="group"/> (the study's recipe differs per dataset).</summary>
+    public static ProtocolOptions ManyShot(string profile, string group = "natural") => Profiles.Get(profile).ManyShotFor(group);
 }
 
 /// <summary>What a protocol run found: every tune trial, the one selected, and the final (test) trial.</summary>
@@ -74,55 +58,116 @@ public static class Protocol
 {
     static readonly IReadOnlyList<SortedDictionary<string, string>> NoGrid = new[] { new SortedDictionary<string, string>(StringComparer.Ordinal) };
 
-    /// <summary>The tune trials of one method on one task, in a fixed order.</summary>
+    /// <summary>
+    /// The tune trials of one method on one task, in the study's grid order: sklearn's ParameterGrid over every axis
+    /// (the method's keys, "lr", "wd", "drop_path_rate"), keys sorted by name with the first one outermost and each
+    /// axis's values in the order given (experiment/tune.py:24). The study's tie-break (the last of the tied best)
+    /// depends on this order.
+    /// </summary>
     public static IReadOnlyList<TrialConfig> TuneConfigs(string task, string method, IReadOnlyList<SortedDictionary<string, string>>? methodGrid,
-        ProtocolOptions o) =>
-        (from hp in methodGrid is { Count: > 0 } ? methodGrid : NoGrid
-         from lr in o.Lrs
-         from wd in o.WeightDecays
-         from dp in o.DropPaths
-         select new TrialConfig
-         {
-             Task = task, Method = method, Phase = "tune", Lr = lr, WeightDecay = wd, DropPath = dp,
-             Hp = new SortedDictionary<string, string>(hp, StringComparer.Ordinal), Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed,
-         }).ToList();
+        ProtocolOptions o)
+    {
+        var configs = (from hp in methodGrid is { Count: > 0 } ? methodGrid : NoGrid
+                       from lr in o.Lrs
+                       from wd in o.WeightDecays
+                       from dp in o.DropPaths
+                       select new TrialConfig
+                       {
+                           Task = task, Method = method, Phase = "tune", Lr = lr, WeightDecay = wd, DropPath = dp,
+                           Hp = new SortedDictionary<string, string>(hp, StringComparer.Ordinal), Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed,
+                       }).ToList();
+        static IEnumerable<(string Key, string Value)> Axes(TrialConfig c) =>
+            c.Hp.Select(kv => (kv.Key, kv.Value)).Concat(new[] { ("lr", F(c.Lr)), ("wd", F(c.WeightDecay)), ("drop_path_rate", F(c.DropPath)) });
+        // Each axis's values in order of first appearance (the order given), then a lexicographic sort by axis name.
+        var rank = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var (key, value) in configs.SelectMany(Axes))
+        {
+            if (!rank.TryGetValue(key, out var values)) rank[key] = values = new List<string>();
+            if (!values.Contains(value)) values.Add(value);
+        }
+        var names = rank.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        int[] Position(TrialConfig c)
+        {
+            var axes = Axes(c).ToDictionary(a => a.Key, a => a.Value);
+            return names.Select(n => axes.TryGetValue(n, out var v) ? rank[n].IndexOf(v) : -1).ToArray();
+        }
+        return configs.Select(c => (c, Position(c))).OrderBy(x => x.Item2, Comparer<int[]>.Create((a, b) =>
+        {
+            for (int i = 0; i < a.Length; i++) if (a[i] != b[i]) return a[i].CompareTo(b[i]);
+            return 0;
+        })).Select(x => x.c).ToList();
+    }
 
-    /// <summary>The final trial's config: the selected tune config, phase "final".</summary>
-    public static TrialConfig FinalConfig(TrialConfig selected) => selected with { Phase = "final" };
+    static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The final trial's config: the selected tune config, phase "final", with the digest of the tune grid
+    /// it was chosen from (so the final's key changes when the grid does).</summary>
+    public static TrialConfig FinalConfig(TrialConfig selected, string tuneGrid) => selected with { Phase = "final", TuneGrid = tuneGrid };
+
+    /// <summary>The final trial's config before selection: what its store key is made of (task, method, profile,
+    /// protocol, seed, and the digest of its tune trials' keys, since those decide the selection).</summary>
+    public static TrialConfig PendingFinal(string task, string method, ProtocolOptions o, IEnumerable<string> tuneKeys) =>
+        new() { Task = task, Method = method, Phase = "final", Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed, TuneGrid = GridDigest(tuneKeys) };
+
+    /// <summary>12 hex digits of SHA-256 over the tune keys in grid order.</summary>
+    public static string GridDigest(IEnumerable<string> tuneKeys) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", tuneKeys))))[..12];
 
     /// <summary>The final trial's key for a method on a task (known before selection).</summary>
-    public static string FinalKey(string task, string method, ProtocolOptions o) =>
-        new TrialConfig { Task = task, Method = method, Phase = "final", Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed }.Key;
+    public static string FinalKey(string task, string method, ProtocolOptions o, IEnumerable<string> tuneKeys) =>
+        PendingFinal(task, method, o, tuneKeys).Key;
 
-    /// <summary>Best tune trial by last-epoch val top-1; ties: fewer trainable parameters, smaller lr, smaller wd,
-    /// smaller drop path, then key order. Diverged and failed trials never win; null when none succeeded.</summary>
-    public static TrialRecord? Select(IEnumerable<TrialRecord> tuning) =>
-        tuning.Where(r => r.Ok)
-            .OrderByDescending(r => r.Top1Last)
+    /// <summary>
+    /// Best tune trial by last-epoch val top-1 among the ok ones (diverged and failed trials never win; null when
+    /// none succeeded). Ties: <see cref="TieBreak.LastOfTiedInGridOrder"/> takes the last tied one in the order
+    /// given (the grid's; the study's rule); <see cref="TieBreak.FewestParameters"/> fewer trainable parameters,
+    /// smaller lr, wd, drop path, then key order.
+    /// </summary>
+    public static TrialRecord? Select(IEnumerable<TrialRecord> tuning, TieBreak tieBreak = TieBreak.FewestParameters)
+    {
+        var ok = tuning.Where(r => r.Ok).ToList();
+        if (ok.Count == 0) return null;
+        if (tieBreak == TieBreak.LastOfTiedInGridOrder)
+        {
+            double best = ok.Max(r => r.Top1Last!.Value);
+            return ok.Last(r => r.Top1Last == best);
+        }
+        return ok.OrderByDescending(r => r.Top1Last)
             .ThenBy(r => r.TrainableParams)
             .ThenBy(r => r.Config.Lr)
             .ThenBy(r => r.Config.WeightDecay)
             .ThenBy(r => r.Config.DropPath)
             .ThenBy(r => r.Key, StringComparer.Ordinal)
-            .FirstOrDefault();
+            .First();
+    }
+
+    /// <summary>Refuses a method grid with an unknown key or a value that does not parse (or, given the backbone,
+    /// does not fit it), naming the key and the method's known keys, before any trial runs.</summary>
+    public static void ValidateGrid(string method, IEnumerable<IReadOnlyDictionary<string, string>>? grid, VitConfig? backbone = null)
+    {
+        var info = Peft.MethodRegistry.Get(method);
+        foreach (var hp in grid ?? Array.Empty<IReadOnlyDictionary<string, string>>())
+            Peft.MethodRegistry.Create(info.Id, hp, backbone);
+    }
 
     public static ProtocolResult Vtab1k(Vtab1kTask task, string method, IReadOnlyList<SortedDictionary<string, string>>? methodGrid,
         ModelFactory factory, ProtocolOptions options, ResultsStore? store = null,
         Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default)
     {
+        ValidateGrid(method, methodGrid);
         var tuning = new List<TrialRecord>();
         foreach (var config in TuneConfigs(task.Name, method, methodGrid, options))
             tuning.Add(RunOrReuse(config, task, factory, options, store, progressFor?.Invoke(config), cancel));
         var final = RunFinal(task, method, tuning, factory, options, store, progressFor, cancel);
-        return new ProtocolResult(tuning, Select(tuning), final);
+        return new ProtocolResult(tuning, Select(tuning, options.TieBreak), final);
     }
 
-    /// <summary>Many-shot: tune on a seeded 90 % of <paramref name="train"/>, select on the other 10 %, retrain on all of it, test.</summary>
+    /// <summary>Many-shot: tune on a seeded split of <paramref name="train"/> (options.ValidationShare held out), select on the held-out part, retrain on all of it, test.</summary>
     public static ProtocolResult ManyShot(string taskName, ImageSet train, ImageSet test, string method,
         IReadOnlyList<SortedDictionary<string, string>>? methodGrid, ModelFactory factory, ProtocolOptions options, ResultsStore? store = null,
         Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default)
     {
-        var (fit, val) = ValidationSplit(train, options.ValidationShare, options.Train.Seed);
+        var (fit, val) = ValidationSplit(train, options.ValidationShare(train.Count), options.Train.Seed);
         using (fit) using (val)
         {
             // Not disposed as a whole: train and test belong to the caller.
@@ -147,26 +192,27 @@ public static class Protocol
     /// <summary>Runs (or reuses from the store) the final trial of a method on a task, given its finished tune trials.</summary>
     public static TrialRecord RunFinal(Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
         ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
-        RunOrReuse(FinalKey(task.Name, method, options), store, cancel,
+        RunOrReuse(FinalKey(task.Name, method, options, tuning.Select(t => t.Key)), store, cancel,
             () => RunFinalTrial(task, method, tuning, factory, options, store, progressFor, cancel));
 
-    /// <summary>Selects from <paramref name="tuning"/> and runs the final trial (no reuse). With no successful tune
-    /// trial it returns a "no-selection" record, so a sweep records it as finished and moves on.</summary>
+    /// <summary>Selects from <paramref name="tuning"/> (in grid order: the study's tie-break depends on it) and runs the
+    /// final trial (no reuse). With no successful tune trial it returns a "no-selection" record, so a sweep records it
+    /// as finished and moves on.</summary>
     public static TrialRecord RunFinalTrial(Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
         ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel)
     {
-        var selected = Select(tuning);
+        var pending = PendingFinal(task.Name, method, options, tuning.Select(t => t.Key));
+        var selected = Select(tuning, options.TieBreak);
         if (selected is null)
         {
-            var first = tuning.Count > 0 ? tuning[0].Config
-                : new TrialConfig { Task = task.Name, Method = method, Profile = options.Profile, Protocol = options.Protocol, Seed = options.Train.Seed };
+            var config0 = tuning.Count > 0 ? FinalConfig(tuning[0].Config, pending.TuneGrid!) : pending;
             return new TrialRecord
             {
-                Key = FinalKey(task.Name, method, options), Config = FinalConfig(first), Status = "no-selection",
+                Key = pending.Key, Config = config0, Status = "no-selection",
                 Error = $"all {tuning.Count} tune trials diverged or failed",
             };
         }
-        var config = FinalConfig(selected.Config);
+        var config = FinalConfig(selected.Config, pending.TuneGrid!);
         return RunTrial(config, task, factory, options, store, progressFor?.Invoke(config), cancel);
     }
 
@@ -197,10 +243,12 @@ public static class Protocol
 
     /// <summary>
     /// Trains one trial and scores it: tune = train800 -> val200 at the last epoch; final = train800val200 -> test,
-    /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure, and its
-    /// test logits saved to the store. Divergence gives a "diverged" record; an exception an "error" record;
+    /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure. With a
+    /// store, the logits and labels of the scored split (val or test) are saved (TrialRecord.Predictions). Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
-    /// A ViT whose only trainable part is its head trains through a <see cref="FeatureCache"/> (linear probing).
+    /// A ViT whose only trainable part is its head (linear probing) trains through a <see cref="FeatureCache"/> under
+    /// <see cref="LinearProbePath.FeatureCache"/>, or when its backbone has no stochastic layers (then the same thing);
+    /// else through the frozen backbone in train mode, as the study does.
     /// </summary>
     public static TrialRecord RunTrial(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
         ResultsStore? store, IProgress<TrainProgress>? progress, CancellationToken cancel)
@@ -217,18 +265,19 @@ public static class Protocol
         {
             using var built = factory(config, task.NumClasses);
             TrainHistory history;
-            EvalResult? test = null;
-            Action<EvalResult>? keep = final && store is not null ? r => test = r : null;
-            if (LinearProbeBackbone(built.Model) is { } vit)
+            EvalResult? scored = null;
+            // With a store, every trial keeps the logits of the split it is scored on (tune: val, final: test).
+            Action<EvalResult>? keep = store is not null ? r => scored = r : null;
+            if (LinearProbeBackbone(built.Model) is { } vit && (options.LinearProbe == LinearProbePath.FeatureCache || !HasStochasticLayers(vit)))
             {
                 using var trainCache = FeatureCache.Build(vit, train, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
                 using var evalCache = FeatureCache.Build(vit, eval, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
                 history = LinearProbe.Fit(vit, trainCache, evalCache, trainOptions, progress, cancel, keep);
             }
             else history = Trainer.Fit(built.Model, train, eval, trainOptions, progress, cancel, keep);
-            if (history.Cancelled) { test?.Dispose(); throw new OperationCanceledException($"trial {config.Key} cancelled", cancel); }
+            if (history.Cancelled) { scored?.Dispose(); throw new OperationCanceledException($"trial {config.Key} cancelled", cancel); }
             string? predictions = null;
-            using (test) if (test is not null) predictions = store!.SavePredictions(config.Key, test);
+            using (scored) if (scored is not null) predictions = store!.SavePredictions(config.Key, scored);
             return new TrialRecord
             {
                 Key = config.Key, Config = config, Status = history.Diverged ? "diverged" : "ok",
@@ -247,6 +296,11 @@ public static class Protocol
             };
         }
     }
+
+    /// <summary>Whether the backbone draws random numbers in train mode (drop path or dropout above 0): then cached
+    /// eval-mode features differ from what the study's train-mode probe sees.</summary>
+    static bool HasStochasticLayers(VisionTransformer vit) =>
+        vit.Config.DropRate > 0 || vit.modules().Any(m => m is DropPath { Prob: > 0 });
 
     /// <summary>The ViT to probe through a feature cache when only its head trains (a bare ViT, or the "linear"
     /// method's PeftModel, which adds nothing to the forward); else null.</summary>

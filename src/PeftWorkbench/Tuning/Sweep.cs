@@ -29,14 +29,8 @@ public sealed record SweepManifest
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public ProtocolOptions Options
-    {
-        get
-        {
-            var o = Protocol == "manyshot" ? ProtocolOptions.ManyShot(Profile) : ProtocolOptions.Vtab1k(Profile);
-            return o with { Train = o.Train with { Bf16 = Bf16 } };
-        }
-    }
+    /// <summary>The options of this manifest's VTAB-1K trials (many-shot: natural tasks'; see Study.OptionsFor per task group).</summary>
+    public ProtocolOptions Options => Study.OptionsFor(this, "natural");
 
     public void Save(string path)
     {
@@ -72,6 +66,8 @@ public interface ITrialEnvironment
     Vtab1kTask LoadTask(SweepManifest manifest, string task);
     ModelFactory Factory(SweepManifest manifest, string method);
     IReadOnlyList<SortedDictionary<string, string>> Grid(string method, string profile);
+    /// <summary>A task's group (natural, specialized, structured) without loading it: the many-shot recipe depends on it.</summary>
+    string GroupOf(string suite, string task) => "natural";
 }
 
 /// <summary>
@@ -88,12 +84,27 @@ public sealed class DefaultTrialEnvironment : ITrialEnvironment
     };
     readonly Dictionary<string, PeftFactory> factories = new();
 
+    /// <summary>A task's VTAB-1K splits, or under the many-shot protocol its full training set (Study.LoadManyShot).
+    /// VTAB-1K folders are read with the profile's pixel normalisation.</summary>
     public Vtab1kTask LoadTask(SweepManifest manifest, string task)
     {
-        if (manifest.Suite.StartsWith("vtab:")) return Suite.FromVtabFolder(manifest.Suite[5..], manifest.Backbone.ImageSize).Load(task);
+        if (manifest.Protocol == "manyshot")
+        {
+            var suite = SuiteOf(manifest.Suite, manifest) ?? throw new ArgumentException($"Suite '{manifest.Suite}' has no many-shot training sets (mini and vtab:ROOT folders with train-many.txt do).");
+            return Study.LoadManyShot(suite, task, Study.OptionsFor(manifest, suite.Info(task).Group));
+        }
+        if (SuiteOf(manifest.Suite, manifest) is VtabFolderSuite folder) return folder.Load(task);
         return Tasks.TryGetValue(manifest.Suite, out var load) ? load(manifest, task)
             : throw new ArgumentException($"Suite '{manifest.Suite}' is not available. Known suites: {string.Join(", ", Tasks.Keys)}, vtab:ROOT.");
     }
+
+    static Suite? SuiteOf(string suite, SweepManifest? manifest) =>
+        suite == "mini" ? Suite.Mini
+        : suite.StartsWith("vtab:") ? Suite.FromVtabFolder(suite[5..], manifest?.Backbone.ImageSize ?? 224,
+            manifest is null ? null : Profiles.Get(manifest.Profile).FolderNormalization)
+        : null;
+
+    public string GroupOf(string suite, string task) => SuiteOf(suite, null)?.Info(task).Group ?? "natural";
 
     /// <summary>One <see cref="PeftFactory"/> per backbone + checkpoint, so weights load once per worker.</summary>
     public ModelFactory Factory(SweepManifest manifest, string method)
@@ -117,15 +128,21 @@ public static class Sweep
         var methodList = methods.ToList();
         if (taskList.Count == 0 || methodList.Count == 0) throw new ArgumentException("A sweep needs at least one task and one method.");
         var trials = new List<TrialConfig>();
+        var finals = new List<TrialConfig>();
         foreach (var task in taskList)
+        {
+            // Many-shot grids follow the study's recipe for the task's kind (e.g. Clevr: wd 1e-4, drop path 0).
+            var o = options.Protocol == "manyshot" ? Profiles.Get(options.Profile).ManyShotFor(env.GroupOf(suite, task)) : options;
             foreach (var method in methodList)
-                trials.AddRange(Protocol.TuneConfigs(task, method, env.Grid(method, options.Profile), options));
-        foreach (var task in taskList)
-            foreach (var method in methodList)
-                trials.Add(new TrialConfig
-                {
-                    Task = task, Method = method, Phase = "final", Profile = options.Profile, Protocol = options.Protocol, Seed = options.Train.Seed,
-                });
+            {
+                var grid = env.Grid(method, options.Profile);
+                Protocol.ValidateGrid(method, grid, backbone);
+                var tune = Protocol.TuneConfigs(task, method, grid, o);
+                trials.AddRange(tune);
+                finals.Add(Protocol.PendingFinal(task, method, o, tune.Select(t => t.Key)));
+            }
+        }
+        trials.AddRange(finals);
         return new SweepManifest
         {
             Store = Path.GetFullPath(store), Suite = suite, Profile = options.Profile, Protocol = options.Protocol,
@@ -254,11 +271,14 @@ public static class Sweep
     {
         if (!tasks.TryGetValue(trial.Task, out var task)) tasks[trial.Task] = task = env.LoadTask(manifest, trial.Task);
         var factory = env.Factory(manifest, trial.Method);
-        var options = manifest.Options;
+        var options = Study.OptionsFor(manifest, task.Group);
         if (trial.Phase != "final") return Protocol.RunTrial(trial, task, factory, options, store, progressFor?.Invoke(trial), cancel);
-        var tuneKeys = manifest.Trials.Where(t => IsTuneOf(t, trial)).Select(t => t.Key).ToHashSet();
-        var tuning = store.Records().Where(r => tuneKeys.Contains(r.Key)).ToList();
-        return Protocol.RunFinalTrial(task, trial.Method, tuning, factory, options, store, progressFor, cancel);
+        // In the manifest's (grid) order: the study's tie-break takes the last tied trial.
+        var byKey = store.Records().GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.First());
+        var tuning = manifest.Trials.Where(t => IsTuneOf(t, trial) && byKey.ContainsKey(t.Key)).Select(t => byKey[t.Key]).ToList();
+        var final = Protocol.RunFinalTrial(task, trial.Method, tuning, factory, options, store, progressFor, cancel);
+        // A manifest planned before finals carried their grid digest names the final by its old key: record it so.
+        return final.Key == trial.Key ? final : final with { Key = trial.Key };
     }
 
     static bool IsTuneOf(TrialConfig t, TrialConfig final) => t.Phase == "tune" && t.Task == final.Task && t.Method == final.Method;

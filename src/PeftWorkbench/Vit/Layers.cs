@@ -21,7 +21,7 @@ public sealed class PatchEmbed : nn.Module<Tensor, Tensor>
     {
         if (x.dim() != 4 || x.shape[2] != ImageSize || x.shape[3] != ImageSize)
             throw new ArgumentException($"PatchEmbed expects images [B, C, {ImageSize}, {ImageSize}], got [{string.Join(", ", x.shape)}].");
-        return proj.forward(x).flatten(2).transpose(1, 2);
+        return proj.call(x).flatten(2).transpose(1, 2);
     }
 }
 
@@ -45,12 +45,12 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
-        using var qkvOut = qkv.forward(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);
+        using var qkvOut = qkv.call(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);
         var (q, k, v) = (qkvOut[0], qkvOut[1], qkvOut[2]);
         var attn = Checked.MatMul(q * scale, k.transpose(-2, -1)).softmax(-1);
-        attn = attn_drop.forward(attn);
+        attn = attn_drop.call(attn);
         var y = Checked.MatMul(attn, v).transpose(1, 2).reshape(b, n, c);
-        return proj_drop.forward(proj.forward(y));
+        return proj_drop.call(proj.call(y));
     }
 }
 
@@ -69,7 +69,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => drop2.forward(fc2.forward(drop1.forward(act.forward(fc1.forward(x)))));
+    public override Tensor forward(Tensor x) => drop2.call(fc2.call(drop1.call(act.call(fc1.call(x)))));
 }
 
 /// <summary>x * sigmoid(1.702 x), the GELU approximation OpenAI's CLIP was trained with.</summary>
@@ -121,8 +121,8 @@ public sealed class Block : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        x = x + drop_path1.forward(ls1.forward(attn.forward(norm1.forward(x))));
-        x = x + drop_path2.forward(ls2.forward(mlp.forward(norm2.forward(x))));
+        x = x + drop_path1.call(ls1.call(attn.call(norm1.call(x))));
+        x = x + drop_path2.call(ls2.call(mlp.call(norm2.call(x))));
         return x;
     }
 }

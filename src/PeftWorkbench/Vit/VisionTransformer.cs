@@ -76,25 +76,25 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
     /// <summary>Token sequence after the final norm: [B, 1 + N, D] (plus any tokens a method inserted).</summary>
     public Tensor ForwardFeatures(Tensor x)
     {
-        x = patch_embed.forward(x);
+        x = patch_embed.call(x);
         x = torch.cat(new[] { cls_token.expand(x.shape[0], -1, -1), x }, 1) + pos_embed;
-        x = norm_pre.forward(pos_drop.forward(x));
+        x = norm_pre.call(pos_drop.call(x));
         foreach (var block in blocks)
         {
             // One scope per block: its temporaries go as soon as it returns (autograd keeps what backward
             // needs), so peak memory holds one block's scratch, not every block's, as in PyTorch.
             using var scope = torch.NewDisposeScope();
-            var y = block.forward(x);
+            var y = block.call(x);
             x = ReferenceEquals(y, x) ? y : y.MoveToOuterDisposeScope();
         }
-        return norm.forward(x);
+        return norm.call(x);
     }
 
     /// <summary>Class-token pooling, then the head (or the pooled features when preLogits).</summary>
     public Tensor ForwardHead(Tensor features, bool preLogits = false)
     {
         var pooled = features[.., 0];
-        return preLogits ? pooled : head.forward(pooled);
+        return preLogits ? pooled : head.call(pooled);
     }
 
     public override Tensor forward(Tensor x) => ForwardHead(ForwardFeatures(x));

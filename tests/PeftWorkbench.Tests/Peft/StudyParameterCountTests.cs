@@ -32,7 +32,7 @@ public class StudyParameterCountTests : IClassFixture<VitB16Fixture>
             .Select(f => new Row(f[task], f[method], long.Parse(f[count]), f[hp])).ToList();
     }
 
-    static List<string> SplitCsv(string line)
+    internal static List<string> SplitCsv(string line)
     {
         var fields = new List<string>();
         var cur = new StringBuilder();

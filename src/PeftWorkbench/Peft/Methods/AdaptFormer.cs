@@ -18,6 +18,8 @@ public sealed record AdaptFormerOptions : PeftOptions
     /// <summary>Output scale s (adapter_scaler; the study's default 0.1).</summary>
     public double Scale { get; init; } = 0.1;
     public double Dropout { get; init; } = 0.1;
+    /// <summary>Drop-path masks of the adapter (drop_path_masks): independent as the study's block.py, or shared with the branch.</summary>
+    public DropPathMasks DropPathMasks { get; init; } = DropPathMasks.Independent;
 
     public static PeftMethod Info { get; } = new(
         Id: "adaptformer", Name: "AdaptFormer", OptionsType: typeof(AdaptFormerOptions),
@@ -28,6 +30,7 @@ public sealed record AdaptFormerOptions : PeftOptions
             new("adapter_bottleneck", nameof(Bottleneck), "bottleneck width r", new object[] { 4, 16, 32 }),
             new("adapter_scaler", nameof(Scale), "output scale s", new object[] { 0.05, 0.1, 0.2 }),
             new("adapter_dropout", nameof(Dropout), "dropout after the ReLU"),
+            new("drop_path_masks", nameof(DropPathMasks), "independent (the study's block.py: the adapter's own drop-path masks) or shared (one mask over branch + adapter)"),
         },
         Mergeable: false, IdentityAtInit: true);
 
@@ -47,7 +50,8 @@ public sealed record AdaptFormerOptions : PeftOptions
         {
             var block = ctx.Block(i);
             var norm = ctx.Wrap(block, nameof(block.norm2), n => new DeferredLayerNorm(n));
-            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.LoraKaiming), ctx.State, norm));
+            var dp = DropPathMasks == DropPathMasks.Independent ? ctx.Wrap(block, nameof(block.drop_path2), p => new DeferredDropPath(p)) : null;
+            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.LoraKaiming), ctx.State, norm, dp));
         }
     }
 }

@@ -20,6 +20,8 @@ public sealed record ConvPassOptions : PeftOptions
     /// <summary>Xavier init for the 3x3 convolution (convpass_xavier_init); otherwise it starts as the identity.</summary>
     public bool XavierInit { get; init; }
     public double Dropout { get; init; } = 0.1;
+    /// <summary>Drop-path masks of the adapter (drop_path_masks): independent as the study's block.py, or shared with the branch.</summary>
+    public DropPathMasks DropPathMasks { get; init; } = DropPathMasks.Independent;
 
     public static PeftMethod Info { get; } = new(
         Id: "convpass", Name: "ConvPass", OptionsType: typeof(ConvPassOptions),
@@ -31,6 +33,7 @@ public sealed record ConvPassOptions : PeftOptions
             new("convpass_scaler", nameof(Scale), "output scale s", new object[] { 0.01, 0.1, 1, 10, 100 }),
             new("convpass_xavier_init", nameof(XavierInit), "Xavier init for the 3x3 convolution (else identity)", new object[] { true, false }),
             new("convpass_dropout", nameof(Dropout), "dropout before the up projection"),
+            new("drop_path_masks", nameof(DropPathMasks), "independent (the study's block.py: the adapter's own drop-path masks) or shared (one mask over branch + adapter)"),
         },
         Mergeable: false, IdentityAtInit: true);
 
@@ -48,8 +51,11 @@ public sealed record ConvPassOptions : PeftOptions
         for (int i = 0; i < ctx.Depth; i++)
         {
             var block = ctx.Block(i);
-            ctx.Wrap(block, nameof(block.attn), attn => new ParallelBranch(attn, new ConvPassAdapter(ctx.Config, this), ctx.State));
-            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, new ConvPassAdapter(ctx.Config, this), ctx.State));
+            bool own = DropPathMasks == DropPathMasks.Independent;
+            var dp1 = own ? ctx.Wrap(block, nameof(block.drop_path1), p => new DeferredDropPath(p)) : null;
+            var dp2 = own ? ctx.Wrap(block, nameof(block.drop_path2), p => new DeferredDropPath(p)) : null;
+            ctx.Wrap(block, nameof(block.attn), attn => new ParallelBranch(attn, new ConvPassAdapter(ctx.Config, this), ctx.State, dropPath: dp1));
+            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, new ConvPassAdapter(ctx.Config, this), ctx.State, dropPath: dp2));
         }
     }
 }

@@ -12,6 +12,8 @@ public sealed record HoulsbyOptions : PeftOptions
     /// <summary>Output scale s (adapter_scaler; the study's default 0.1).</summary>
     public double Scale { get; init; } = 0.1;
     public double Dropout { get; init; } = 0.1;
+    /// <summary>Drop-path masks of the adapter (drop_path_masks): independent as the study's block.py, or shared with the branch.</summary>
+    public DropPathMasks DropPathMasks { get; init; } = DropPathMasks.Independent;
 
     public static PeftMethod Info { get; } = new(
         Id: "rand_h_adapter", Name: "Houlsby adapter", OptionsType: typeof(HoulsbyOptions),
@@ -22,6 +24,7 @@ public sealed record HoulsbyOptions : PeftOptions
             new("adapter_bottleneck", nameof(Bottleneck), "bottleneck width r", new object[] { 4, 8, 16, 32 }),
             new("adapter_scaler", nameof(Scale), "output scale s", new object[] { 0.01, 0.1, 1, 10 }),
             new("adapter_dropout", nameof(Dropout), "dropout after the ReLU"),
+            new("drop_path_masks", nameof(DropPathMasks), "independent (the study's block.py: the adapter's own drop-path masks) or shared (one mask over branch + adapter)"),
         },
         Mergeable: false, IdentityAtInit: false);
 
@@ -36,12 +39,13 @@ public sealed record HoulsbyOptions : PeftOptions
 
     internal override void Attach(AttachContext ctx)
     {
+        bool own = DropPathMasks == DropPathMasks.Independent;
         int d = ctx.Config.EmbedDim;
         for (int i = 0; i < ctx.Depth; i++)
         {
             var block = ctx.Block(i);
-            ctx.Wrap(block, nameof(block.ls1), ls => new SequentialBranch(ls, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.Xavier), ctx.State));
-            ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.Xavier), ctx.State));
+            ctx.Wrap(block, nameof(block.ls1), ls => new SequentialBranch(ls, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.Xavier), ctx.State, own ? block.drop_path1 : null));
+            ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.Xavier), ctx.State, own ? block.drop_path2 : null));
         }
     }
 }

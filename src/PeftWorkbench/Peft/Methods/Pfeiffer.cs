@@ -11,6 +11,8 @@ public sealed record PfeifferOptions : PeftOptions
     /// <summary>Output scale s (adapter_scaler; the study's default 0.1).</summary>
     public double Scale { get; init; } = 0.1;
     public double Dropout { get; init; } = 0.1;
+    /// <summary>Drop-path masks of the adapter (drop_path_masks): independent as the study's block.py, or shared with the branch.</summary>
+    public DropPathMasks DropPathMasks { get; init; } = DropPathMasks.Independent;
 
     public static PeftMethod Info { get; } = new(
         Id: "lora_p_adapter", Name: "Pfeiffer adapter", OptionsType: typeof(PfeifferOptions),
@@ -21,6 +23,7 @@ public sealed record PfeifferOptions : PeftOptions
             new("adapter_bottleneck", nameof(Bottleneck), "bottleneck width r", new object[] { 4, 8, 16, 32, 64 }),
             new("adapter_scaler", nameof(Scale), "output scale s", new object[] { 0.01, 0.1, 1, 10 }),
             new("adapter_dropout", nameof(Dropout), "dropout after the ReLU"),
+            new("drop_path_masks", nameof(DropPathMasks), "independent (the study's block.py: the adapter's own drop-path masks) or shared (one mask over branch + adapter)"),
         },
         Mergeable: false, IdentityAtInit: true);
 
@@ -39,7 +42,8 @@ public sealed record PfeifferOptions : PeftOptions
         for (int i = 0; i < ctx.Depth; i++)
         {
             var block = ctx.Block(i);
-            ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.LoraXavier), ctx.State));
+            ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.LoraXavier), ctx.State,
+                DropPathMasks == DropPathMasks.Independent ? block.drop_path2 : null));
         }
     }
 }

@@ -27,7 +27,7 @@ public sealed record VptShallowOptions : PeftOptions
 
     public static PeftMethod Info { get; } = new(
         Id: "vpt_shallow", Name: "VPT-Shallow", OptionsType: typeof(VptShallowOptions),
-        Where: "n prompt tokens after the class token before block 0 (default: kept through all blocks, as the original VPT; vpt_shallow_mode=dropped_after_block0 for the study's code)",
+        Where: "n prompt tokens after the class token before block 0; kept through all blocks (the original VPT, the record's default) or dropped after block 0 (the study's code, what vpt_shallow means under the paper profile): vpt_shallow_mode",
         Init: "uniform(-v, v), v = sqrt(6 / (3 * patch^2 + dim)); prompt dropout 0.1",
         Options: new OptionSpec[]
         {

@@ -1,0 +1,282 @@
+using System.Globalization;
+using System.Text;
+using PeftWorkbench.Data;
+using PeftWorkbench.Peft;
+using PeftWorkbench.Training;
+
+namespace PeftWorkbench.Tuning;
+
+/// <summary>How selection breaks ties on val top-1.</summary>
+public enum TieBreak
+{
+    /// <summary>The study's: the last of the tied best in grid order (experiment/run.py:120, a stable sort's [-1]).</summary>
+    LastOfTiedInGridOrder,
+    /// <summary>Ours: fewer trainable parameters, then smaller lr, wd, drop path (a cheaper model wins a tie).</summary>
+    FewestParameters,
+}
+
+/// <summary>How a fresh classification head starts.</summary>
+public enum HeadInit
+{
+    /// <summary>The study's: a default nn.Linear (Kaiming-uniform a = sqrt 5, bias U(+-1/sqrt(fan_in))), from timm's reset_classifier.</summary>
+    LinearDefault,
+    /// <summary>timm's ViT init: truncated normal std 0.02, zero bias.</summary>
+    TruncNormal,
+}
+
+/// <summary>How the linear probe (only the head trains) runs.</summary>
+public enum LinearProbePath
+{
+    /// <summary>The study's: every batch through the frozen backbone in train mode (drop path draws masks: stochastic features).</summary>
+    BackboneInTrainMode,
+    /// <summary>Features computed once in eval mode and cached (about 10x faster; equal to the study's only without stochastic layers).</summary>
+    FeatureCache,
+}
+
+/// <summary>Which method grid a profile tunes over.</summary>
+public enum MethodGridPolicy
+{
+    /// <summary>The study's grid of every method (METHODS.md), crossed with lr x wd.</summary>
+    StudyGrid,
+    /// <summary>The method's default options only (the study's defaults), crossed with lr x wd.</summary>
+    MethodDefaults,
+}
+
+/// <summary>What a non-finite training loss does.</summary>
+public enum NanBatchPolicy
+{
+    /// <summary>Every profile: the trial stops and is recorded "diverged" (never selected). The study skips the batch and goes on.</summary>
+    MarkDiverged,
+}
+
+/// <summary>Pixel normalisation for processed VTAB-1K folders (the mini suite always uses its backbone's, mean = std = 0.5).</summary>
+public enum PixelNormalization
+{
+    /// <summary>The study's VTAB-1K code (normalized: False): pixels in [0, 1].</summary>
+    None,
+    /// <summary>mean = std = 0.5, what timm's ViT-B/16 (in21k augreg) was pre-trained with.</summary>
+    Half,
+    /// <summary>ImageNet mean/std.</summary>
+    ImageNet,
+}
+
+/// <summary>The many-shot recipe for one task: what the study's config for the dataset of its kind says.</summary>
+public sealed record ManyShotTaskRecipe(int WarmupEpochs, IReadOnlyList<double> WeightDecays, IReadOnlyList<double> DropPaths, ImageAugment Augment, string Source);
+
+/// <summary>
+/// Many-shot training (full training sets): budget, grids, validation share and augmentation, per task group.
+/// The study's configs: CIFAR-100 (natural), RESISC45 (specialised), Clevr (structured); the mini suite's
+/// many-shot tasks take the recipe of their group.
+/// </summary>
+public sealed record ManyShotRecipe
+{
+    public required int Epochs { get; init; }
+    public required IReadOnlyList<double> Lrs { get; init; }
+    /// <summary>Share held out for validation when the suite has no fixed split: the study's 20 % up to 1,000 images, 10 % above.</summary>
+    public Func<long, double> ValidationShare { get; init; } = n => n <= 1000 ? 0.2 : 0.1;
+    public required IReadOnlyDictionary<string, ManyShotTaskRecipe> ByGroup { get; init; }
+
+    public ManyShotTaskRecipe For(string group) =>
+        ByGroup.TryGetValue(group, out var r) ? r : ByGroup["natural"];
+}
+
+/// <summary>
+/// One profile: the budget, the grids, and every protocol choice where the study's code and a cleaner choice
+/// differ, as a named field. <see cref="Profiles"/> holds the table; nothing else branches on a profile's name.
+/// </summary>
+public sealed record Profile
+{
+    public required string Name { get; init; }
+    public required string Purpose { get; init; }
+    // Budget and grids (VTAB-1K).
+    public required int Epochs { get; init; }
+    public required int WarmupEpochs { get; init; }
+    public int BatchSize { get; init; } = 64;
+    public required ScheduleStepping Stepping { get; init; }
+    public required IReadOnlyList<double> Lrs { get; init; }
+    public required IReadOnlyList<double> WeightDecays { get; init; }
+    public IReadOnlyList<double> DropPaths { get; init; } = new[] { 0.1 };
+    public required MethodGridPolicy MethodGrid { get; init; }
+    /// <summary>Evaluate the final run on test every N epochs for the best-epoch figure (0 = last only).</summary>
+    public required int FinalEvalEvery { get; init; }
+    // Protocol choices.
+    public required PixelNormalization VtabNormalization { get; init; }
+    public required WeightDecayRule WeightDecay { get; init; }
+    public required TieBreak TieBreak { get; init; }
+    public required bool DropLast { get; init; }
+    public required HeadInit HeadInit { get; init; }
+    public required LinearProbePath LinearProbe { get; init; }
+    public required VptShallowMode VptShallow { get; init; }
+    public required DropPathMasks AdapterDropPath { get; init; }
+    public NanBatchPolicy NanBatch { get; init; } = NanBatchPolicy.MarkDiverged;
+    public required ManyShotRecipe ManyShot { get; init; }
+
+    /// <summary>The training options of a VTAB-1K trial under this profile (lr and wd come from the trial).</summary>
+    public TrainOptions Train => new()
+    {
+        Epochs = Epochs, WarmupEpochs = WarmupEpochs, BatchSize = BatchSize, Stepping = Stepping,
+        WeightDecayRule = WeightDecay, DropLast = DropLast,
+    };
+
+    public ProtocolOptions Vtab1k() => new()
+    {
+        Profile = Name, Train = Train, Lrs = Lrs, WeightDecays = WeightDecays, DropPaths = DropPaths,
+        FinalEvalEvery = FinalEvalEvery, TieBreak = TieBreak, LinearProbe = LinearProbe,
+    };
+
+    /// <summary>Many-shot options for a task of <paramref name="group"/> (natural, specialized, structured).</summary>
+    public ProtocolOptions ManyShotFor(string group)
+    {
+        var r = ManyShot.For(group);
+        return Vtab1k() with
+        {
+            Protocol = "manyshot", Train = Train with { Epochs = ManyShot.Epochs, WarmupEpochs = Math.Min(r.WarmupEpochs, ManyShot.Epochs), Augment = r.Augment },
+            Lrs = ManyShot.Lrs, WeightDecays = r.WeightDecays, DropPaths = r.DropPaths, ValidationShare = ManyShot.ValidationShare,
+        };
+    }
+
+    /// <summary>The method grid this profile tunes: the study's full grid or the method's defaults.</summary>
+    public IReadOnlyList<SortedDictionary<string, string>> Grid(string method)
+    {
+        var info = MethodRegistry.Get(method);
+        var points = MethodGrid == MethodGridPolicy.StudyGrid ? info.GridPoints().ToList() : new List<IReadOnlyDictionary<string, string>>();
+        if (points.Count == 0) points.Add(new Dictionary<string, string>());
+        return points.Select(p => new SortedDictionary<string, string>(p.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal)).ToList();
+    }
+
+    /// <summary>The normalisation a processed VTAB-1K folder is read with.</summary>
+    public Normalization? FolderNormalization => VtabNormalization switch
+    {
+        PixelNormalization.None => Normalization.None,
+        PixelNormalization.ImageNet => Normalization.ImageNet,
+        _ => Normalization.Half,
+    };
+}
+
+/// <summary>
+/// The profile table: smoke, default, mini-full, paper. paper = the study's code, quirks included
+/// (../shared/paper/STUDY-CODE.md, docs/fidelity.md); the others say per row what they do instead and why.
+/// </summary>
+public static class Profiles
+{
+    // The study's many-shot configs: default_cifar100/resisc/clevr.yml and lr_wd_*.yml (40 epochs, lr {5e-4, 1e-3}).
+    static readonly ManyShotRecipe StudyManyShot = new()
+    {
+        Epochs = 40, Lrs = new[] { 5e-4, 1e-3 },
+        ByGroup = new Dictionary<string, ManyShotTaskRecipe>
+        {
+            ["natural"] = new(4, new[] { 1e-4, 1e-3 }, new[] { 0.0, 0.1, 0.2 }, ImageAugment.CropFlip, "CIFAR-100: default_cifar100.yml, lr_wd_cifar.yml, cifar100.py:12-16"),
+            ["specialized"] = new(5, new[] { 1e-4, 1e-3 }, new[] { 0.0, 0.1, 0.2 }, ImageAugment.CropFlipVFlip, "RESISC45: default_resisc.yml, lr_wd_resisc.yml, resisc.py:24-30"),
+            ["structured"] = new(4, new[] { 1e-4 }, new[] { 0.0 }, ImageAugment.None, "Clevr: default_clevr.yml (drop path 0), lr_wd_clevr.yml (wd 1e-4), no augmentation"),
+        },
+    };
+
+    /// <summary>The study's protocol (VTAB-1K: 100 epochs, 10 warmup, the full grids; every quirk of its code).</summary>
+    public static Profile Paper { get; } = new()
+    {
+        Name = "paper", Purpose = "the study's code, quirks included (real ViT-B/16 and VTAB-1K; a GPU)",
+        Epochs = 100, WarmupEpochs = 10, Stepping = ScheduleStepping.TimmEpoch,
+        Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, MethodGrid = MethodGridPolicy.StudyGrid, FinalEvalEvery = 1,
+        VtabNormalization = PixelNormalization.None, WeightDecay = WeightDecayRule.EveryTunedTensor, TieBreak = TieBreak.LastOfTiedInGridOrder,
+        DropLast = true, HeadInit = HeadInit.LinearDefault, LinearProbe = LinearProbePath.BackboneInTrainMode,
+        VptShallow = VptShallowMode.DroppedAfterBlock0, AdapterDropPath = DropPathMasks.Independent, ManyShot = StudyManyShot,
+    };
+
+    /// <summary>
+    /// One method on one mini task in about 20 s on 2 cores. Takes the study's choices where they are the method's
+    /// definition or free (head init, adapter drop-path masks); keeps ours where the study's is a quirk or
+    /// does not fit a 5-epoch budget (see the row notes in <see cref="Rows"/>).
+    /// </summary>
+    public static Profile Default { get; } = new()
+    {
+        Name = "default", Purpose = "one method on one mini task in about 20 s on 2 cores (what a user runs first)",
+        Epochs = 5, WarmupEpochs = 1, Stepping = ScheduleStepping.PerStep,
+        Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4 }, MethodGrid = MethodGridPolicy.MethodDefaults, FinalEvalEvery = 0,
+        VtabNormalization = PixelNormalization.Half, WeightDecay = WeightDecayRule.TimmExemptions, TieBreak = TieBreak.FewestParameters,
+        DropLast = false, HeadInit = HeadInit.LinearDefault, LinearProbe = LinearProbePath.FeatureCache,
+        VptShallow = VptShallowMode.ThroughAllBlocks, AdapterDropPath = DropPathMasks.Independent,
+        ManyShot = StudyManyShot with
+        {
+            Epochs = 3, Lrs = new[] { 1e-3 },
+            ByGroup = StudyManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 1, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.1 } }),
+        },
+    };
+
+    /// <summary>The default's choices at the study's schedule shape (20 epochs, per-epoch cosine, lr x wd grid,
+    /// best-epoch test): isolates what the short default budget costs.</summary>
+    public static Profile MiniFull { get; } = Default with
+    {
+        Name = "mini-full", Purpose = "the default's choices with the study's schedule shape at mini scale (overnight sweeps)",
+        Epochs = 20, WarmupEpochs = 2, Stepping = ScheduleStepping.PerEpoch, WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
+        ManyShot = StudyManyShot with
+        {
+            Epochs = 10, ByGroup = StudyManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 1 }),
+        },
+    };
+
+    /// <summary>Seconds (what CI runs): the default's choices, 1 epoch, one lr.</summary>
+    public static Profile Smoke { get; } = Default with
+    {
+        Name = "smoke", Purpose = "seconds (what CI runs)", Epochs = 1, WarmupEpochs = 0, Lrs = new[] { 1e-2 },
+        ManyShot = Default.ManyShot with { Epochs = 1, ByGroup = Default.ManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 0 }) },
+    };
+
+    public static IReadOnlyList<Profile> All { get; } = new[] { Smoke, Default, MiniFull, Paper };
+    public static IReadOnlyList<string> Names { get; } = All.Select(p => p.Name).ToArray();
+
+    public static Profile Get(string name) =>
+        All.FirstOrDefault(p => p.Name == name)
+        ?? throw new ArgumentException($"Unknown profile '{name}'. Known profiles: {string.Join(", ", Names)}.", nameof(name));
+
+    /// <summary>The table's rows: what, the value per profile, and why the non-paper profiles differ.</summary>
+    public static IReadOnlyList<(string What, Func<Profile, string> Value, string Why)> Rows { get; } = new (string, Func<Profile, string>, string)[]
+    {
+        ("epochs (warmup)", p => $"{p.Epochs} ({p.WarmupEpochs})", "budget: a 2-core CPU"),
+        ("lr schedule stepping", p => p.Stepping switch
+            {
+                ScheduleStepping.TimmEpoch => "per epoch, epoch e at lr(e-1) (timm step(epoch) at the epoch's end)",
+                ScheduleStepping.PerEpoch => "per epoch, epoch e at lr(e)", _ => "per step",
+            }, "default: a whole warmup epoch at 1e-6 would waste a fifth of 5 epochs"),
+        ("lr grid", p => Join(p.Lrs), "budget"),
+        ("wd grid", p => Join(p.WeightDecays), "budget"),
+        ("method grid", p => p.MethodGrid == MethodGridPolicy.StudyGrid ? "the study's" : "method defaults", "budget: the study's grids are up to 20 points"),
+        ("best-epoch test", p => p.FinalEvalEvery switch { 0 => "no (best = last)", 1 => "every epoch", var n => $"every {n} epochs" }, "a test pass costs about a training epoch"),
+        ("VTAB-1K folder pixels", p => p.VtabNormalization switch
+            {
+                PixelNormalization.None => "[0, 1], no mean/std", PixelNormalization.ImageNet => "ImageNet mean/std", _ => "mean = std = 0.5",
+            }, "others: what ViT-B/16 was pre-trained with (the mini suite always uses its ViT's 0.5/0.5)"),
+        ("weight decay on", p => p.WeightDecay == WeightDecayRule.EveryTunedTensor ? "every tuned tensor" : "matrices only (timm's exemptions)",
+            "timm's rule keeps norms, biases and prompts from shrinking"),
+        ("selection tie-break", p => p.TieBreak == TieBreak.LastOfTiedInGridOrder ? "last of the tied best, grid order" : "fewest params, then smaller lr, wd",
+            "a tie should go to the cheaper model, not to the grid's order"),
+        ("last partial batch", p => p.DropLast ? "dropped" : "kept", "5 epochs of 800 images: keep every image"),
+        ("head init", p => p.HeadInit == HeadInit.LinearDefault ? "nn.Linear default" : "trunc normal 0.02", "same as the study"),
+        ("linear probe", p => p.LinearProbe == LinearProbePath.BackboneInTrainMode ? "backbone in train mode (drop path on)" : "cached eval-mode features",
+            "about 10x faster; the cache is used under every profile when the backbone has no stochastic layers"),
+        ("vpt_shallow means", p => OptionValues.Format(p.VptShallow), "the original VPT keeps its prompts; both stay selectable (vpt_shallow_mode)"),
+        ("adapter drop-path masks", p => OptionValues.Format(p.AdapterDropPath), "same as the study"),
+        ("NaN loss", _ => "trial marked diverged", "all profiles; the study skips the batch and goes on"),
+        ("many-shot epochs, lr", p => $"{p.ManyShot.Epochs}, {Join(p.ManyShot.Lrs)}", "budget"),
+        ("many-shot recipe (natural / specialized / structured)", p => string.Join(" / ", new[] { "natural", "specialized", "structured" }.Select(g =>
+            { var r = p.ManyShot.For(g); return $"warmup {r.WarmupEpochs}, wd {Join(r.WeightDecays)}, dp {Join(r.DropPaths)}, {OptionValues.Format(r.Augment)}"; })),
+            "budget: one grid point per task"),
+    };
+
+    static string Join(IEnumerable<double> xs)
+    {
+        var list = xs.Select(x => x == 0 || x >= 0.1 ? x.ToString("0.###", CultureInfo.InvariantCulture) : x.ToString("0e0", CultureInfo.InvariantCulture)).ToList();
+        return list.Count == 1 ? list[0] : "{" + string.Join(", ", list) + "}";
+    }
+
+    /// <summary>The table as Markdown (README's profiles table is this text; a test checks it).</summary>
+    public static string MarkdownTable()
+    {
+        var sb = new StringBuilder();
+        sb.Append("| | ").Append(string.Join(" | ", All.Select(p => $"`{p.Name}`"))).AppendLine(" | why the others differ from paper |");
+        sb.Append("|---|").Append(string.Concat(All.Select(_ => "---|"))).AppendLine("---|");
+        sb.Append("| purpose | ").Append(string.Join(" | ", All.Select(p => p.Purpose))).AppendLine(" | |");
+        foreach (var (what, value, why) in Rows)
+            sb.Append("| ").Append(what).Append(" | ").Append(string.Join(" | ", All.Select(value))).Append(" | ").Append(why).AppendLine(" |");
+        return sb.ToString();
+    }
+}

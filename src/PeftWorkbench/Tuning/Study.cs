@@ -1,0 +1,117 @@
+using PeftWorkbench.Checkpoints;
+using PeftWorkbench.Data;
+using PeftWorkbench.Training;
+using PeftWorkbench.Vit;
+using static TorchSharp.torch;
+
+namespace PeftWorkbench.Tuning;
+
+/// <summary>
+/// What <see cref="Study.Run"/> found: the tune trials in grid order, the selected one, the final trial, and the
+/// final trial's test logits and labels (owned: dispose the run, or leave it to the GC in a notebook).
+/// </summary>
+public sealed record StudyRun(string Task, string Method, Profile Profile, ProtocolOptions Options, string Store,
+    IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord Final, EvalResult? Test) : IDisposable
+{
+    public void Dispose() => Test?.Dispose();
+}
+
+/// <summary>
+/// The one call that runs the study's protocol for one method on one task, the same from a notebook, the CLI
+/// (`peft train` wraps it) and a sweep (whose trials go through the same <see cref="Protocol"/> steps):
+/// <c>using var run = Study.Run("mnist", "lora");</c>. It resolves the backbone once, checks the method and every
+/// hyperparameter key and value against it before any trial, then tunes, selects, retrains and tests.
+/// </summary>
+public static class Study
+{
+    /// <summary>The suites and backbone factories runs share (one factory per backbone + checkpoint: weights load once).</summary>
+    public static DefaultTrialEnvironment Environment { get; } = new();
+
+    /// <summary>--checkpoint values: "none" = random init; default for the mini suite: the shipped mini ViT.</summary>
+    public static string? CheckpointFor(string? given, string suite) =>
+        given is "none" ? null : given ?? (suite == "mini" ? "shipped:mini" : null);
+
+    /// <param name="task">A task of <paramref name="suite"/>.</param>
+    /// <param name="method">One of the study's 16 methods (or an alias).</param>
+    /// <param name="profile">smoke, default, mini-full or paper (Profiles.cs).</param>
+    /// <param name="hp">Method hyperparameters (the study's keys); given: this one point instead of the profile's method grid.</param>
+    /// <param name="store">A results store directory (resumable, shareable); null: a fresh temporary one (nothing reused).</param>
+    /// <param name="suite">"mini" (default), "toy", or "vtab:ROOT" (processed VTAB-1K folders).</param>
+    /// <param name="protocol">"vtab1k" or "manyshot" (the task's full training set, the profile's many-shot recipe).</param>
+    /// <param name="checkpoint">"shipped:NAME", a checkpoint path, "none" (random init); null: the suite's default.</param>
+    /// <param name="preset">Backbone preset when no checkpoint gives the shape.</param>
+    public static StudyRun Run(string task, string method, string profile = "default", IReadOnlyDictionary<string, string>? hp = null,
+        string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
+        bool bf16 = false, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default)
+    {
+        var p = Profiles.Get(profile);
+        if (protocol is not ("vtab1k" or "manyshot")) throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol));
+        var info = Peft.MethodRegistry.Get(method);
+        var ckpt = CheckpointFor(checkpoint, suite);
+        var backbone = PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset));
+        var grid = hp is null ? p.Grid(info.Id) : new[] { new SortedDictionary<string, string>(hp.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal) };
+        Protocol.ValidateGrid(info.Id, grid, backbone);
+
+        var manifest = new SweepManifest
+        {
+            Store = store ?? "", Suite = suite, Profile = p.Name, Protocol = protocol, Checkpoint = ckpt, Bf16 = bf16, Backbone = backbone, Trials = new(),
+        };
+        var storeDir = store ?? Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
+        var results = new ResultsStore(storeDir);
+        using var vtab = Environment.LoadTask(manifest, task);
+        var options = OptionsFor(manifest, vtab.Group);
+        var result = Protocol.Vtab1k(vtab, info.Id, grid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
+        return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final));
+    }
+
+    /// <summary>The options of a manifest's trials on a task of <paramref name="group"/>: the profile's VTAB-1K
+    /// options, or its many-shot recipe for the group; bf16 as the manifest says.</summary>
+    public static ProtocolOptions OptionsFor(SweepManifest manifest, string group)
+    {
+        var p = Profiles.Get(manifest.Profile);
+        var o = manifest.Protocol == "manyshot" ? p.ManyShotFor(group) : p.Vtab1k();
+        return o with { Train = o.Train with { Bf16 = manifest.Bf16 } };
+    }
+
+    /// <summary>The logits and labels a trial saved in <paramref name="store"/> (null when it saved none).</summary>
+    public static EvalResult? LoadPredictions(ResultsStore store, TrialRecord record)
+    {
+        if (record.Predictions is null) return null;
+        var file = SafetensorsFile.Open(Path.Combine(store.Dir, record.Predictions));
+        var logits = file.Read("logits");
+        var labels = file.Read("labels");
+        double top1 = labels.shape[0] == 0 ? 0 : logits.argmax(1).eq(labels).sum().item<long>() * 100.0 / labels.shape[0];
+        return new EvalResult(top1, logits, labels);
+    }
+
+    /// <summary>
+    /// A many-shot task: the suite's full training set, split into tune-train and validation by the suite's fixed
+    /// split files where it has them (train-many-train/-val), else by a seeded split of the profile's share (the
+    /// study's: 20 % up to 1,000 images, 10 % above); retrain on all of it, test on the test set.
+    /// </summary>
+    public static Vtab1kTask LoadManyShot(Suite suite, string task, ProtocolOptions options)
+    {
+        var info = suite.Info(task);
+        if (info.ManyShotTrain == 0)
+            throw new ArgumentException($"Task '{task}' of suite '{suite.Name}' has no many-shot training set. Tasks with one: " +
+                $"{string.Join(", ", suite.Tasks.Where(t => t.ManyShotTrain > 0).Select(t => t.Name).DefaultIfEmpty("none"))}.");
+        var parts = new List<ImageSet>();
+        try
+        {
+            parts.Add(suite.LoadSplit(task, Suite.ManyShotSplit));
+            parts.Add(suite.LoadSplit(task, "test"));
+            if (suite is VtabFolderSuite folder && folder.HasFixedManyShotSplit(task))
+            {
+                parts.Add(suite.LoadSplit(task, Suite.ManyShotSplit + "-train"));
+                parts.Add(suite.LoadSplit(task, Suite.ManyShotSplit + "-val"));
+            }
+            else
+            {
+                var (fit, val) = Protocol.ValidationSplit(parts[0], options.ValidationShare(parts[0].Count), options.Train.Seed);
+                parts.Add(fit); parts.Add(val);
+            }
+            return new Vtab1kTask(task, info.Group, parts[2], parts[3], parts[0], parts[1]);
+        }
+        catch { foreach (var s in parts) s.Dispose(); throw; }
+    }
+}

@@ -1,0 +1,77 @@
+using PeftWorkbench.Data;
+using PeftWorkbench.Tests.Data;
+using PeftWorkbench.Training;
+using PeftWorkbench.Tuning;
+using SkiaSharp;
+
+namespace PeftWorkbench.Tests.Tuning;
+
+/// <summary>Study.Run, the one run API, end to end on a tiny VTAB-1K-shaped folder.</summary>
+public class StudyRunTests
+{
+    /// <summary>root/eurosat with 3 / 1 / 4 / 2 PNGs (labels 0 and 3), as the processed VTAB-1K folders are laid out.</summary>
+    static string TinyVtab(TempDir dir)
+    {
+        var task = Path.Combine(dir.Path, "eurosat");
+        Directory.CreateDirectory(Path.Combine(task, "images"));
+        for (int i = 0; i < 6; i++)
+        {
+            using var bmp = new SKBitmap(12, 12);
+            bmp.Erase(i % 2 == 0 ? SKColors.Red : SKColors.Blue);
+            using var img = SKImage.FromBitmap(bmp);
+            using var data = img.Encode(SKEncodedImageFormat.Png, 100);
+            File.WriteAllBytes(Path.Combine(task, "images", $"{i}.png"), data.ToArray());
+        }
+        string L(int i) => $"images/{i}.png {(i % 2 == 0 ? 0 : 3)}";
+        File.WriteAllLines(Path.Combine(task, "train800.txt"), new[] { L(0), L(1), L(2) });
+        File.WriteAllLines(Path.Combine(task, "val200.txt"), new[] { L(3) });
+        File.WriteAllLines(Path.Combine(task, "train800val200.txt"), new[] { L(0), L(1), L(2), L(3) });
+        File.WriteAllLines(Path.Combine(task, "test.txt"), new[] { L(4), L(5) });
+        return dir.Path;
+    }
+
+    [Fact]
+    public void PaperProfileOnAVtabFolderFollowsTheStudysProtocol()
+    {
+        using var dir = new TempDir();
+        var root = TinyVtab(dir);
+        var store = Path.Combine(dir.Path, "store");
+        using var run = Study.Run("eurosat", "linear", "paper", store: store, suite: "vtab:" + root, checkpoint: "none", preset: "mini");
+
+        // The paper rows: the study's grid in its order, 100 epochs, timm stepping, wd on every tuned tensor,
+        // last-of-ties selection, drop_last, the probe through the backbone in train mode.
+        Assert.Equal(new[] { (1e-3, 1e-4), (1e-3, 1e-3), (1e-2, 1e-4), (1e-2, 1e-3) }, run.Tuning.Select(t => (t.Config.Lr, t.Config.WeightDecay)));
+        Assert.All(run.Tuning.Append(run.Final), t => Assert.Equal(("ok", 100), (t.Status, t.Epochs)));
+        Assert.Equal((ScheduleStepping.TimmEpoch, WeightDecayRule.EveryTunedTensor, true),
+            (run.Options.Train.Stepping, run.Options.Train.WeightDecayRule, run.Options.Train.DropLast));
+        Assert.Equal((TieBreak.LastOfTiedInGridOrder, LinearProbePath.BackboneInTrainMode), (run.Options.TieBreak, run.Options.LinearProbe));
+        double best = run.Tuning.Max(t => t.Top1Last!.Value);
+        Assert.Equal(run.Tuning.Last(t => t.Top1Last == best).Key, run.Selected!.Key);
+        Assert.Equal(run.Selected.Config.Lr, run.Final.Config.Lr);
+
+        // Pixels in [0, 1] (the study's normalized: False): a red image reads 1, 0, 0.
+        using (var task = Study.Environment.LoadTask(new SweepManifest
+        {
+            Store = store, Suite = "vtab:" + root, Profile = "paper", Backbone = PeftWorkbench.Vit.VitConfig.Preset("mini"), Trials = new(),
+        }, "eurosat"))
+            Assert.Equal(new[] { 1f, 0f, 0f }, task.Train800.Images[0, .., 0, 0].data<float>().ToArray());
+
+        // Every trial saved the predictions of its scored split (tune: val, final: test); the run hands back the test logits.
+        Assert.All(run.Tuning.Append(run.Final), t => Assert.True(File.Exists(Path.Combine(store, t.Predictions!))));
+        Assert.Equal(new long[] { 2, 10 }, run.Test!.Logits.shape);
+        var val = Study.LoadPredictions(new ResultsStore(store), run.Tuning[0])!;
+        using (val) Assert.Equal(new long[] { 1, 10 }, val.Logits.shape);
+    }
+
+    [Fact]
+    public void ATypoInAHyperparameterIsRefusedBeforeTheTaskLoads()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Study.Run("no-such-task", "lora", hp: new Dictionary<string, string> { ["lora_bottlenek"] = "4" }));
+        Assert.Contains("lora_bottlenek", e.Message);
+        Assert.Contains("lora_bottleneck", e.Message);
+        // Out of range for the backbone (the mini ViT is 128 wide).
+        e = Assert.Throws<ArgumentException>(() => Study.Run("no-such-task", "lora", hp: new Dictionary<string, string> { ["lora_bottleneck"] = "100000" }));
+        Assert.Contains("lora_bottleneck", e.Message);
+        Assert.Throws<ArgumentException>(() => Study.Run("mnist", "lora", profile: "fast"));
+    }
+}
