@@ -197,8 +197,8 @@ public static class Protocol
 
     /// <summary>
     /// Trains one trial and scores it: tune = train800 -> val200 at the last epoch; final = train800val200 -> test,
-    /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure, and its
-    /// test logits saved to the store. Divergence gives a "diverged" record; an exception an "error" record;
+    /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure. With a store,
+    /// the logits of the split a trial is scored on (tune: val, final: test) are saved there. Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
     /// A ViT whose only trainable part is its head trains through a <see cref="FeatureCache"/> (linear probing).
     /// </summary>
@@ -218,7 +218,8 @@ public static class Protocol
             using var built = factory(config, task.NumClasses);
             TrainHistory history;
             EvalResult? test = null;
-            Action<EvalResult>? keep = final && store is not null ? r => test = r : null;
+            // Both phases save what they are scored on (tune: val, final: test), so analysis can select ensembles on val.
+            Action<EvalResult>? keep = store is not null ? r => test = r : null;
             if (LinearProbeBackbone(built.Model) is { } vit)
             {
                 using var trainCache = FeatureCache.Build(vit, train, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
