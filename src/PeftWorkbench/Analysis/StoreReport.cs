@@ -108,7 +108,7 @@ public static class StoreReport
             w.Table($"{task}-least-confident-wrong", wrong3.ToDataFrame());
             w.Save($"{task}-identical-heatmap", Charts.Heatmap(identical, title: $"{task}: share of identical predictions (clustered)"));
             w.Save($"{task}-wrong-jaccard-heatmap", Charts.Heatmap(jaccard, title: $"{task}: Jaccard of wrong predictions (clustered)"));
-            w.Save($"{task}-venn3", Charts.Venn3(venn3, ConfidentSets.StudyCifar100, $"{task}: {venn3.What}; study's CIFAR-100 count in brackets"));
+            w.Save($"{task}-venn3", Charts.Venn3(venn3, ConfidentSets.StudyCifar100, $"{task}: {venn3.What}<br>(the study's CIFAR-100 count in brackets)"));
             w.Save($"{task}-upset4", Charts.UpSet(venn4, null, $"{task}: {venn4.What}"));
         }
         w.Table("ensembles", Ensembles.Table(ensembles));

@@ -54,11 +54,11 @@ public static class Charts
                 x = c.X + (i == 0 ? -0.9 : i == 1 ? 0.9 : 0), y = c.Y + (i == 2 ? -1.3 : 1.25),
                 text = study is null ? ours.Methods[i] : $"{ours.Methods[i]} ({study.Methods[i]})", showarrow = false, xref = "x", yref = "y",
             })).ToArray();
-        // Invisible marker traces give the legend one entry per set (shapes have none).
+        // Marker traces outside the axis ranges give the legend one entry per set (shapes have none).
         var legend = centres.Select((c, i) => (Trace)new Scatter
         {
-            x = new[] { c.X }, y = new[] { c.Y }, mode = "markers", name = ours.Methods[i],
-            marker = new Marker { color = colours[i].Replace("0.25", "1"), size = 1 },
+            x = new[] { 10.0 }, y = new[] { 10.0 }, mode = "markers", name = ours.Methods[i],
+            marker = new Marker { color = colours[i].Replace("0.25", "1"), size = 10 },
         }).ToList();
         var layout = Layout(title ?? ours.What + (study is null ? "" : "; (study)"), "", "");
         layout.shapes = shapes;
@@ -98,6 +98,7 @@ public static class Charts
         var full = new Scatter { x = x, y = rows.Select(r => r.FullGain).ToArray(), mode = "markers", name = "full fine-tuning",
             marker = new Marker { symbol = "square", size = 9, color = "royalblue" } };
         var layout = Layout(title ?? "Gain over linear probing per task (Figure 1a)", "task (grouped: natural, specialized, structured)", "top-1 gain over linear probe (points)");
+        layout.margin = new Margin { b = 190 }; // room for the group/task tick labels
         return Chart.Plot(new Trace[] { range, linear, full }, layout);
     }
 
