@@ -24,6 +24,7 @@ public static class Charts
         var z = Enumerable.Range(0, k).Select(i => Enumerable.Range(0, k).Select(j => double.IsNaN(m.Values[i, j]) ? (double?)null : m.Values[i, j]).ToArray()).ToArray();
         var trace = new Heatmap { z = z, x = m.Methods.ToArray(), y = m.Methods.ToArray(), name = m.Statistic, colorscale = "Viridis", showscale = true };
         var layout = Layout(title ?? $"{m.Statistic}{(cluster ? " (methods ordered by clustering)" : "")}", "method", "method");
+        layout.margin = new Margin { l = 140, b = 120 }; // room for method names such as rand_h_adapter
         return Chart.Plot(trace, layout);
     }
 
