@@ -16,6 +16,7 @@ root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(TrainCommand.CreateProfiles());
 foreach (var c in SweepCommand.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(ResultsCommand.Create());
+root.Subcommands.Add(AnalyzeCommand.Create());
 // TrainBenchCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.
 root.Subcommands.Add(TrainBenchCommand.Create());
 PeftCommand.AddTo(root);

@@ -76,7 +76,7 @@ public sealed record TrialRecord
     public long TrainableParams { get; init; }
     public double WallSeconds { get; init; }
     public double ImagesPerSecond { get; init; }
-    /// <summary>Test logits and labels (final trials), relative to the store directory.</summary>
+    /// <summary>Logits and labels of the scored split (tune: val, final: test), relative to the store directory.</summary>
     public string? Predictions { get; init; }
     public string Host { get; init; } = Environment.MachineName;
     public int Pid { get; init; } = Environment.ProcessId;

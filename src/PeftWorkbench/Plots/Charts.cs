@@ -1,0 +1,200 @@
+using System.Text;
+using PeftWorkbench.Analysis;
+using XPlot.Plotly;
+
+namespace PeftWorkbench.Plots;
+
+/// <summary>
+/// The analysis charts (XPlot.Plotly 4.1, plotly.js 1.58): each has a title, axis labels and a legend, and
+/// <see cref="SaveHtml"/> writes any chart as a standalone page that renders offline (plotly.js inline).
+/// </summary>
+public static class Charts
+{
+    static Layout.Layout Layout(string title, string x, string y, bool legend = true) => new()
+    {
+        title = title, xaxis = new Xaxis { title = x }, yaxis = new Yaxis { title = y }, showlegend = legend,
+    };
+
+    /// <summary>A method-by-method statistic as a heatmap; methods in hierarchical-clustering order unless told not to.</summary>
+    public static PlotlyChart Heatmap(MethodMatrix matrix, bool cluster = true, string? title = null)
+    {
+        var m = cluster ? Agreement.Clustered(matrix) : matrix;
+        int k = m.Methods.Count;
+        // plotly draws row 0 at the bottom: z[i] is the row for y[i].
+        var z = Enumerable.Range(0, k).Select(i => Enumerable.Range(0, k).Select(j => double.IsNaN(m.Values[i, j]) ? (double?)null : m.Values[i, j]).ToArray()).ToArray();
+        var trace = new Heatmap { z = z, x = m.Methods.ToArray(), y = m.Methods.ToArray(), name = m.Statistic, colorscale = "Viridis", showscale = true };
+        var layout = Layout(title ?? $"{m.Statistic}{(cluster ? " (methods ordered by clustering)" : "")}", "method", "method");
+        layout.margin = new Margin { l = 140, b = 120 }; // room for method names such as rand_h_adapter
+        return Chart.Plot(trace, layout);
+    }
+
+    /// <summary>
+    /// A three-set Venn diagram drawn with circle shapes and count annotations: ours in each region and, when
+    /// <paramref name="study"/> is given, the study's count for the same region in brackets.
+    /// </summary>
+    public static PlotlyChart Venn3(VennCounts ours, VennCounts? study = null, string? title = null)
+    {
+        if (ours.Methods.Count != 3) throw new ArgumentException($"Venn3 draws 3 sets; this one has {ours.Methods.Count} (use UpSet for 4).");
+        (double X, double Y)[] centres = { (-0.6, 0.35), (0.6, 0.35), (0, -0.65) };
+        string[] colours = { "rgba(220,50,50,0.25)", "rgba(50,90,220,0.25)", "rgba(40,160,60,0.25)" };
+        const double r = 1.1;
+        var shapes = centres.Select((c, i) => new Shape
+        {
+            type = "circle", xref = "x", yref = "y", x0 = c.X - r, y0 = c.Y - r, x1 = c.X + r, y1 = c.Y + r,
+            fillcolor = colours[i], line = new Line { color = colours[i].Replace("0.25", "1") },
+        }).ToArray();
+        // Where each region's label sits.
+        var spot = new Dictionary<int, (double, double)>
+        {
+            [1] = (-1.15, 0.75), [2] = (1.15, 0.75), [4] = (0, -1.3), [3] = (0, 0.85), [5] = (-0.75, -0.35), [6] = (0.75, -0.35), [7] = (0, 0.05),
+        };
+        string Label(int mask) => study is null ? $"{ours[mask]}" : $"{ours[mask]}<br>({study[mask]})";
+        var notes = spot.Select(kv => new Annotation { x = kv.Value.Item1, y = kv.Value.Item2, text = Label(kv.Key), showarrow = false, xref = "x", yref = "y" })
+            .Concat(centres.Select((c, i) => new Annotation
+            {
+                x = c.X + (i == 0 ? -0.9 : i == 1 ? 0.9 : 0), y = c.Y + (i == 2 ? -1.3 : 1.25),
+                text = study is null ? ours.Methods[i] : $"{ours.Methods[i]} ({study.Methods[i]})", showarrow = false, xref = "x", yref = "y",
+            })).ToArray();
+        // Marker traces outside the axis ranges give the legend one entry per set (shapes have none).
+        var legend = centres.Select((c, i) => (Trace)new Scatter
+        {
+            x = new[] { 10.0 }, y = new[] { 10.0 }, mode = "markers", name = ours.Methods[i],
+            marker = new Marker { color = colours[i].Replace("0.25", "1"), size = 10 },
+        }).ToList();
+        var layout = Layout(title ?? ours.What + (study is null ? "" : "; (study)"), "", "");
+        layout.shapes = shapes;
+        layout.annotations = notes;
+        layout.width = 640; layout.height = 600;
+        layout.xaxis = new Xaxis { title = "ours (study's count in brackets)", range = new[] { -2.2, 2.2 }, showgrid = false, zeroline = false, showticklabels = false };
+        layout.yaxis = new Yaxis { title = "", range = new[] { -2.0, 2.0 }, showgrid = false, zeroline = false, showticklabels = false };
+        return Chart.Plot(legend, layout);
+    }
+
+    /// <summary>UpSet-style bars: one bar per region (any number of sets), ours and, if given, the study's share of K.</summary>
+    public static PlotlyChart UpSet(VennCounts ours, VennCounts? study = null, string? title = null)
+    {
+        var regions = ours.Masks.Select(ours.RegionName).ToArray();
+        var traces = new List<Trace> { new Bar { x = regions, y = ours.Masks.Select(m => ours[m]).ToArray(), name = $"ours (K = {ours.K})" } };
+        if (study is not null && study.Methods.Count == ours.Methods.Count)
+            traces.Add(new Bar { x = regions, y = ours.Masks.Select(m => (double)study[m] * ours.K / study.K).ToArray(), name = $"study, scaled to K = {ours.K}" });
+        var layout = Layout(title ?? ours.What, "region (samples in exactly these sets)", "samples");
+        layout.barmode = "group";
+        return Chart.Plot(traces, layout);
+    }
+
+    /// <summary>The study's Figure 1a: linear probe at 0 (cross), full FT (square), PEFT range (vertical line), tasks grouped.</summary>
+    public static PlotlyChart GainOverLinear(IReadOnlyList<Score> scores, string? title = null)
+    {
+        var rows = Analysis.GainOverLinear.Rows(scores);
+        var x = rows.Select(r => $"{r.Group}/{r.Task}").ToArray();
+        var range = new Scatter
+        {
+            x = x.SelectMany(t => new object?[] { t, t, null }).ToArray(),
+            y = rows.SelectMany(r => new object?[] { r.PeftMinGain, r.PeftMaxGain, null }).ToArray(),
+            mode = "lines+markers", name = "PEFT methods (least to most accurate)", line = new Line { color = "crimson", width = 4 },
+            marker = new Marker { color = "crimson", symbol = "line-ew", size = 10 },
+        };
+        var linear = new Scatter { x = x, y = rows.Select(_ => 0.0).ToArray(), mode = "markers", name = "linear probe",
+            marker = new Marker { symbol = "x", size = 10, color = "black" } };
+        var full = new Scatter { x = x, y = rows.Select(r => r.FullGain).ToArray(), mode = "markers", name = "full fine-tuning",
+            marker = new Marker { symbol = "square", size = 9, color = "royalblue" } };
+        var layout = Layout(title ?? "Gain over linear probing per task (Figure 1a)", "task (grouped: natural, specialized, structured)", "top-1 gain over linear probe (points)");
+        layout.margin = new Margin { b = 190 }; // room for the group/task tick labels
+        return Chart.Plot(new Trace[] { range, linear, full }, layout);
+    }
+
+    /// <summary>Mean rank per method (bars), from <see cref="Ranks.MeanRank"/>'s inputs.</summary>
+    public static PlotlyChart MeanRank(IReadOnlyList<Score> scores, string? title = null)
+    {
+        var table = Ranks.RankAll(scores).GroupBy(r => r.S.Method).Select(g => (g.Key, g.Average(x => (double)x.Rank))).OrderBy(t => t.Item2).ToList();
+        var bar = new Bar { x = table.Select(t => t.Key).ToArray(), y = table.Select(t => t.Item2).ToArray(), name = "mean rank over tasks" };
+        return Chart.Plot(bar, Layout(title ?? "Mean rank by test top-1 (1 = best)", "method", "mean rank"));
+    }
+
+    /// <summary>Per task: the best single member's test top-1 beside each rule's greedy ensemble.</summary>
+    public static PlotlyChart EnsembleGains(IReadOnlyList<EnsembleResult> results, string? title = null)
+    {
+        var tasks = results.Select(r => r.Task).Distinct().ToArray();
+        var traces = new List<Trace>
+        {
+            new Bar { x = tasks, y = tasks.Select(t => results.Where(r => r.Task == t).Max(r => r.BestMemberTest)).ToArray(), name = "best single member" },
+        };
+        foreach (var rule in results.Select(r => r.Rule).Distinct())
+            traces.Add(new Bar { x = tasks, y = tasks.Select(t => results.FirstOrDefault(r => r.Task == t && r.Rule == rule)?.TestTop1 ?? double.NaN).ToArray(),
+                name = $"greedy ensemble, {rule}" });
+        var layout = Layout(title ?? "Ensembles chosen on val, scored on test", "task", "test top-1 (%)");
+        layout.barmode = "group";
+        return Chart.Plot(traces, layout);
+    }
+
+    /// <summary>Side-by-side bars of ours and the paper's number per row of a table with columns label, ours, paper.</summary>
+    public static PlotlyChart Beside(IReadOnlyList<string> labels, IReadOnlyList<double> ours, IReadOnlyList<double> paper, string title, string xTitle, string yTitle)
+    {
+        var traces = new Trace[]
+        {
+            new Bar { x = labels.ToArray(), y = ours.ToArray(), name = "ours" },
+            new Bar { x = labels.ToArray(), y = paper.ToArray(), name = "paper" },
+        };
+        var layout = Layout(title, xTitle, yTitle);
+        layout.barmode = "group";
+        return Chart.Plot(traces, layout);
+    }
+
+    /// <summary>Group means of ours and the paper's per method (from <see cref="Paper.Beside"/>), for one group ("all" = every task).</summary>
+    public static PlotlyChart BesidePaper(IReadOnlyList<Score> ours, string group = "all", string metric = "last")
+    {
+        var df = Paper.Beside(ours, metric);
+        var rows = Enumerable.Range(0, (int)df.Rows.Count).Where(i => (string)df["group"][i] == group).ToList();
+        return Beside(rows.Select(i => (string)df["method"][i]).ToList(), rows.Select(i => (double)df["ours"][i]).ToList(), rows.Select(i => (double)df["paper"][i]).ToList(),
+            $"Mean test top-1 per method, {group} tasks: ours (mini suite) beside the paper (VTAB-1K)", "method", "mean top-1 (%)");
+    }
+
+    /// <summary>The study's Figure 1c: target accuracy (x) against mean shift accuracy (y): zero-shot point, each
+    /// method's fine-tuned point (star) and its WiSE curve.</summary>
+    public static PlotlyChart Robustness(IReadOnlyList<WiseCurve> curves, string? title = null)
+    {
+        var traces = new List<Trace>();
+        foreach (var c in curves)
+            traces.Add(new Scatter
+            {
+                x = c.Points.Select(p => p.Target).ToArray(), y = c.Points.Select(p => p.MeanShift).ToArray(), mode = "lines+markers",
+                name = $"{c.Method} WiSE (alpha 0..1)", text = c.Points.Select(p => $"alpha {p.Alpha:0.0#}").ToArray(),
+            });
+        traces.Add(new Scatter
+        {
+            x = curves.Select(c => c.Points[^1].Target).ToArray(), y = curves.Select(c => c.Points[^1].MeanShift).ToArray(), mode = "markers",
+            name = "fine-tuned (alpha 1)", text = curves.Select(c => c.Method).ToArray(), marker = new Marker { symbol = "star", size = 14 },
+        });
+        if (curves.Count > 0 && curves[0].Points[0].Alpha == 0)
+            traces.Add(new Scatter
+            {
+                x = new[] { curves[0].Points[0].Target }, y = new[] { curves[0].Points[0].MeanShift }, mode = "markers", name = "zero-shot (alpha 0)",
+                marker = new Marker { symbol = "diamond", size = 14, color = "black" },
+            });
+        return Chart.Plot(traces, Layout(title ?? "Target vs. distribution-shift accuracy (Figure 1c)", "target test top-1 (%)", "mean top-1 over shift sets (%)"));
+    }
+
+    /// <summary>The paper's CLIP WiSE curves (Figure 1c's data): fs-imagenet (x) against the mean of the four shifts (y).</summary>
+    public static PlotlyChart PaperRobustness() => Robustness(Wise.PaperCurves(), "The paper's CLIP ViT-B/16 WiSE curves (ImageNet 100-shot vs. mean of 4 shifts)");
+
+    /// <summary>A standalone page: plotly.js inline (offline; see <see cref="PlotlyJs"/>), then the chart.</summary>
+    public static string StandaloneHtml(PlotlyChart chart, string? title = null)
+    {
+        var sb = new StringBuilder();
+        sb.Append("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>")
+          .Append(System.Net.WebUtility.HtmlEncode(title ?? "PeftWorkbench chart")).Append("</title>\n")
+          .Append(PlotlyJs.ScriptTags()).Append("</head><body>\n").Append(chart.GetInlineHtml()).Append("\n</body></html>\n");
+        return sb.ToString();
+    }
+
+    /// <summary>Writes <see cref="StandaloneHtml"/> to <paramref name="path"/> (atomically) and returns the path.</summary>
+    public static string SaveHtml(this PlotlyChart chart, string path, string? title = null)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var tmp = full + $".{Environment.ProcessId}.tmp";
+        File.WriteAllText(tmp, StandaloneHtml(chart, title));
+        File.Move(tmp, full, overwrite: true);
+        return full;
+    }
+}

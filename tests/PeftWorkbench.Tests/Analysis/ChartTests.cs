@@ -1,0 +1,96 @@
+using System.Text.RegularExpressions;
+using Newtonsoft.Json.Linq;
+using PeftWorkbench.Analysis;
+using PeftWorkbench.Plots;
+using PeftWorkbench.Tests.Data;
+using XPlot.Plotly;
+
+namespace PeftWorkbench.Tests.Analysis;
+
+public class ChartTests
+{
+    /// <summary>The traces and layout a chart hands plotly.js.</summary>
+    static (JArray Data, JObject Layout) Spec(PlotlyChart chart)
+    {
+        var js = chart.GetInlineJS();
+        var m = Regex.Match(js, @"var data = (.*?);\s*var layout = (.*?);\s*Plotly", RegexOptions.Singleline);
+        Assert.True(m.Success, js.Length > 2000 ? js[..2000] : js);
+        return (JArray.Parse(m.Groups[1].Value), JObject.Parse(m.Groups[2].Value));
+    }
+
+    static void Labelled(JObject layout, string titlePart, string x, string y)
+    {
+        Assert.Contains(titlePart, (string)layout["title"]!);
+        Assert.Equal(x, (string)layout["xaxis"]!["title"]!);
+        Assert.Equal(y, (string)layout["yaxis"]!["title"]!);
+        Assert.True((bool)layout["showlegend"]!);
+    }
+
+    static string[] Types(JArray data) => data.Select(t => (string)t["type"]!).ToArray();
+
+    [Fact]
+    public void Heatmap_is_clustered_and_labelled()
+    {
+        var (data, layout) = Spec(Charts.Heatmap(Agreement.Identical(Hand.Three())));
+        Assert.Equal(new[] { "heatmap" }, Types(data));
+        Labelled(layout, "identical predictions", "method", "method");
+        Assert.Equal(3, data[0]["x"]!.Count());
+    }
+
+    [Fact]
+    public void Venn_draws_three_circles_with_ours_and_the_study_counts()
+    {
+        var ours = new VennCounts("ours", new[] { "lora", "rand_h_adapter", "ssf" }, new Dictionary<int, int> { [1] = 11, [7] = 77 }, 100);
+        var (data, layout) = Spec(Charts.Venn3(ours, ConfidentSets.StudyCifar100));
+        Assert.Equal(3, layout["shapes"]!.Count(s => (string)s["type"]! == "circle"));
+        var texts = layout["annotations"]!.Select(a => (string)a["text"]!).ToList();
+        Assert.Contains("11<br>(1634)", texts);
+        Assert.Contains("77<br>(1425)", texts);
+        Assert.Equal(new[] { "lora", "rand_h_adapter", "ssf" }, data.Select(t => (string)t["name"]!));
+        Assert.Contains("ours", (string)layout["title"]!);
+        var (bars, barLayout) = Spec(Charts.UpSet(ours, null));
+        Assert.Equal(new[] { "bar" }, Types(bars));
+        Labelled(barLayout, "ours", "region (samples in exactly these sets)", "samples");
+    }
+
+    [Fact]
+    public void Figure_1a_has_a_range_a_cross_and_a_square()
+    {
+        var (data, layout) = Spec(Charts.GainOverLinear(Paper.Vtab1kScores()));
+        Assert.Equal(new[] { "scatter", "scatter", "scatter" }, Types(data));
+        Assert.Equal(new[] { "PEFT methods (least to most accurate)", "linear probe", "full fine-tuning" }, data.Select(t => (string)t["name"]!));
+        Assert.Equal("x", (string)data[1]["marker"]!["symbol"]!);
+        Assert.Equal("square", (string)data[2]["marker"]!["symbol"]!);
+        Assert.Equal(19 * 3, data[0]["x"]!.Count());
+        Labelled(layout, "Figure 1a", "task (grouped: natural, specialized, structured)", "top-1 gain over linear probe (points)");
+    }
+
+    [Fact]
+    public void Robustness_and_paper_bars_are_labelled()
+    {
+        var (data, layout) = Spec(Charts.PaperRobustness());
+        Assert.All(Types(data), t => Assert.Equal("scatter", t));
+        Assert.Contains("zero-shot (alpha 0)", data.Select(t => (string)t["name"]!));
+        Labelled(layout, "WiSE", "target test top-1 (%)", "mean top-1 over shift sets (%)");
+        var (bars, barLayout) = Spec(Charts.BesidePaper(new[] { new Score("mnist", "natural", "lora", 90) }));
+        Assert.Equal(new[] { "bar", "bar" }, Types(bars));
+        Assert.Equal(new[] { "ours", "paper" }, bars.Select(t => (string)t["name"]!));
+        Labelled(barLayout, "ours", "method", "mean top-1 (%)");
+        var ens = new[] { new EnsembleResult("t", "g", EnsembleRule.LogitMean, new[] { "a", "b" }, 80, 81, "a", 79) };
+        var (eb, el) = Spec(Charts.EnsembleGains(ens));
+        Assert.Equal(new[] { "best single member", "greedy ensemble, LogitMean" }, eb.Select(t => (string)t["name"]!));
+        Labelled(el, "Ensembles", "task", "test top-1 (%)");
+    }
+
+    [Fact]
+    public void Html_is_standalone_and_offline_when_plotly_js_is_installed()
+    {
+        using var dir = new TempDir();
+        var path = Charts.Heatmap(Agreement.Identical(Hand.Three())).SaveHtml(dir.File("h.html"));
+        var html = File.ReadAllText(path);
+        Assert.Contains("Plotly.newPlot", html);
+        if (PlotlyJs.Locate() is null) return; // CI without the npm package: the page falls back to the CDN (warned)
+        Assert.DoesNotContain("src=\"https://", html); // plotly.js itself mentions its CDN in a default, so look for script sources
+        Assert.Contains(PlotlyJs.Marker, html);
+    }
+}
