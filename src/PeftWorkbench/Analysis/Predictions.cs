@@ -169,8 +169,13 @@ public sealed class Predictions
         {
             var mine = finals.Where(r => r.Config.Method == method).ToList();
             if (mine.Count == 0)
-                throw new ArgumentException($"Results store {storeDir}: method '{method}' has no successful final trial on task '{task}'. " +
-                    $"Methods there: {string.Join(", ", finals.Select(r => r.Config.Method).Distinct())}.");
+            {
+                // The store skips a record whose predictions file is gone (or that is otherwise invalid): name it.
+                var skipped = new ResultsStore(storeDir).Read().Invalid.Where(l => l.Reason.Contains($"/{task}/{method}/final/", StringComparison.Ordinal))
+                    .Select(l => $" Line {l.Line} of {Path.Combine(storeDir, "trials.jsonl")} was skipped: {l.Reason}.");
+                throw new ArgumentException($"Results store {storeDir}: method '{method}' on task '{task}' has no successful final trial." +
+                    string.Concat(skipped) + $" Methods there: {string.Join(", ", finals.Select(r => r.Config.Method).Distinct())}.");
+            }
             if (mine.Count > 1)
                 throw new ArgumentException($"Results store {storeDir}: method '{method}' on task '{task}' has {mine.Count} finals " +
                     $"(profiles {string.Join(", ", mine.Select(r => r.Config.Profile))}): pass profile to pick one.");
@@ -209,7 +214,7 @@ public sealed class Predictions
         var (method, task) = (record.Config.Method, record.Config.Task);
         if (record.Predictions is null)
             throw new ArgumentException($"Results store {storeDir}: method '{method}' on task '{task}' ({split}) saved no predictions " +
-                $"(trial {record.Key} in {Path.Combine(storeDir, "trials.jsonl")}; tune trials save val logits since the BRIEF contract: rerun them).");
+                $"(trial {record.Key} in {Path.Combine(storeDir, "trials.jsonl")}; tune trials recorded before tune trials saved their val logits: rerun them).");
         var path = Path.Combine(storeDir, record.Predictions);
         if (!File.Exists(path))
             throw new FileNotFoundException($"Results store {storeDir}: method '{method}' on task '{task}' ({split}): predictions file {path} is missing.", path);
