@@ -23,9 +23,12 @@ static class Cli
         (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
 
     /// <summary>Starts this same CLI (dotnet + dll, or the apphost) with <paramref name="args"/>.</summary>
-    public static Process StartSelf(params string[] args)
+    public static Process StartSelf(params string[] args) => StartSelf(false, args);
+
+    /// <summary>As above; with <paramref name="captureOutput"/> the child's stdout and stderr come back through the Process.</summary>
+    public static Process StartSelf(bool captureOutput, params string[] args)
     {
-        var psi = new ProcessStartInfo { UseShellExecute = false };
+        var psi = new ProcessStartInfo { UseShellExecute = false, RedirectStandardOutput = captureOutput, RedirectStandardError = captureOutput };
         var exe = System.Environment.ProcessPath!;
         psi.FileName = exe;
         if (Path.GetFileNameWithoutExtension(exe) == "dotnet") psi.ArgumentList.Add(typeof(Cli).Assembly.Location);
