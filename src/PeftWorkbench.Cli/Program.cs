@@ -20,6 +20,7 @@ root.Subcommands.Add(AnalyzeCommand.Create());
 // TrainBenchCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.
 root.Subcommands.Add(TrainBenchCommand.Create());
 PeftCommand.AddTo(root);
+IoBenchCommand.AddTo(root);
 // `peft bench` itself: TorchSharp against the PyTorch reference (its subcommands stay).
 BenchCompare.AddTo(root);
 return root.Parse(args).Invoke();

@@ -7,8 +7,43 @@ namespace PeftWorkbench.Cli.Commands;
 public static class CheckpointCommand
 {
     /// <summary>Adds `load` to the `vit` command group of <paramref name="root"/>.</summary>
-    public static void AddTo(RootCommand root) =>
-        root.Subcommands.First(c => c.Name == "vit").Subcommands.Add(Create());
+    public static void AddTo(RootCommand root)
+    {
+        var vit = root.Subcommands.First(c => c.Name == "vit");
+        vit.Subcommands.Add(Create());
+        vit.Subcommands.Add(CreateExport());
+    }
+
+    /// <summary>`peft vit export`: a checkpoint (any format `load` reads) rewritten with timm names for PyTorch users.</summary>
+    public static Command CreateExport()
+    {
+        var preset = new Option<string>("--preset") { Description = "Preset name: " + string.Join(", ", VitConfig.Presets.Keys), Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Weights to export (.safetensors, Google .npz, .pth/.bin/.pt).", Required = true };
+        var output = new Option<string>("--out") { Description = "File to write.", Required = true };
+        var format = new Option<string?>("--format") { Description = "pth (torch.load(path, weights_only=True)) or safetensors; default: by the --out extension." };
+        format.AcceptOnlyFromAmong("pth", "safetensors");
+        var classes = new Option<int?>("--classes") { Description = "Head size (default: the preset's)." };
+        var cmd = new Command("export", "Write a checkpoint as a timm-named state dict for PyTorch (.pth or safetensors).") { preset, checkpoint, output, format, classes };
+        cmd.SetAction(r =>
+        {
+            try
+            {
+                var config = VitConfig.Preset(r.GetValue(preset)!);
+                if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
+                string outPath = r.GetValue(output)!;
+                var report = VitWeights.Export(config, Resolve(r.GetValue(checkpoint)!), outPath, r.GetValue(format));
+                Console.WriteLine(report);
+                Console.WriteLine($"  wrote {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
+                return 0;
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or KeyNotFoundException or NotSupportedException or ArgumentException)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 1;
+            }
+        });
+        return cmd;
+    }
 
     public static Command Create()
     {

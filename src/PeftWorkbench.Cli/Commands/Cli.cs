@@ -38,10 +38,13 @@ static class Cli
     }
 
     /// <summary>Starts this same CLI (dotnet + dll, or the apphost) with <paramref name="args"/>.</summary>
-    public static Process StartSelf(params string[] args)
+    public static Process StartSelf(params string[] args) => StartSelf(false, args);
+
+    /// <summary>As above; with <paramref name="captureOutput"/> the child's stdout and stderr come back through the Process.</summary>
+    public static Process StartSelf(bool captureOutput, params string[] args)
     {
         var self = SelfCommand();
-        var psi = new ProcessStartInfo { UseShellExecute = false, FileName = self[0] };
+        var psi = new ProcessStartInfo { UseShellExecute = false, FileName = self[0], RedirectStandardOutput = captureOutput, RedirectStandardError = captureOutput };
         foreach (var a in self.Skip(1).Concat(args)) psi.ArgumentList.Add(a);
         return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {self[0]}");
     }

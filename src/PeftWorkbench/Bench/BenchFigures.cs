@@ -83,6 +83,14 @@ public static class ProcessMemory
     public static long Rss() => ProcStatus("VmRSS:");
     public static long PeakRss() => ProcStatus("VmHWM:");
 
+    /// <summary>Resets the peak (VmHWM) to the current RSS, so a later <see cref="PeakRss"/> covers only what
+    /// follows (Linux's /proc/self/clear_refs "5"); false where that is not possible.</summary>
+    public static bool ResetPeak()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     static long ProcStatus(string field)
     {
         if (!File.Exists("/proc/self/status")) return field == "VmHWM:" ? System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 : Environment.WorkingSet;

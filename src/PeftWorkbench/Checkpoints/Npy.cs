@@ -211,6 +211,44 @@ public static class Npy
     }
 }
 
+/// <summary>Writes .npz archives as numpy.savez does (stored .npy entries, C order, little-endian), streaming
+/// each array from its tensor's memory; written whole or not at all.</summary>
+public static class NpzWriter
+{
+    static readonly Dictionary<ScalarType, string> Descr = new()
+    {
+        [ScalarType.Float16] = "<f2", [ScalarType.Float32] = "<f4", [ScalarType.Float64] = "<f8", [ScalarType.Int8] = "|i1",
+        [ScalarType.Int16] = "<i2", [ScalarType.Int32] = "<i4", [ScalarType.Int64] = "<i8", [ScalarType.Byte] = "|u1", [ScalarType.Bool] = "|b1",
+    };
+
+    public static void Write(string path, IReadOnlyDictionary<string, Tensor> arrays)
+    {
+        foreach (var (k, t) in arrays)
+            if (!Descr.ContainsKey(t.dtype)) throw new NotSupportedException($"{path}: array '{k}' has dtype {t.dtype}, which .npy (as written here) does not support");
+        AtomicFile.Write(path, fs =>
+        {
+            using var zip = new ZipArchive(fs, ZipArchiveMode.Create, leaveOpen: true);
+            foreach (var (key, tensor) in arrays)
+            {
+                var shape = tensor.shape.Length == 1 ? $"{tensor.shape[0]}," : string.Join(", ", tensor.shape);
+                var dict = $"{{'descr': '{Descr[tensor.dtype]}', 'fortran_order': False, 'shape': ({shape}), }}";
+                // Version 1.0 header padded with spaces to a multiple of 64 bytes, ending in a newline.
+                int total = (10 + dict.Length + 1 + 63) / 64 * 64;
+                var header = dict.PadRight(total - 10 - 1) + "\n";
+                var entry = zip.CreateEntry(key + ".npy", CompressionLevel.NoCompression);
+                using var s = entry.Open();
+                s.Write(new byte[] { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0 });
+                s.Write(BitConverter.GetBytes((ushort)header.Length));
+                s.Write(Encoding.Latin1.GetBytes(header));
+                using var detached = tensor.detach();
+                using var cpu = detached.cpu();
+                using var dense = cpu.contiguous();
+                TensorBytes.Write(s, dense);
+            }
+        });
+    }
+}
+
 /// <summary>
 /// A numpy .npz archive: a zip of .npy files (stored or deflated), keys being the entry names without ".npy".
 /// Arrays are read one at a time on request; headers can be read without the data (for shape checks).
@@ -260,6 +298,44 @@ public sealed class NpzFile : IDisposable
         catch (InvalidDataException e) when (!e.Message.StartsWith(Path, StringComparison.Ordinal))
         {
             // A broken deflate stream surfaces as the zip library's own error: say where.
+            throw new InvalidDataException($"{Source(key)}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Checks, without reading the data, that the entry holds the whole array its header declares.</summary>
+    public void Check(string key)
+    {
+        var h = Header(key);
+        long need;
+        try { need = checked(h.DataOffset + h.DataBytes); }
+        catch (OverflowException) { throw new InvalidDataException($"{Source(key)}: shape ({string.Join(", ", h.Shape)}) is too large"); }
+        if (entries[key].Length < need)
+            throw new InvalidDataException($"{Source(key)}: truncated .npy data: shape ({string.Join(", ", h.Shape)}) of {h.Descr} needs {h.DataBytes} bytes, the entry holds {entries[key].Length - h.DataOffset}");
+    }
+
+    /// <summary>Reads array <paramref name="key"/> into <paramref name="target"/> (same shape): straight into its
+    /// memory for a C-ordered little-endian array of the target's dtype, else through one temporary and a copy.</summary>
+    public void ReadInto(string key, Tensor target)
+    {
+        var h = Header(key);
+        if (!target.shape.SequenceEqual(h.Shape))
+            throw new ArgumentException($"{Source(key)}: array is ({string.Join(", ", h.Shape)}), the target [{string.Join(", ", target.shape)}]");
+        if (h.FortranOrder && h.Shape.Count(d => d > 1) > 1 || h.BigEndian || !TensorBytes.Direct(target, h.DType))
+        {
+            using var tmp = Read(key);
+            using (torch.no_grad()) target.copy_(tmp);
+            return;
+        }
+        using var s = OpenEntry(key);
+        try
+        {
+            TensorBytes.Skip(s, h.DataOffset);
+            long got = TensorBytes.Fill(s, target);
+            if (got < h.DataBytes)
+                throw new InvalidDataException($"{Source(key)}: truncated .npy data: shape ({string.Join(", ", h.Shape)}) of {h.Descr} needs {h.DataBytes} bytes, found {got}");
+        }
+        catch (InvalidDataException e) when (!e.Message.StartsWith(Path, StringComparison.Ordinal))
+        {
             throw new InvalidDataException($"{Source(key)}: {e.Message}", e);
         }
     }

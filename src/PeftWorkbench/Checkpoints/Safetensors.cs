@@ -133,26 +133,42 @@ public sealed class SafetensorsFile
     /// <summary>Reads one tensor (CPU) by name, straight into the tensor's memory.</summary>
     public Tensor Read(string name)
     {
-        if (!Entries.TryGetValue(name, out var e))
-            throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
-        if (e.End - e.Begin > int.MaxValue)
-            throw new NotSupportedException($"{Path}: tensor '{name}' has {e.End - e.Begin} bytes; tensors over 2 GiB are not supported");
+        var e = Entry(name);
         var t = torch.empty(e.Shape, DTypes[e.DType].Type);
-        if (e.End > e.Begin)
-        {
-            try
-            {
-                using var fs = File.OpenRead(Path);
-                fs.Seek(dataStart + e.Begin, SeekOrigin.Begin);
-                fs.ReadExactly(t.bytes);
-            }
-            catch (Exception ex) when (ex is IOException)
-            {
-                t.Dispose();
-                throw new InvalidDataException($"{Path}: tensor '{name}': could not read bytes [{e.Begin}, {e.End}) of the data section (file changed or truncated?): {ex.Message}", ex);
-            }
-        }
+        try { ReadInto(name, t); }
+        catch { t.Dispose(); throw; }
         return t;
+    }
+
+    SafetensorsEntry Entry(string name) =>
+        Entries.TryGetValue(name, out var e) ? e : throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+
+    /// <summary>Reads tensor <paramref name="name"/> into <paramref name="target"/> (same shape): straight into its
+    /// memory when it is a contiguous CPU tensor of the file's dtype, else through one temporary and a copy.</summary>
+    public void ReadInto(string name, Tensor target)
+    {
+        var e = Entry(name);
+        if (!target.shape.SequenceEqual(e.Shape))
+            throw new ArgumentException($"{Path}: tensor '{name}' is [{string.Join(", ", e.Shape)}], the target [{string.Join(", ", target.shape)}]");
+        if (e.End == e.Begin) return;
+        var dtype = DTypes[e.DType].Type;
+        if (!TensorBytes.Direct(target, dtype))
+        {
+            using var tmp = Read(name);
+            using (torch.no_grad()) target.copy_(tmp);
+            return;
+        }
+        try
+        {
+            using var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            fs.Seek(dataStart + e.Begin, SeekOrigin.Begin);
+            long got = TensorBytes.Fill(fs, target);
+            if (got < e.End - e.Begin) throw new EndOfStreamException($"the file ends after {got} of {e.End - e.Begin} bytes");
+        }
+        catch (Exception ex) when (ex is IOException)
+        {
+            throw new InvalidDataException($"{Path}: tensor '{name}': could not read bytes [{e.Begin}, {e.End}) of the data section (file changed or truncated?): {ex.Message}", ex);
+        }
     }
 
     /// <summary>Reads every tensor. All-or-nothing: a failure disposes what was read so far.</summary>
@@ -164,7 +180,9 @@ public sealed class SafetensorsFile
         return result;
     }
 
-    /// <summary>Writes tensors (sorted by name, as the reference implementation does) atomically: temp file, then rename.</summary>
+    /// <summary>Writes tensors (sorted by name, as the reference implementation does) atomically: temp file, then
+    /// rename. Streams: the header comes from shapes and dtypes, then each tensor's bytes go from its own memory
+    /// to the file (only a non-contiguous or non-CPU tensor is copied, one at a time).</summary>
     public static void Write(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var header = new JsonObject();
@@ -176,45 +194,37 @@ public sealed class SafetensorsFile
         }
         long offset = 0;
         var ordered = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
-        var blobs = new List<byte[]>();
         foreach (var (name, tensor) in ordered)
         {
             if (name == "__metadata__") throw new ArgumentException($"{path}: '__metadata__' is reserved and cannot name a tensor");
-            using var cpu = tensor.detach().cpu().contiguous();
             string dtype;
-            try { dtype = DTypeName(cpu.dtype); }
-            catch (NotSupportedException) { throw new NotSupportedException($"{path}: tensor '{name}' has dtype {cpu.dtype}, which safetensors (as written here) does not support"); }
-            var bytes = cpu.bytes.ToArray();
+            try { dtype = DTypeName(tensor.dtype); }
+            catch (NotSupportedException) { throw new NotSupportedException($"{path}: tensor '{name}' has dtype {tensor.dtype}, which safetensors (as written here) does not support"); }
+            long bytes = tensor.numel() * tensor.ElementSize;
             header[name] = new JsonObject
             {
                 ["dtype"] = dtype,
-                ["shape"] = new JsonArray(cpu.shape.Select(s => (JsonNode)s).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + bytes.Length),
+                ["shape"] = new JsonArray(tensor.shape.Select(s => (JsonNode)s).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
             };
-            offset += bytes.Length;
-            blobs.Add(bytes);
+            offset += bytes;
         }
         var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
         // Pad the header with spaces to an 8-byte boundary so the data section stays aligned.
         int pad = (8 - headerBytes.Length % 8) % 8;
-        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        var tmp = System.IO.Path.Combine(dir, $".{System.IO.Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = File.Create(tmp))
+            fs.Write(BitConverter.GetBytes((ulong)(headerBytes.Length + pad)));
+            fs.Write(headerBytes);
+            for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
+            foreach (var (_, tensor) in ordered)
             {
-                fs.Write(BitConverter.GetBytes((ulong)(headerBytes.Length + pad)));
-                fs.Write(headerBytes);
-                for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
-                foreach (var b in blobs) fs.Write(b);
+                using var detached = tensor.detach();
+                using var cpu = detached.cpu();
+                using var dense = cpu.contiguous();
+                TensorBytes.Write(fs, dense);
             }
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-            throw;
-        }
+        });
     }
 }
+

@@ -190,7 +190,9 @@ public sealed class RestrictedUnpickler
             case "collections.OrderedDict":
             {
                 var d = new PickleDict();
-                if (args.Length == 1 && args[0] is List<object?> pairs)
+                // OrderedDict(items): a list of pairs as torch.save writes, or a tuple (PyBridge writes OrderedDict(())).
+                IEnumerable<object?>? pairs = args.Length == 1 ? args[0] as List<object?> ?? (IEnumerable<object?>?)(args[0] as object?[]) : null;
+                if (pairs is not null)
                     foreach (var p in pairs)
                         if (p is object?[] { Length: 2 } kv) d[kv[0] ?? throw Bad("null dict key")] = kv[1];
                         else throw Bad("OrderedDict items are not pairs");
@@ -280,10 +282,14 @@ public sealed class RestrictedUnpickler
         if (end < 0) throw Bad("truncated pickle (no end of line)");
         var s = Encoding.UTF8.GetString(data, pos, end - pos); pos = end + 1; return s;
     }
+    /// <summary>LONG1/LONG4: a little-endian two's complement integer. Python writes every int outside int32
+    /// (a storage of 2^31 elements or more) this way; it comes back as a long whenever it fits one.</summary>
     object Long(int n)
     {
         var v = new BigInteger(Bytes(n), isUnsigned: false, isBigEndian: false);
-        return v >= long.MinValue && v <= long.MaxValue ? (long)v : v;
+        // Boxed on each branch: `cond ? (long)v : v` would widen the long back to a BigInteger.
+        if (v >= long.MinValue && v <= long.MaxValue) return (long)v;
+        return v;
     }
 }
 
@@ -390,8 +396,9 @@ public sealed class TorchCheckpoint : IDisposable
 
     static string Describe(object? o) => o switch { null => "None", object?[] => "tuple", List<object?> => "list", _ => o.GetType().Name };
 
-    /// <summary>Reads a tensor (CPU, contiguous) from its storage; <paramref name="name"/> names it in errors.</summary>
-    public Tensor Read(TorchTensorRef t, string name = "?")
+    /// <summary>The archive entry of a tensor's storage, checked to hold exactly numel x element size bytes.
+    /// Nothing is allocated here, so a storage that claims more than the file holds costs nothing.</summary>
+    ZipArchiveEntry StorageEntry(TorchTensorRef t, string name)
     {
         var st = t.Storage;
         var entry = zip.GetEntry($"{prefix}data/{st.Key}")
@@ -400,17 +407,79 @@ public sealed class TorchCheckpoint : IDisposable
             : throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{st.Key} claims {st.Numel} elements, too many");
         if (entry.Length != need)
             throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{st.Key} has {entry.Length} bytes, {st.Numel} x {st.DType} needs {need}");
-        if (need > int.MaxValue) throw new NotSupportedException($"{Path}: tensor '{name}': storage of {need} bytes; over 2 GiB is not supported");
-        using var storage = torch.empty(st.Numel, st.DType);
-        if (need > 0)
-        {
-            var span = storage.bytes;  // read straight into the storage's memory
-            ReadEntry(entry, Path, span);
-            if (BigEndian && st.ElementSize > 1) Npy.SwapBytes(span, st.ElementSize);
-        }
-        using var view = storage.as_strided(t.Shape, t.Stride, t.StorageOffset);
-        return view.contiguous().clone();
+        return entry;
     }
+
+    /// <summary>Checks, without reading tensor data, that <paramref name="t"/>'s storage is in the archive at its size.</summary>
+    public void Check(TorchTensorRef t, string name = "?") => StorageEntry(t, name);
+
+    /// <summary>A view that covers consecutive elements of its storage (C order), read by one run of bytes.</summary>
+    static bool IsDense(TorchTensorRef t)
+    {
+        long expect = 1;
+        for (int i = t.Shape.Length - 1; i >= 0; i--)
+        {
+            if (t.Shape[i] != 1 && t.Stride[i] != expect) return false;
+            expect *= t.Shape[i];
+        }
+        return true;
+    }
+
+    /// <summary>Reads a tensor (CPU, contiguous) from its storage; <paramref name="name"/> names it in errors.
+    /// A dense view reads only its own bytes; a strided one (a transpose) reads the storage, then copies once.</summary>
+    public Tensor Read(TorchTensorRef t, string name = "?")
+    {
+        var result = torch.empty(t.Shape, t.DType);
+        try { ReadInto(t, result, name); }
+        catch { result.Dispose(); throw; }
+        return result;
+    }
+
+    /// <summary>
+    /// Reads a tensor straight into <paramref name="target"/> (same shape; dtype and device may differ): a dense
+    /// view of the file's dtype goes from the archive into the target's memory with no copy in between.
+    /// </summary>
+    public void ReadInto(TorchTensorRef t, Tensor target, string name = "?")
+    {
+        if (!target.shape.SequenceEqual(t.Shape))
+            throw new ArgumentException($"{Path}: tensor '{name}' is [{string.Join(", ", t.Shape)}], the target [{string.Join(", ", target.shape)}]");
+        var st = t.Storage;
+        var entry = StorageEntry(t, name);
+        long numel = t.Shape.Aggregate(1L, (a, b) => a * b);
+        if (numel == 0) return;
+        try
+        {
+            if (IsDense(t) && TensorBytes.Direct(target, st.DType) && !(BigEndian && st.ElementSize > 1))
+            {
+                using var s = entry.Open();
+                TensorBytes.Skip(s, t.StorageOffset * st.ElementSize);
+                long got = TensorBytes.Fill(s, target);
+                if (got < numel * st.ElementSize) throw Truncated(entry, got);
+                return;
+            }
+            // A strided view, another dtype, or big-endian bytes: the storage (or the dense run) once, then one copy.
+            bool dense = IsDense(t);
+            long first = dense ? t.StorageOffset : 0, count = dense ? numel : st.Numel;
+            using var raw = torch.empty(count, st.DType);
+            using (var s = entry.Open())
+            {
+                TensorBytes.Skip(s, first * st.ElementSize);
+                long got = TensorBytes.Fill(s, raw);
+                if (got < count * st.ElementSize) throw Truncated(entry, got);
+            }
+            if (BigEndian && st.ElementSize > 1) Npy.SwapBytes(raw.bytes, st.ElementSize);
+            using var view = dense ? raw.view(t.Shape) : raw.as_strided(t.Shape, t.Stride, t.StorageOffset);
+            using (torch.no_grad()) target.copy_(view);
+        }
+        catch (IOException ex) { throw new InvalidDataException($"{Path}: tensor '{name}': entry '{entry.FullName}': {ex.Message}", ex); }
+        catch (InvalidDataException ex) when (!ex.Message.StartsWith(Path, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{Path}: tensor '{name}': entry '{entry.FullName}': {ex.Message}", ex);
+        }
+    }
+
+    InvalidDataException Truncated(ZipArchiveEntry e, long got) =>
+        new($"{Path}: entry '{e.FullName}' ends after {got} of {e.Length} bytes (truncated)");
 
     public void Dispose() => zip.Dispose();
 }

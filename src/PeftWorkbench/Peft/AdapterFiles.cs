@@ -47,6 +47,8 @@ public sealed record AdapterConfig(
 {
     public const string FileName = "adapter_config.json";
     public const string WeightsName = "adapter_model.safetensors";
+    /// <summary>The same tensors as a PyTorch pickle, for tools that expect one (loading reads the safetensors).</summary>
+    public const string PickleWeightsName = "adapter_model.bin";
     public const string Format = "peft-workbench-adapter/1";
 
     public JsonObject ToJson()
@@ -139,7 +141,7 @@ public sealed partial class PeftModel
 {
     /// <summary>
     /// Writes adapter_model.safetensors (every tensor that trains: the method's, the backbone tensors it
-    /// selects, the head) and adapter_config.json (method, options, backbone preset and fingerprint, class
+    /// selects, the head), the same tensors as adapter_model.bin (a torch.save zip) and adapter_config.json (method, options, backbone preset and fingerprint, class
     /// count, library version) into <paramref name="dir"/>. Each file is written whole or not at all.
     /// </summary>
     public void SaveAdapter(string dir)
@@ -149,6 +151,7 @@ public sealed partial class PeftModel
         var tensors = TrainableParameters().ToDictionary(p => p.Name, p => (Tensor)p.Param);
         SafetensorsFile.Write(Path.Combine(dir, AdapterConfig.WeightsName), tensors,
             new Dictionary<string, string> { ["format"] = "pt", ["method"] = Method.Id });
+        TorchExport.Save(Path.Combine(dir, AdapterConfig.PickleWeightsName), tensors);
         var config = new AdapterConfig(Method.Id,
             Options.ToHyperparameters().ToDictionary(kv => kv.Key, kv => OptionValues.Format(kv.Value)),
             BackboneConfig, BackboneFingerprintValue, model.Config.NumClasses, Workbench.Version, TrainableParameterCountExcludingHead);

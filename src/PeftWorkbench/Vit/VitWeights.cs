@@ -66,11 +66,13 @@ public sealed class CheckpointMismatchException(string path, IReadOnlyList<strin
 /// </summary>
 public static class VitWeights
 {
-    /// <summary>A tensor of the checkpoint, by its own name, read on request.</summary>
-    sealed record Source(string Name, long[] Shape, ScalarType DType, Func<Tensor> Read);
+    /// <summary>A tensor of the checkpoint, by its own name: read on request, or written straight into a tensor
+    /// of its shape (<see cref="ReadInto"/>), after <see cref="Check"/> confirmed its bytes are in the file.</summary>
+    sealed record Source(string Name, long[] Shape, ScalarType DType, Func<Tensor> Read, Action<Tensor> ReadInto, Action Check);
 
-    /// <summary>A model tensor (timm name) and how to make it from the checkpoint.</summary>
-    sealed record Mapped(string Target, string From, long[] Shape, ScalarType DType, Func<Tensor> Produce);
+    /// <summary>A model tensor (timm name) and how to make it from the checkpoint: <see cref="Produce"/> a new
+    /// tensor, or, for a tensor taken as it is, <see cref="Fill"/> the model's tensor in place (streaming).</summary>
+    sealed record Mapped(string Target, string From, long[] Shape, ScalarType DType, Func<Tensor> Produce, Action<Tensor>? Fill = null);
 
     sealed class Mapping
     {
@@ -90,19 +92,21 @@ public static class VitWeights
             case "safetensors":
             {
                 var file = SafetensorsFile.Open(path);
-                var sources = file.Entries.Values.Select(e => new Source(e.Name, e.Shape, SafetensorsFile.ScalarTypeOf(e.DType), () => file.Read(e.Name))).ToList();
+                var sources = file.Entries.Values.Select(e => new Source(e.Name, e.Shape, SafetensorsFile.ScalarTypeOf(e.DType),
+                    () => file.Read(e.Name), t => file.ReadInto(e.Name, t), () => { })).ToList();  // offsets were checked by Open
                 return Apply(model, path, "safetensors", sources, options);
             }
             case "npz":
             {
                 using var npz = NpzFile.Open(path);
-                var sources = npz.Keys.Select(k => { var h = npz.Header(k); return new Source(k, h.Shape, h.DType, () => npz.Read(k)); }).ToList();
+                var sources = npz.Keys.Select(k => { var h = npz.Header(k); return new Source(k, h.Shape, h.DType, () => npz.Read(k), t => npz.ReadInto(k, t), () => npz.Check(k)); }).ToList();
                 return Apply(model, path, "npz", sources, options);
             }
             default:
             {
                 using var ckpt = TorchCheckpoint.Open(path);
-                var sources = ckpt.StateDict(options.StateDictKey).Select(kv => new Source(kv.Key, kv.Value.Shape, kv.Value.DType, () => ckpt.Read(kv.Value, kv.Key))).ToList();
+                var sources = ckpt.StateDict(options.StateDictKey).Select(kv => new Source(kv.Key, kv.Value.Shape, kv.Value.DType,
+                    () => ckpt.Read(kv.Value, kv.Key), t => ckpt.ReadInto(kv.Value, t, kv.Key), () => ckpt.Check(kv.Value, kv.Key))).ToList();
                 return Apply(model, path, "PyTorch zip", sources, options);
             }
         }
@@ -208,6 +212,7 @@ public static class VitWeights
                     plan.Add((src with
                     {
                         Shape = want,
+                        Fill = null,
                         Produce = () => { using var raw = src.Produce(); return ResamplePosEmbed(raw, newGrid, 1, options.PosEmbedAntialias); },
                     }, target));
                     continue;
@@ -222,23 +227,31 @@ public static class VitWeights
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
             throw new CheckpointMismatchException(path, missing, unexpected, mismatched);
 
-        // Read and convert everything first; only then copy, so a read error cannot leave a half-loaded model.
-        var staged = new List<(Tensor Target, Tensor Value)>();
+        // Every name, shape and dtype fits, and every tensor's bytes are in the file at their size: only now is
+        // anything written. Tensors then stream one at a time into the model's own memory (no staged copy of
+        // the model). What the checks cannot see is a file changed or damaged while it is read; the error then
+        // says the model is partly loaded.
+        foreach (var s in sources) s.Check();
+        int done = 0;
         try
         {
+            using var noGrad = torch.no_grad();
             foreach (var (item, target) in plan)
             {
-                using var raw = item.Produce();
-                if (!raw.shape.SequenceEqual(target.shape))
-                    throw new InvalidDataException($"{path}: tensor '{item.From}' came out {Shape(raw.shape)}, expected {Shape(target.shape)}");
-                staged.Add((target, raw.to(target.dtype, target.device).contiguous()));
+                if (item.Fill is { } fill) fill(target);
+                else
+                {
+                    using var raw = item.Produce();
+                    if (!raw.shape.SequenceEqual(target.shape))
+                        throw new InvalidDataException($"{path}: tensor '{item.From}' came out {Shape(raw.shape)}, expected {Shape(target.shape)}");
+                    target.copy_(raw);
+                }
+                done++;
             }
-            using (torch.no_grad())
-                foreach (var (target, value) in staged) target.copy_(value);
         }
-        finally
+        catch (Exception e) when (done > 0 && e is IOException or InvalidDataException)
         {
-            foreach (var (_, value) in staged) value.Dispose();
+            throw new InvalidDataException($"{path}: reading failed after {done} of {plan.Count} tensors were loaded: the model is partly overwritten; load it again from a good file. {e.Message}", e);
         }
         if (sources.Any(s => s.DType != ScalarType.Float32) && targets.Values.Any(t => t.dtype == ScalarType.Float32))
             notes.Add($"converted {string.Join(", ", sources.Select(s => s.DType).Distinct().Where(d => d != ScalarType.Float32))} to the model's Float32");
@@ -275,17 +288,53 @@ public static class VitWeights
         return torch.cat(new[] { prefix, grid }, 1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Saves the model's weights as safetensors with timm names (and its config in the metadata).</summary>
+    /// <summary>
+    /// Saves the model's weights with timm names, in the format the extension names: .pth/.pt/.bin a PyTorch zip
+    /// checkpoint (torch.load(path, weights_only=True), then timm's VisionTransformer.load_state_dict(strict=True)),
+    /// anything else safetensors (with the model's config in its metadata). Either is written whole or not at all.
+    /// </summary>
     public static void Save(VisionTransformer model, string path)
     {
-        var tensors = new Dictionary<string, Tensor>();
-        foreach (var (name, p) in model.named_parameters()) tensors[name] = p;
-        foreach (var (name, b) in model.named_buffers()) tensors[name] = b;
+        var tensors = StateDict(model);
+        if (IsPickleName(path)) { TorchExport.Save(path, tensors); return; }
         SafetensorsFile.Write(path, tensors, new Dictionary<string, string>
         {
             ["format"] = "pt",
             ["peft_workbench.vit_config"] = JsonSerializer.Serialize(model.Config),
         });
+    }
+
+    /// <summary>Saves as <paramref name="format"/> ("pth" or "safetensors") whatever the extension.</summary>
+    public static void Save(VisionTransformer model, string path, string format)
+    {
+        switch (format)
+        {
+            case "pth": TorchExport.Save(path, StateDict(model)); break;
+            case "safetensors": if (IsPickleName(path)) throw new ArgumentException($"{path}: a .pth/.pt/.bin name for a safetensors file"); Save(model, path); break;
+            default: throw new ArgumentException($"unknown export format '{format}' (pth, safetensors)");
+        }
+    }
+
+    /// <summary>Loads <paramref name="from"/> (any format <see cref="Load"/> reads) into a <paramref name="config"/>
+    /// ViT and saves it to <paramref name="to"/> as <paramref name="format"/> ("pth", "safetensors"; default: by extension).</summary>
+    public static VitLoadReport Export(VitConfig config, string from, string to, string? format = null, VitLoadOptions? options = null)
+    {
+        using var model = new VisionTransformer(config, seed: 0);
+        var report = Load(model, from, options);
+        if (format is null) Save(model, to); else Save(model, to, format);
+        return report;
+    }
+
+    static bool IsPickleName(string path) =>
+        System.IO.Path.GetExtension(path).ToLowerInvariant() is ".pth" or ".pt" or ".bin";
+
+    /// <summary>The model's parameters and buffers by their timm names (the live tensors, not copies).</summary>
+    public static Dictionary<string, Tensor> StateDict(VisionTransformer model)
+    {
+        var tensors = new Dictionary<string, Tensor>();
+        foreach (var (name, p) in model.named_parameters()) tensors[name] = p;
+        foreach (var (name, b) in model.named_buffers()) tensors[name] = b;
+        return tensors;
     }
 
     // ---- name mappings ----------------------------------------------------------------------------------
@@ -459,7 +508,7 @@ public static class VitWeights
         return map;
     }
 
-    static Mapped Direct(string target, Source s) => new(target, s.Name, s.Shape, s.DType, s.Read);
+    static Mapped Direct(string target, Source s) => new(target, s.Name, s.Shape, s.DType, s.Read, s.ReadInto);
 
     /// <summary>A 2-D kernel stored [in, out] (Flax, CLIP's proj) as a [out, in] weight; other ranks keep their shape and fail the shape check.</summary>
     static Mapped Transposed(string target, Source s) =>

@@ -111,7 +111,14 @@ static class FormatWriters
         {
             if (v is >= 0 and < 256) return Op((byte)'K').Op((byte)v);
             if (v is >= 0 and < 65536) { Op((byte)'M'); var b = new byte[2]; BinaryPrimitives.WriteUInt16LittleEndian(b, (ushort)v); ms.Write(b); return this; }
-            { Op((byte)'J'); var b = new byte[4]; BinaryPrimitives.WriteInt32LittleEndian(b, (int)v); ms.Write(b); return this; }
+            if (v is >= int.MinValue and <= int.MaxValue) { Op((byte)'J'); var b = new byte[4]; BinaryPrimitives.WriteInt32LittleEndian(b, (int)v); ms.Write(b); return this; }
+            return Long1(new System.Numerics.BigInteger(v));
+        }
+        /// <summary>LONG1, as Python pickles an int outside int32: minimal little-endian two's complement.</summary>
+        public Pickle Long1(System.Numerics.BigInteger v)
+        {
+            var b = v.IsZero ? Array.Empty<byte>() : v.ToByteArray(isUnsigned: false, isBigEndian: false);
+            Op(0x8a).Op((byte)b.Length); ms.Write(b); return this;
         }
         public Pickle Global(string module, string name) { Op((byte)'c'); ms.Write(Encoding.ASCII.GetBytes($"{module}\n{name}\n")); return this; }
         public Pickle StackGlobal(string module, string name) => ShortStr(module).ShortStr(name).Op(0x93);

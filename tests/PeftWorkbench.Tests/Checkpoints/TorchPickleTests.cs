@@ -171,4 +171,76 @@ public class TorchPickleTests
         Assert.Contains(shortStorage, e.Message);
         Assert.Contains("'weight'", e.Message);
     }
+    [Fact]
+    public void IntegersBeyondInt32DecodeAsIntegers()
+    {
+        // Python pickles every int outside int32 with LONG1; these come back as longs, not BigIntegers.
+        foreach (var v in new[] { 1L << 31, (1L << 40) + 7, -(1L << 33), long.MaxValue, long.MinValue, 255L, 0L })
+        {
+            var bytes = new Pickle().Proto(2).Long1(v).Stop().Bytes;
+            Assert.Equal(v, Assert.IsType<long>(RestrictedUnpickler.Load(bytes, "ints.pkl")));
+        }
+        var huge = System.Numerics.BigInteger.One << 70;
+        Assert.Equal(huge, RestrictedUnpickler.Load(new Pickle().Proto(2).Long1(huge).Stop().Bytes, "huge.pkl"));
+    }
+
+    [Fact]
+    public void AStorageOfMoreThan2Pow31ElementsIsCheckedAgainstTheArchiveNotRefusedAsANonInteger()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("big.pth");
+        long numel = (1L << 31) + 5;
+        var p = new Pickle().Proto(2).EmptyDict().Str("w").Tensor("FloatStorage", "0", numel, 1L << 31, new long[] { 4 }, new long[] { 1 }).SetItem().Stop();
+        TorchZip(path, p.Bytes, new[] { ("0", F32(new[] { 1f, 2 })) });
+        using var ckpt = TorchCheckpoint.Open(path);
+        var w = ckpt.StateDict()["w"];
+        Assert.Equal(numel, w.Storage.Numel);
+        Assert.Equal(1L << 31, w.StorageOffset);
+        // The declared 8 GiB is compared with the entry before anything is allocated.
+        var e = Assert.Throws<InvalidDataException>(() => ckpt.Read(w, "w"));
+        Assert.Contains($"needs {numel * 4}", e.Message);
+
+        // A view past the end of such a storage is still refused.
+        var past = new Pickle().Proto(2).EmptyDict().Str("w").Tensor("FloatStorage", "0", numel, numel - 2, new long[] { 4 }, new long[] { 1 }).SetItem().Stop();
+        var pastPath = dir.File("past.pth");
+        TorchZip(pastPath, past.Bytes, new[] { ("0", F32(new[] { 1f, 2 })) });
+        e = Assert.Throws<InvalidDataException>(() => TorchCheckpoint.Open(pastPath));
+        Assert.Contains("runs past storage", e.Message);
+    }
+
+    [Fact]
+    public void ViewsStreamIntoATargetTensorWithConversion()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("sd.pth");
+        TorchZip(path, StateDictPickle(), Storages());
+        using var ckpt = TorchCheckpoint.Open(path);
+        var sd = ckpt.StateDict();
+        using var w = torch.zeros(2, 3);
+        ckpt.ReadInto(sd["weight"], w, "weight");               // dense: straight into w's memory
+        Assert.Equal(new[] { 1f, 2, 3, 4, 5, 6 }, Floats(w));
+        using var wt = torch.zeros(3, 2);
+        ckpt.ReadInto(sd["weight_t"], wt, "weight_t");          // strided: storage, then one copy
+        Assert.Equal(new[] { 1f, 4, 2, 5, 3, 6 }, Floats(wt));
+        using var h = torch.zeros(2);
+        ckpt.ReadInto(sd["half"], h, "half");                   // f16 at an offset into a float32 tensor
+        Assert.Equal(new[] { 1f, -2f }, Floats(h));
+        Assert.Throws<ArgumentException>(() => ckpt.ReadInto(sd["weight"], torch.zeros(3, 2), "weight"));
+    }
+
+    [Fact]
+    public void TensorBytesMoveLargeTensorsInPieces()
+    {
+        // Spans stop at 2 GiB; a small piece size exercises the same path.
+        using var src = torch.arange(10, dtype: ScalarType.Float32).reshape(2, 5);
+        using var ms = new MemoryStream();
+        TensorBytes.Write(ms, src, maxSpan: 12);
+        Assert.Equal(40, ms.Length);
+        ms.Position = 0;
+        using var dst = torch.zeros(2, 5);
+        Assert.Equal(40, TensorBytes.Fill(ms, dst, maxSpan: 12));
+        Assert.Equal(Floats(src), Floats(dst));
+        ms.SetLength(20); ms.Position = 0;
+        Assert.Equal(20, TensorBytes.Fill(ms, torch.zeros(2, 5), maxSpan: 12));
+    }
 }

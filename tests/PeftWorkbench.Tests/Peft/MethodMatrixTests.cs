@@ -230,6 +230,18 @@ public class MethodMatrixTests
 
             var file = PeftWorkbench.Checkpoints.SafetensorsFile.Open(Path.Combine(dir, "adapter_model.safetensors"));
             Assert.Equal(model.TrainableParameters().Select(p => p.Name).OrderBy(n => n, StringComparer.Ordinal), file.Keys.OrderBy(n => n, StringComparer.Ordinal));
+            // The same tensors as adapter_model.bin (a torch.save zip, for tools that expect a pickle).
+            using (var bin = PeftWorkbench.Checkpoints.TorchCheckpoint.Open(Path.Combine(dir, AdapterConfig.PickleWeightsName)))
+            {
+                Assert.Equal(file.Keys.Count(), bin.StateDict().Count);
+                foreach (var (name, r) in bin.StateDict().OrderBy(kv => kv.Key, StringComparer.Ordinal).Zip(file.Keys.OrderBy(n => n, StringComparer.Ordinal), (kv, k) => (k, kv)))
+                {
+                    Assert.Equal(name, r.Key);
+                    using var a = bin.Read(r.Value, r.Key);
+                    using var b = file.Read(name);
+                    Assert.True(a.allclose(b, rtol: 0, atol: 0), $"{id}: adapter_model.bin's {name} differs from the safetensors");
+                }
+            }
             var config = AdapterConfig.Read(dir);
             Assert.Equal(id, config.Method);
             Assert.Equal(Tiny.NumClasses, config.NumClasses);
