@@ -1,6 +1,7 @@
 using PeftWorkbench.Plots;
 using Microsoft.Data.Analysis;
 using PeftWorkbench.Kernel.Display;
+using PeftWorkbench.Display;
 using TorchSharp;
 using XPlot.Plotly;
 
