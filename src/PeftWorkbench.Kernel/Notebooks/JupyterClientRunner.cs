@@ -16,7 +16,7 @@ public static class JupyterClientRunner
         import sys, time, nbformat
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError
-        src, out, kernel, label = sys.argv[1:5]
+        src, out, kernel, label, stop = sys.argv[1:6]
         nb = nbformat.read(src, as_version=4)
         client = NotebookClient(nb, kernel_name=kernel, timeout=1800, startup_timeout=120, record_timing=False)
         failed = None
@@ -28,14 +28,19 @@ public static class JupyterClientRunner
                 print(f"{label}: cell {i} ({time.time() - start:.1f} s)", file=sys.stderr, flush=True)
                 try:
                     client.execute_cell(cell, i)
-                except CellExecutionError as e:
-                    failed = i
-                    break
+                except CellExecutionError:
+                    if failed is None:
+                        failed = i
+                    if stop == "stop":
+                        break
         nbformat.write(nb, out)
         print("ok" if failed is None else f"failed {failed}", flush=True)
         """;
 
-    public static NotebookRunResult Run(string notebookPath, string outDir, string profile, string kernelName = DotNetInteractiveKernel, string python = "/usr/bin/python3")
+    /// <param name="stopOnError">Stop at the first failing cell (as `peft notebooks run` does); false runs every cell and reports the first failure.</param>
+    /// <param name="environment">Variables for the client and the kernel it starts (e.g. NUGET_PACKAGES).</param>
+    public static NotebookRunResult Run(string notebookPath, string outDir, string profile, string kernelName = DotNetInteractiveKernel,
+        bool stopOnError = true, IReadOnlyDictionary<string, string>? environment = null, string python = "/usr/bin/python3")
     {
         var fullPath = Path.GetFullPath(notebookPath);
         var notebook = NotebookRunner.Load(fullPath);
@@ -53,8 +58,9 @@ public static class JupyterClientRunner
                 UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = false,
                 WorkingDirectory = Path.GetDirectoryName(fullPath)!, // cells see the notebook's folder, as under Jupyter
             };
-            foreach (var a in new[] { "-c", Script, input, executed, kernelName, notebookPath }) psi.ArgumentList.Add(a);
+            foreach (var a in new[] { "-c", Script, input, executed, kernelName, notebookPath, stopOnError ? "stop" : "go-on" }) psi.ArgumentList.Add(a);
             psi.Environment["PEFT_PROFILE"] = profile;
+            foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
             Process process;
             try { process = Process.Start(psi)!; }
             catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException($"cannot run {python} (install python3-nbclient, see environment/apt-packages.txt): {e.Message}", e); }
