@@ -24,7 +24,7 @@ for r in range(rounds):
         km, kc = start_new_kernel(kernel_name=kernels[k], startup_timeout=120)
         times[(k, "start")].append(time.time() - t)
         t = time.time()
-        kc.execute_interactive("1 + 1", timeout=60)
+        kc.execute_interactive("1 + 1", timeout=60, output_hook=lambda msg: None)
         times[(k, "cell")].append(time.time() - t)
         kc.stop_channels(); km.shutdown_kernel(now=True)
         for nb in notebooks:
