@@ -6,7 +6,9 @@
 // version are left untouched.
 //
 // This file compiles twice: as an MSBuild inline task (RoslynCodeTaskFactory, see Directory.Build.targets)
-// and into the test project (with NO_MSBUILD defined) so the ELF logic is tested on files the tests write.
+// and into the library (with NO_MSBUILD defined), whose TorchNatives makes the same edit on a copy of the
+// NuGet cache's libLibTorchSharp.so for hosts that load the package from there (.NET Interactive).
+// The tests reach it through the library.
 #nullable enable
 using System;
 using System.Collections.Generic;
@@ -16,7 +18,7 @@ using System.Text;
 namespace PeftWorkbench.Build
 {
     /// <summary>Reads and edits the GNU symbol-version sections of a 64-bit little-endian ELF file.</summary>
-    public static class ElfVersions
+    internal static class ElfVersions
     {
         const uint ShtGnuVerdef = 0x6ffffffd, ShtGnuVerneed = 0x6ffffffe;
         public const ushort VerFlgWeak = 0x2;
@@ -132,18 +134,29 @@ namespace PeftWorkbench.Build
         }
 
         /// <summary>
+        /// The decision: null when the file's need for <paramref name="version"/> must be marked weak (the system
+        /// lacks the version and the need is strong), else the reason to leave the file alone.
+        /// </summary>
+        public static string? WhyLeftAlone(byte[] b, string path, string version, ICollection<string> systemVersions, out Need? hit)
+        {
+            hit = null;
+            if (systemVersions.Contains(version)) return path + ": system libstdc++ provides " + version + "; left unchanged";
+            foreach (var n in ReadNeeds(b, path)) if (n.Version == version) hit = n;
+            if (hit == null) return path + ": needs no " + version + "; left unchanged";
+            if (hit.IsWeak) return path + ": " + version + " need already weak";
+            return null;
+        }
+
+        /// <summary>
         /// Marks the need for <paramref name="version"/> weak when <paramref name="systemVersions"/> lacks it.
         /// Returns a line saying what was done (or why nothing was), for the build log.
         /// </summary>
         public static string WeakenIfMissing(string path, string version, ICollection<string> systemVersions)
         {
-            if (systemVersions.Contains(version)) return path + ": system libstdc++ provides " + version + "; left unchanged";
-            byte[] b = File.ReadAllBytes(path);
-            Need? hit = null;
-            foreach (var n in ReadNeeds(b, path)) if (n.Version == version) hit = n;
-            if (hit == null) return path + ": needs no " + version + "; left unchanged";
-            if (hit.IsWeak) return path + ": " + version + " need already weak";
-            ushort flags = (ushort)(hit.Flags | VerFlgWeak);
+            byte[] b = systemVersions.Contains(version) ? Array.Empty<byte>() : File.ReadAllBytes(path);
+            string? why = WhyLeftAlone(b, path, version, systemVersions, out var hit);
+            if (why != null) return why;
+            ushort flags = (ushort)(hit!.Flags | VerFlgWeak);
             b[hit.FlagsOffset] = (byte)(flags & 0xff);
             b[hit.FlagsOffset + 1] = (byte)(flags >> 8);
             string tmp = path + ".weak-tmp";

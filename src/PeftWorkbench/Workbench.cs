@@ -50,6 +50,7 @@ public static class Workbench
         ("CPU cores", Environment.ProcessorCount.ToString()),
         ("torch threads", torch.get_num_threads().ToString()),
         ("native tuning", string.Join("; ", Training.NativeTuning.Settings)),
+        ("native load", Training.TorchNatives.Status),
         ("CUDA available", torch.cuda.is_available().ToString()),
         ("device", Device.ToString()),
         ("data dir", DataDir + (Directory.Exists(DataDir) ? "" : "  (missing: run environment/setup.sh)")),

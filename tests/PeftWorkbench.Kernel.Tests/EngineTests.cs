@@ -115,6 +115,27 @@ public class EngineTests(EngineFixture fx) : IClassFixture<EngineFixture>
         Assert.NotEqual(shown[0].Id, shown[2].Id);
     }
 
+    /// <summary>A training run's progress redrawn in place through display(x).Update (the same cell runs under .NET
+    /// Interactive, whose extension's display returns a DisplayedValue with the same Update).</summary>
+    [Fact]
+    public void TrainingProgressUpdatesOneDisplay()
+    {
+        var before = sink.Displays.Count;
+        Ok("""
+            var bar = display("training ...");
+            var progress = new NotebookProgress(bar.Update, "tiny");
+            for (int step = 1; step <= 3; step++)
+                progress.Report(new TrainProgress("train", 0, 1, step, 3, step, 3, 1.0 / step, 1e-3, 100, null, step));
+            progress.Report(new TrainProgress("done", 0, 1, 3, 3, 3, 3, 0.25, 1e-3, 100, 87.5, 3));
+            """);
+        var shown = sink.Displays.Skip(before).ToList();
+        Assert.Equal("training ...", shown[0].Data["text/plain"]);
+        Assert.All(shown.Skip(1), d => { Assert.True(d.Update); Assert.Equal(shown[0].Id, d.Id); });
+        Assert.InRange(shown.Count, 3, 5); // the 250 ms limit may skip step 2; the epoch's end and the run's end always show
+        Assert.Contains("tiny [####################] epoch 1/1 step 3/3", shown[^1].Data["text/plain"]);
+        Assert.Contains("eval 87.5%", shown[^1].Data["text/plain"]);
+    }
+
     [Fact]
     public async Task InterruptCancelsTheCellToken()
     {

@@ -1,6 +1,7 @@
 using PeftWorkbench.Plots;
 using Microsoft.Data.Analysis;
 using PeftWorkbench.Kernel.Display;
+using PeftWorkbench.Display;
 using TorchSharp;
 using XPlot.Plotly;
 
@@ -29,7 +30,7 @@ public class FormatterTests
         Assert.StartsWith("Tensor [2, 3] Float32 on cpu", text);
         Assert.Contains("5", text);
         using var big = torch.ones(50, 50);
-        var preview = Formatters.TensorText(big);
+        var preview = PeftWorkbench.Display.NotebookDisplay.TensorText(big);
         Assert.Contains("first 10 of 2500 values", preview);
         Assert.Contains("mean 1", preview);
     }

@@ -20,16 +20,10 @@ public class RenderTests
         Assert.DoesNotContain("src=\"https://cdn.plot.ly", html); // no network needed
         Assert.Equal(1, html.Split(PeftWorkbench.Plots.PlotlyJs.Marker).Length - 1); // plotly.js embedded exactly once
 
-        var dom = Tools.Run("chromium", new[]
-        {
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
-            "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", $"--user-data-dir={Path.Combine(dir, "chromium")}",
-            "--dump-dom", new Uri(result.HtmlPath!).AbsoluteUri,
-        }, timeoutSeconds: 120);
-        Assert.True(dom.Code == 0, dom.Stderr);
+        var dom = Tools.RenderOffline(result.HtmlPath!);
         // Plotly drew both charts: a plot container with its SVG layers each, and the title as SVG text.
-        Assert.Equal(2, Regex.Count(dom.Stdout, "class=\"plot-container plotly\""));
-        Assert.True(Regex.Count(dom.Stdout, "<svg class=\"main-svg\"") >= 2);
-        Assert.Matches("<text class=\"gtitle\"[^>]*>squares<", dom.Stdout);
+        Assert.Equal(2, Regex.Count(dom, "class=\"plot-container plotly\""));
+        Assert.True(Regex.Count(dom, "<svg class=\"main-svg\"") >= 2);
+        Assert.Matches("<text class=\"gtitle\"[^>]*>squares<", dom);
     }
 }

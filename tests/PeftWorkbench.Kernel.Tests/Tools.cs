@@ -11,6 +11,31 @@ static class Tools
     public static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h && File.Exists(h) ? h : "dotnet";
     public static string Peft => Path.Combine(AppContext.BaseDirectory, "peft.dll");
 
+    /// <summary>The repository's root (the folder with PeftWorkbench.sln above the test output).</summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "PeftWorkbench.sln"))) return d.FullName;
+            throw new InvalidOperationException("PeftWorkbench.sln not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    /// <summary>The DOM of an HTML page after Debian's headless Chromium ran its scripts with the network off.</summary>
+    public static string RenderOffline(string htmlPath)
+    {
+        using var temp = new TempDir();
+        var dom = Run("chromium", new[]
+        {
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+            "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9", $"--user-data-dir={System.IO.Path.Combine(temp.Path, "chromium")}",
+            "--dump-dom", new Uri(htmlPath).AbsoluteUri,
+        }, timeoutSeconds: 120);
+        Assert.True(dom.Code == 0, dom.Stderr);
+        return dom.Stdout;
+    }
+
     public static (int Code, string Stdout, string Stderr) Run(string file, IEnumerable<string> args, IDictionary<string, string>? env = null, string? cwd = null, int timeoutSeconds = 120)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

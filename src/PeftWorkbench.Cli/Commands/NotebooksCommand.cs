@@ -14,10 +14,12 @@ public static class NotebooksCommand
         var paths = new Argument<string[]>("notebooks") { Description = "Notebook files (.ipynb).", Arity = ArgumentArity.OneOrMore };
         var profile = new Option<string>("--profile") { Description = string.Join(" | ", PeftWorkbench.Training.TrainOptions.Profiles) + " (sets Profile and PEFT_PROFILE).", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("PEFT_PROFILE") is { Length: > 0 } p ? p : "default" };
         var outDir = new Option<string>("--out") { Description = "Folder for the executed notebooks and their HTML.", Required = true };
+        var kernel = new Option<string>("--kernel") { Description = "workbench (ours, in-process Roslyn; the default) | dotnet-interactive (.NET Interactive through Jupyter's client and the .net-csharp kernelspec that environment/setup.sh installs).", DefaultValueFactory = _ => "workbench" };
+        kernel.AcceptOnlyFromAmong("workbench", "dotnet-interactive");
         var inProcess = new Option<bool>("--in-process") { Description = "Run in this process (default: one child process per notebook, so a native crash is reported, not fatal)." };
         var statusFile = new Option<string?>("--status-file") { Hidden = true };
-        var cellTimeout = new Option<double>("--cell-timeout") { Description = "Seconds a cell may run before it is interrupted and reported as failed (0: no limit)." };
-        var run = new Command("run", "Execute notebooks; stop with a non-zero exit at the first failing cell.") { paths, profile, outDir, inProcess, statusFile, cellTimeout };
+        var cellTimeout = new Option<double>("--cell-timeout") { Description = "Seconds a cell may run before it is interrupted and reported as failed (0: no limit; workbench kernel only)." };
+        var run = new Command("run", "Execute notebooks; stop with a non-zero exit at the first failing cell.") { paths, profile, outDir, kernel, inProcess, statusFile, cellTimeout };
         run.SetAction(r => Cli.Guard(() =>
         {
             var p = r.GetValue(profile)!;
@@ -29,7 +31,8 @@ public static class NotebooksCommand
             {
                 if (!File.Exists(nb)) { Console.Error.WriteLine($"notebooks run: {nb}: no such file"); return 2; }
                 var clock = Stopwatch.StartNew();
-                var code = r.GetValue(inProcess) ? RunHere(nb, r.GetValue(outDir)!, p, r.GetValue(statusFile), limit) : RunInChild(nb, r.GetValue(outDir)!, p, seconds);
+                var code = r.GetValue(kernel) == "dotnet-interactive" ? RunDotNetInteractive(nb, r.GetValue(outDir)!, p)
+                    : r.GetValue(inProcess) ? RunHere(nb, r.GetValue(outDir)!, p, r.GetValue(statusFile), limit) : RunInChild(nb, r.GetValue(outDir)!, p, seconds);
                 if (code != 0) return code;
                 if (r.GetValue(statusFile) is null) Console.WriteLine($"{nb}: ok in {clock.Elapsed.TotalSeconds:F1} s");
             }
@@ -48,9 +51,22 @@ public static class NotebooksCommand
         Directory.SetCurrentDirectory(Path.GetDirectoryName(fullNotebook)!);
         try { result = NotebookRunner.Run(fullNotebook, fullOut, profile, statusFile, cellTimeout: cellTimeout) with { Notebook = notebook }; }
         finally { Directory.SetCurrentDirectory(saved); }
+        return Report(result);
+    }
+
+    /// <summary>Through Jupyter's client and .NET Interactive's kernelspec; the package comes from the local feed, so a
+    /// missing feed is named before a kernel starts.</summary>
+    static int RunDotNetInteractive(string notebook, string outDir, string profile)
+    {
+        if (LocalFeed.Problem() is { } problem) { Console.Error.WriteLine($"notebooks run: {problem}"); return 2; }
+        return Report(JupyterClientRunner.Run(notebook, outDir, profile) with { Notebook = notebook });
+    }
+
+    static int Report(NotebookRunResult result)
+    {
         if (result.Ok) return 0;
         Console.Error.WriteLine(result.Describe());
-        Console.Error.WriteLine($"  executed notebook: {result.ExecutedPath}");
+        if (result.ExecutedPath is not null) Console.Error.WriteLine($"  executed notebook: {result.ExecutedPath}");
         return 1;
     }
 

@@ -84,7 +84,17 @@ public sealed class PackageCatalog
                 $"#r \"nuget: {name}\": this kernel cannot download packages; it ships {string.Join(", ", Listed())}.");
         if (version is "" or "*" || shipped == version || (version.EndsWith('*') && shipped.StartsWith(version.TrimEnd('*'))))
             return;
-        throw new DirectiveException(line, $"#r \"nuget: {name}, {version}\": this kernel ships {name} {shipped} only.");
+        // The workbench's version names what .NET Interactive would find in the local feed, so say what that holds.
+        var feed = name.Equals("PeftWorkbench", StringComparison.OrdinalIgnoreCase) ? FeedNote() : "";
+        throw new DirectiveException(line, $"#r \"nuget: {name}, {version}\": this kernel ships {name} {shipped} only{feed}.");
+    }
+
+    static string FeedNote()
+    {
+        if (Notebooks.LocalFeed.Folder() is not { } folder)
+            return $"; the local feed (NuGet source \"{Notebooks.LocalFeed.SourceName}\") is not set up: {Notebooks.LocalFeed.SetupCommand} creates it";
+        var versions = Notebooks.LocalFeed.Versions(folder);
+        return $"; the local feed {folder} holds {(versions.Count == 0 ? "no PeftWorkbench package" : "PeftWorkbench " + string.Join(", ", versions))}";
     }
 
     /// <summary>The packages worth naming: the workbench and its direct libraries, not runtime plumbing.</summary>

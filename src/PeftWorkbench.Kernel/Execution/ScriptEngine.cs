@@ -63,13 +63,7 @@ public sealed partial class ScriptEngine
         var references = anchors.Distinct().Select(a => MetadataReference.CreateFromFile(a.Location))
             .Concat(tpa.Where(p => !anchorPaths.Contains(p)).Select(p => MetadataReference.CreateFromFile(p)));
 
-        var workbenchNamespaces = typeof(Workbench).Assembly.GetExportedTypes().Select(t => t.Namespace)
-            .OfType<string>().Where(n => n.StartsWith("PeftWorkbench", StringComparison.Ordinal)).Distinct();
-        var imports = new[]
-        {
-            "System", "System.IO", "System.Linq", "System.Text", "System.Collections.Generic", "System.Threading", "System.Threading.Tasks",
-            "System.Diagnostics", "TorchSharp", "TorchSharp.torch", "Microsoft.Data.Analysis", "XPlot.Plotly", "PeftWorkbench.Kernel",
-        }.Concat(workbenchNamespaces).Distinct();
+        var imports = PeftWorkbench.Display.NotebookImports.Namespaces.Append("PeftWorkbench.Kernel");
 
         return ScriptOptions.Default
             .WithReferences(references)

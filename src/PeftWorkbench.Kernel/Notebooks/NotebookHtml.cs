@@ -8,7 +8,7 @@ using PeftWorkbench.Kernel.Display;
 namespace PeftWorkbench.Kernel.Notebooks;
 
 /// <summary>A standalone HTML page of an executed notebook: markdown as HTML, code, and outputs inline. Charts carry
-/// plotly.js in the first chart's output (see <see cref="Formatters.ChartHtml"/>); if no output carries it (outputs
+/// plotly.js in the first chart's output (see PeftWorkbench.Display.NotebookDisplay.ChartHtml); if no output carries it (outputs
 /// written by another tool), the page embeds it once at the top.</summary>
 public static partial class NotebookHtml
 {

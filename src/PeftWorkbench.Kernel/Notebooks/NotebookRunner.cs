@@ -82,14 +82,20 @@ public static class NotebookRunner
         }
 
         Normalise(notebook);
+        var (ipynb, html) = Write(notebook, outDir, Path.GetFileNameWithoutExtension(fullPath));
+        if (statusFile is not null) File.WriteAllText(statusFile, StatusEnded);
+        return (failure ?? new NotebookRunResult(notebookPath, true)) with { ExecutedPath = ipynb, HtmlPath = html };
+    }
+
+    /// <summary>The executed notebook and its HTML page, as OUT/NAME.ipynb and OUT/NAME.html (also for <see cref="JupyterClientRunner"/>).</summary>
+    internal static (string Ipynb, string Html) Write(JsonObject notebook, string outDir, string name)
+    {
         Directory.CreateDirectory(outDir);
-        var name = Path.GetFileNameWithoutExtension(fullPath);
         var ipynb = Path.Combine(outDir, name + ".ipynb");
         var html = Path.Combine(outDir, name + ".html");
         WriteAtomically(ipynb, notebook.ToJsonString(Json) + "\n");
         WriteAtomically(html, NotebookHtml.Render(notebook, name));
-        if (statusFile is not null) File.WriteAllText(statusFile, StatusEnded);
-        return (failure ?? new NotebookRunResult(notebookPath, true)) with { ExecutedPath = ipynb, HtmlPath = html };
+        return (ipynb, html);
     }
 
     static string Seconds(TimeSpan? t) => t is { } x ? $"{x.TotalSeconds:0.###} s" : "";
@@ -135,15 +141,17 @@ public static class NotebookRunner
         _ => "",
     };
 
-    /// <summary>nbformat 4.5: every cell has an id; kernelspec and language_info name our kernel.</summary>
+    /// <summary>nbformat 4.5: every cell has an id. The notebook's own kernelspec and language_info stay (the notebooks
+    /// carry .NET Interactive's, so either kernel's output opens as a .NET notebook); where missing, ours are written.</summary>
     internal static void Normalise(JsonObject nb)
     {
         nb["nbformat"] = 4;
         if ((int?)nb["nbformat_minor"] is not >= 5) nb["nbformat_minor"] = 5;
         var metadata = nb["metadata"] as JsonObject ?? new JsonObject();
         nb["metadata"] = metadata;
-        metadata["kernelspec"] = new JsonObject { ["name"] = KernelName, ["display_name"] = DisplayName, ["language"] = JupyterKernel.LanguageName };
-        metadata["language_info"] = JupyterKernel.LanguageInfo();
+        if (metadata["kernelspec"] is not JsonObject)
+            metadata["kernelspec"] = new JsonObject { ["name"] = KernelName, ["display_name"] = DisplayName, ["language"] = JupyterKernel.LanguageName };
+        if (metadata["language_info"] is not JsonObject) metadata["language_info"] = JupyterKernel.LanguageInfo();
         var seen = new HashSet<string>();
         int n = 0;
         foreach (var cell in (nb["cells"] as JsonArray ?? new JsonArray()).OfType<JsonObject>())

@@ -7,7 +7,9 @@ namespace PeftWorkbench.Training;
 /// <summary>
 /// Process-wide settings of the native runtime under libtorch, applied once, before the first torch call
 /// (as this assembly's module initializer; hosts may call <see cref="Apply"/> explicitly first thing).
-/// Each is skipped where the user already chose (an environment variable) or the platform differs.
+/// Each is skipped where the user already chose (an environment variable) or the platform differs. Between the
+/// first setting and the others, <see cref="TorchNatives.PrepareLoad"/> makes TorchSharp's native library loadable
+/// when the package was loaded from the NuGet cache on an older libstdc++.
 /// <list type="bullet">
 /// <item><b>OMP_WAIT_POLICY=PASSIVE</b> for libtorch's OpenMP (libgomp). Measured here (2 cores, load average 6-8
 /// from other processes, mini preset, batch 64): spin-waiting gave 69 img/s inference and 31 img/s full-FT steps,
@@ -61,6 +63,8 @@ public static class NativeTuning
             }
             catch (EntryPointNotFoundException) { }
         }
+        // After OMP_WAIT_POLICY (libgomp reads it when libtorch loads) and before the MKL switch (which loads libtorch).
+        TorchNatives.PrepareLoad();
         if (Environment.GetEnvironmentVariable("PEFT_MKL") != "default" && MklIntelPathOnAmd() is string mkl) done.Add(mkl);
         Settings = done;
     }
@@ -71,10 +75,8 @@ public static class NativeTuning
         if (!X86Base.IsSupported || !Avx512F.IsSupported || CpuVendor() != "AuthenticAMD") return null;
         try
         {
-            var dir = Path.GetDirectoryName(typeof(TorchSharp.torch).Assembly.Location) ?? "";
-            var lib = new[] { Path.Combine(dir, "libtorch_cpu.so"), Path.Combine(dir, "runtimes", "linux-x64", "native", "libtorch_cpu.so") }
-                .FirstOrDefault(File.Exists);
-            if (lib is null || !NativeLibrary.TryLoad(lib, out var handle)) return null;
+            // Wherever libtorch was loaded from: a build output or the NuGet cache (.NET Interactive).
+            if (TorchNatives.LibtorchDir() is not { } dir || !NativeLibrary.TryLoad(Path.Combine(dir, "libtorch_cpu.so"), out var handle)) return null;
             if (!NativeLibrary.TryGetExport(handle, "mkl_serv_intel_cpu_true", out var f)) return null;
             long page = Environment.SystemPageSize;
             var start = (nint)((long)f & ~(page - 1));

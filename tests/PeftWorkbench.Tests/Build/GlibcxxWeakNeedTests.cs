@@ -106,6 +106,30 @@ public class GlibcxxWeakNeedTests
         finally { File.Delete(path); }
     }
 
+    /// <summary>The decision TorchNatives makes for a package loaded from the NuGet cache (.NET Interactive): patch a copy
+    /// only where the system's libstdc++ lacks the version and the need is still strong.</summary>
+    [Fact]
+    public void DecidesToPatchOnlyAStrongNeedTheSystemCannotMeet()
+    {
+        var (bytes, _, flags32) = MinimalElf();
+        var debian12 = new[] { "GLIBCXX_3.4.29", "GLIBCXX_3.4.30" };
+        Assert.Null(ElfVersions.WhyLeftAlone(bytes, "a.so", "GLIBCXX_3.4.32", debian12, out var hit));
+        Assert.Equal("GLIBCXX_3.4.32", hit!.Version);
+        Assert.Contains("provides", ElfVersions.WhyLeftAlone(bytes, "a.so", "GLIBCXX_3.4.32", debian12.Append("GLIBCXX_3.4.32").ToArray(), out _));
+        Assert.Contains("needs no", ElfVersions.WhyLeftAlone(bytes, "a.so", "GLIBCXX_3.4.99", debian12, out _));
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(flags32), ElfVersions.VerFlgWeak);
+        Assert.Contains("already weak", ElfVersions.WhyLeftAlone(bytes, "a.so", "GLIBCXX_3.4.32", debian12, out _));
+    }
+
+    /// <summary>Where the build output holds the natives (this test run), nothing is patched or preloaded from the cache.</summary>
+    [Fact]
+    public void NativeLoadIsLeftAloneBesideABuildOutput()
+    {
+        torch.ones(1).Dispose();
+        Assert.Equal("not needed (natives beside TorchSharp.dll)", PeftWorkbench.Training.TorchNatives.Status);
+        Assert.Equal(AppContext.BaseDirectory.TrimEnd('/'), PeftWorkbench.Training.TorchNatives.LibtorchDir()?.TrimEnd('/'));
+    }
+
     [Fact]
     public void LeavesTheFileAloneWhenTheSystemHasTheVersion()
     {

@@ -2,9 +2,9 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using TorchSharp;
 
-namespace PeftWorkbench.Kernel;
+namespace PeftWorkbench.Display;
 
-/// <summary>A PNG image for display: from a file, from PNG bytes, or from an image tensor.</summary>
+/// <summary>A PNG image for display (either kernel): from a file, from PNG bytes, or from an image tensor.</summary>
 public sealed class KernelImage
 {
     public byte[] Png { get; }
