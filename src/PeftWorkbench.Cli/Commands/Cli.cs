@@ -30,11 +30,15 @@ static class Cli
     public static List<string> Split(string[]? values) =>
         (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
 
-    /// <summary>This same CLI as a command line: [dotnet, peft.dll] or [the apphost], absolute paths.</summary>
-    public static IReadOnlyList<string> SelfCommand()
+    /// <summary>This same CLI as a command line: [dotnet, peft.dll] or [the apphost], absolute paths, then
+    /// <paramref name="args"/>. The one way the CLI starts itself again (workers, notebook children, kernelspecs, slurm).</summary>
+    public static List<string> SelfCommand(params string[] args)
     {
-        var exe = System.Environment.ProcessPath!;
-        return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? new[] { exe, typeof(Cli).Assembly.Location } : new[] { exe };
+        var exe = System.Environment.ProcessPath ?? "dotnet";
+        var argv = Path.GetFileNameWithoutExtension(exe).Equals("dotnet", StringComparison.OrdinalIgnoreCase)
+            ? new List<string> { exe, typeof(Cli).Assembly.Location } : new List<string> { exe };
+        argv.AddRange(args);
+        return argv;
     }
 
     /// <summary>Starts this same CLI (dotnet + dll, or the apphost) with <paramref name="args"/>.</summary>
@@ -43,9 +47,9 @@ static class Cli
     /// <summary>As above; with <paramref name="captureOutput"/> the child's stdout and stderr come back through the Process.</summary>
     public static Process StartSelf(bool captureOutput, params string[] args)
     {
-        var self = SelfCommand();
+        var self = SelfCommand(args);
         var psi = new ProcessStartInfo { UseShellExecute = false, FileName = self[0], RedirectStandardOutput = captureOutput, RedirectStandardError = captureOutput };
-        foreach (var a in self.Skip(1).Concat(args)) psi.ArgumentList.Add(a);
+        foreach (var a in self.Skip(1)) psi.ArgumentList.Add(a);
         return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {self[0]}");
     }
 }

@@ -14,7 +14,7 @@ static class KernelBench
         var connection = KernelClient.FreeConnection();
         var file = Path.Combine(dir, "kernel.json");
         connection.Save(file);
-        var argv = SelfCommand.Argv("kernel", "run", "-f", file);
+        var argv = Cli.SelfCommand("kernel", "run", "-f", file);
         var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardError = true };
         foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
 

@@ -27,7 +27,7 @@ public static class KernelCommand
                 return 2;
             }
             var dir = KernelSpec.KernelsDir(r.GetValue(prefix), r.GetValue(jupyterPath));
-            var path = KernelSpec.Install(dir, SelfCommand.Argv("kernel", "run", "-f", "{connection_file}"), r.GetValue(name)!);
+            var path = KernelSpec.Install(dir, Cli.SelfCommand("kernel", "run", "-f", "{connection_file}"), r.GetValue(name)!);
             Console.WriteLine($"Installed kernelspec {r.GetValue(name)} in {Path.GetDirectoryName(path)}");
             return 0;
         }));
@@ -52,23 +52,5 @@ public static class KernelCommand
         kernel.Subcommands.Add(run);
         kernel.Subcommands.Add(bench);
         return kernel;
-    }
-}
-
-/// <summary>The command line that starts this same `peft` again (for kernelspecs and child processes).</summary>
-static class SelfCommand
-{
-    public static List<string> Argv(params string[] args)
-    {
-        var host = Environment.ProcessPath ?? "dotnet";
-        var argv = new List<string>();
-        if (Path.GetFileNameWithoutExtension(host).Equals("dotnet", StringComparison.OrdinalIgnoreCase))
-        {
-            argv.Add(host);
-            argv.Add(typeof(SelfCommand).Assembly.Location);
-        }
-        else argv.Add(host); // the apphost (bin/.../peft)
-        argv.AddRange(args);
-        return argv;
     }
 }

@@ -78,7 +78,7 @@ public static class NotebooksCommand
         var status = Path.GetTempFileName();
         try
         {
-            var argv = SelfCommand.Argv("notebooks", "run", Path.GetFullPath(notebook), "--profile", profile, "--out", Path.GetFullPath(outDir), "--in-process", "--status-file", status,
+            var argv = Cli.SelfCommand("notebooks", "run", Path.GetFullPath(notebook), "--profile", profile, "--out", Path.GetFullPath(outDir), "--in-process", "--status-file", status,
                 "--cell-timeout", cellTimeout.ToString(System.Globalization.CultureInfo.InvariantCulture));
             var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false };
             foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
