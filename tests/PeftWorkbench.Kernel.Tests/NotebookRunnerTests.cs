@@ -79,4 +79,24 @@ public class NotebookRunnerTests
         Assert.Contains("In [1]:", html);
         Assert.Contains("<pre class=\"output\">True</pre>", html);
     }
+
+    /// <summary>The notebooks live in git without outputs (the runner writes executed copies elsewhere), and each has a
+    /// `parameters` cell for the runner's profile injection.</summary>
+    [Fact]
+    public void NotebooksInGitHaveNoOutputsAndAParametersCell()
+    {
+        var notebooks = Directory.GetFiles(Path.Combine(Tools.RepoRoot, "notebooks"), "*.ipynb");
+        Assert.NotEmpty(notebooks);
+        foreach (var path in notebooks)
+        {
+            var name = Path.GetFileName(path);
+            var code = NotebookRunner.Load(path)["cells"]!.AsArray().OfType<JsonObject>().Where(c => (string?)c["cell_type"] == "code").ToList();
+            foreach (var (cell, i) in code.Select((c, i) => (c, i)))
+            {
+                Assert.True(cell["outputs"] is JsonArray { Count: 0 }, $"{name}: code cell {i} has outputs: strip them before committing");
+                Assert.True(cell["execution_count"] is null, $"{name}: code cell {i} has an execution_count: strip it before committing");
+            }
+            Assert.Single(code, c => c["metadata"]?["tags"] is JsonArray tags && tags.Any(t => (string?)t == "parameters"));
+        }
+    }
 }
