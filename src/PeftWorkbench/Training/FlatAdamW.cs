@@ -8,8 +8,11 @@ namespace PeftWorkbench.Training;
 /// TorchSharp's AdamW (the same update, op for op, in float32) on one contiguous buffer per parameter group, so a
 /// step is a handful of tensor ops per group instead of ~8 ops and several temporaries per tensor. The group's
 /// parameters become views into its buffer (set_ under no_grad: autograd and the modules see the same Parameter
-/// objects); <see cref="Dispose"/> gives each parameter its own storage back. Gradients are gathered with one cat
-/// per group. A parameter that has no gradient is skipped, as TorchSharp skips it (its step count does not
+/// objects); <see cref="Dispose"/> gives each parameter its own storage back. Gradients live in a flat buffer too:
+/// after the first step each parameter's .grad is a view into it, so backward accumulates there and zero_grad is one
+/// op (a gradient someone replaced, as Bf16Masters does, is copied in and re-aliased). The update runs over chunks
+/// of 64K elements with a preallocated scratch buffer: no allocation per step, and each chunk's operands stay in
+/// cache across its ops. A parameter that has no gradient is skipped, as TorchSharp skips it (its step count does not
 /// advance); while any parameter of a group lacks a gradient or lags in steps, that group updates tensor by tensor
 /// on views of the same buffers, so the numbers never depend on which path ran.
 /// </summary>
@@ -19,11 +22,20 @@ public sealed class FlatAdamW : OptimizerHelper
     {
         public required AdamW.ParamGroup Group;
         public required Parameter[] Params;
-        public required Tensor Values, ExpAvg, ExpAvgSq;
-        public required Tensor[] ExpAvgViews, ExpAvgSqViews;
+        public required Tensor Values, ExpAvg, ExpAvgSq, Grads, Scratch;
+        public required Tensor[] ExpAvgViews, ExpAvgSqViews, GradViews;
+        public required long[] GradAddresses;
+        /// <summary>The buffers cut into chunks once (p, m, v, g, scratch), so a step makes no views.</summary>
+        public required (Tensor P, Tensor M, Tensor V, Tensor G, Tensor D)[] Chunks;
         public required long[] Steps;
-        public void Dispose() { Values.Dispose(); ExpAvg.Dispose(); ExpAvgSq.Dispose(); foreach (var t in ExpAvgViews.Concat(ExpAvgSqViews)) t.Dispose(); }
+        public void Dispose()
+        {
+            foreach (var t in new[] { Values, ExpAvg, ExpAvgSq, Grads, Scratch }.Concat(ExpAvgViews).Concat(ExpAvgSqViews).Concat(GradViews)) t.Dispose();
+            foreach (var c in Chunks) { c.P.Dispose(); c.M.Dispose(); c.V.Dispose(); c.G.Dispose(); c.D.Dispose(); }
+        }
     }
+
+    const long ChunkElements = 1 << 16;
 
     readonly List<Flat> flats = new();
 
@@ -62,8 +74,10 @@ public sealed class FlatAdamW : OptimizerHelper
         long offset = 0;
         var avgViews = new Tensor[ps.Length];
         var sqViews = new Tensor[ps.Length];
+        var gradViews = new Tensor[ps.Length];
         var expAvg = torch.zeros_like(values);
         var expAvgSq = torch.zeros_like(values);
+        var grads = torch.zeros_like(values);
         for (int i = 0; i < ps.Length; i++)
         {
             long n = ps[i].numel();
@@ -72,13 +86,49 @@ public sealed class FlatAdamW : OptimizerHelper
             ps[i].set_(values.narrow(0, offset, n).view(shape));
             avgViews[i] = expAvg.narrow(0, offset, n).view(shape);
             sqViews[i] = expAvgSq.narrow(0, offset, n).view(shape);
+            gradViews[i] = grads.narrow(0, offset, n).view(shape);
             offset += n;
+        }
+        long total = values.numel();
+        var scratch = torch.empty(Math.Min(total, ChunkElements), dtype: values.dtype, device: values.device);
+        var chunks = new List<(Tensor, Tensor, Tensor, Tensor, Tensor)>();
+        for (long s = 0; s < total; s += ChunkElements)
+        {
+            long len = Math.Min(ChunkElements, total - s);
+            chunks.Add((values.narrow(0, s, len), expAvg.narrow(0, s, len), expAvgSq.narrow(0, s, len), grads.narrow(0, s, len), scratch.narrow(0, 0, len)));
         }
         return new Flat
         {
-            Group = group, Params = ps, Values = values, ExpAvg = expAvg, ExpAvgSq = expAvgSq,
-            ExpAvgViews = avgViews, ExpAvgSqViews = sqViews, Steps = new long[ps.Length],
+            Group = group, Params = ps, Values = values, ExpAvg = expAvg, ExpAvgSq = expAvgSq, Grads = grads, Scratch = scratch,
+            ExpAvgViews = avgViews, ExpAvgSqViews = sqViews, GradViews = gradViews,
+            GradAddresses = gradViews.Select(g => Address(g)).ToArray(), Chunks = chunks.ToArray(), Steps = new long[ps.Length],
         };
+    }
+
+    /// <summary>Zeroes the gradients in place, as TorchSharp's optimizers do (one op per group once they are aliased).</summary>
+    public override void zero_grad()
+    {
+        using var scope = torch.NewDisposeScope();
+        foreach (var f in flats)
+        {
+            var grads = f.Params.Select(p => p.grad).ToArray();
+            if (Aliased(f, grads)) { f.Grads.zero_(); continue; }
+            foreach (var g in grads) g?.zero_();
+        }
+    }
+
+    /// <summary>Where a tensor's first element lives: equal for two tensors only if they alias the same memory.</summary>
+    static long Address(Tensor t)
+    {
+        using var storage = t.storage<float>();
+        return (long)storage.data_ptr() + t.storage_offset() * sizeof(float);
+    }
+
+    static bool Aliased(Flat f, Tensor?[] grads)
+    {
+        for (int i = 0; i < grads.Length; i++)
+            if (grads[i] is not { } g || Address(g) != f.GradAddresses[i]) return false;
+        return true;
     }
 
     public override Tensor step(Func<Tensor>? closure = null)
@@ -101,8 +151,19 @@ public sealed class FlatAdamW : OptimizerHelper
         {
             long step = ++f.Steps[0];
             for (int i = 1; i < f.Steps.Length; i++) f.Steps[i] = step;
-            var grad = grads.Length == 1 ? grads[0]!.reshape(-1) : torch.cat(grads.Select(g => g!.reshape(-1)).ToArray());
-            Update(f.Values, f.ExpAvg, f.ExpAvgSq, grad, step, lr, beta1, beta2, eps, wd);
+            // Gradients that are not (yet) views into the flat buffer are copied in, and the views become .grad.
+            for (int i = 0; i < grads.Length; i++)
+                if (Address(grads[i]!) != f.GradAddresses[i]) { f.GradViews[i].copy_(grads[i]!); f.Params[i].grad = f.GradViews[i]; }
+            double sqrtBiasCorrection2 = Math.Sqrt(1 - Math.Pow(beta2, step)), stepSize = lr / (1 - Math.Pow(beta1, step));
+            // TorchSharp's AdamW.step body, op for op, with the denominator written into scratch instead of allocated.
+            foreach (var (p, m, v, g, d) in f.Chunks)
+            {
+                p.mul_(1 - lr * wd);
+                m.mul_(beta1).add_(g, alpha: 1 - beta1);
+                v.mul_(beta2).addcmul_(g, g, value: 1 - beta2);
+                d.copy_(v).sqrt_().div_(sqrtBiasCorrection2).add_(eps);
+                p.addcdiv_(m, d, value: -stepSize);
+            }
             return;
         }
         // Some tensors lack a gradient (or did earlier): TorchSharp's per-tensor rule on views of the same buffers.
@@ -114,7 +175,7 @@ public sealed class FlatAdamW : OptimizerHelper
         }
     }
 
-    // TorchSharp's AdamW.step body, op for op (so float32 results agree to rounding).
+    // TorchSharp's AdamW.step body, op for op (so float32 results agree to rounding), for one tensor.
     static void Update(Tensor param, Tensor expAvg, Tensor expAvgSq, Tensor grad, long step,
         double lr, double beta1, double beta2, double eps, double wd)
     {
