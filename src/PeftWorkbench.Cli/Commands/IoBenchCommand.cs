@@ -24,11 +24,11 @@ public static class IoBenchCommand
             string folder = r.GetValue(dir) ?? Directory.CreateTempSubdirectory("peft-bench-io-").FullName;
             try
             {
-                Console.WriteLine($"bench io: {config.Name}, {r.GetValue(rounds)} rounds, files in {folder}; load average {Load()}");
+                Console.WriteLine($"bench io: {config.Name}, {r.GetValue(rounds)} rounds, files in {folder}; load average {Cli.LoadAverage()}");
                 IoBench.Prepare(config, folder);
                 Console.WriteLine($"  model files: {string.Join(", ", Directory.GetFiles(folder).Select(f => $"{Path.GetFileName(f)} {new FileInfo(f).Length / 1e6:F0} MB"))}");
                 var results = IoBench.Run(IoBench.Cases(r.GetValue(only)), r.GetValue(rounds), c => Child(c, config.Name, folder), line => Console.WriteLine("  " + line));
-                Console.WriteLine($"medians (load average {Load()}); +MB: peak RSS above the RSS with the model built");
+                Console.WriteLine($"medians (load average {Cli.LoadAverage()}); +MB: peak RSS above the RSS with the model built");
                 foreach (var line in IoBench.Table(results)) Console.WriteLine(line);
                 return results.Any(x => x.Error is not null) ? 1 : 0;
             }
@@ -60,5 +60,4 @@ public static class IoBenchCommand
         return json is not null ? IoBench.FromJson(json) : new IoResult(c, 0, 0, $"child exited {p.ExitCode}: {stderr.Result.Trim()}");
     }
 
-    static string Load() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 }

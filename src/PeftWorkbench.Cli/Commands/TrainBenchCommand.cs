@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using PeftWorkbench.Bench;
 using PeftWorkbench.Data;
 using PeftWorkbench.Training;
 using PeftWorkbench.Tuning;
@@ -41,6 +42,24 @@ public static class TrainBenchCommand
             return Task.FromResult(0);
         }));
         bench.Subcommands.Add(protocol);
+
+        var methods = new Option<string>("--methods") { Description = "Comma-separated methods.", DefaultValueFactory = _ => "full,lora" };
+        var rounds = new Option<int>("--rounds") { Description = "Alternating rounds (per-tensor and flat each once per round).", DefaultValueFactory = _ => 5 };
+        var optimizer = new Command("optimizer", "Flat AdamW against TorchSharp's per-tensor AdamW: zero_grad + step alone, and training " +
+            "images/s through the trainer, in alternating rounds (medians).") { preset, batch, methods, rounds, threads };
+        optimizer.SetAction((r, cancel) => Cli.Guard(() =>
+        {
+            if (r.GetValue(threads) is int t and > 0) torch.set_num_threads(t);
+            var config = VitConfig.Preset(r.GetValue(preset)!);
+            var ms = Cli.Split(new[] { r.GetValue(methods)! });
+            Console.WriteLine($"bench optimizer: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.ImageSize} px), batch {r.GetValue(batch)}, " +
+                $"{torch.get_num_threads()} torch threads, {r.GetValue(rounds)} rounds; load {Cli.LoadAverage()}");
+            foreach (var line in OptimizerBench.Table(OptimizerBench.Run(config, ms, r.GetValue(batch), r.GetValue(rounds), stepsPerRound: 4, cancel)))
+                Console.WriteLine(line);
+            Console.WriteLine($"load {Cli.LoadAverage()} (1, 5, 15 min); ratios are within this run, so shared cores weigh on both columns alike");
+            return Task.FromResult(0);
+        }));
+        bench.Subcommands.Add(optimizer);
         return bench;
     }
 

@@ -147,7 +147,7 @@ public static class IoBench
         }).ToList();
     }
 
-    static double Median(IEnumerable<double> xs)
+    internal static double Median(IEnumerable<double> xs)
     {
         var s = xs.OrderBy(x => x).ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;

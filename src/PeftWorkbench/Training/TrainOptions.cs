@@ -67,6 +67,10 @@ public sealed record TrainOptions
     /// <summary>Compute in bfloat16 with float32 master weights and optimizer state (see Bf16Masters); the model
     /// is float32 again afterwards. Off by default: same-seed runs then repeat bit for bit against fp32 baselines.</summary>
     public bool Bf16 { get; init; }
+    /// <summary>AdamW keeps parameters and state in one float32 buffer per weight-decay group and updates each group
+    /// with a handful of ops (<see cref="Training.FlatAdamW"/>); false = TorchSharp's AdamW, tensor by tensor. Both
+    /// give the same numbers to float32 rounding (FlatAdamWTests); the flat one is faster (`peft bench train --optimizers`).</summary>
+    public bool FlatAdamW { get; init; } = true;
 
     /// <summary>Profile names (the table is Tuning/Profiles.cs).</summary>
     public static IReadOnlyList<string> Profiles => Tuning.Profiles.Names;

@@ -211,20 +211,23 @@ public static class Trainer
         finally { model.train(wasTraining); }
     }
 
-    static optim.Optimizer MakeOptimizer(TrainOptions o, IEnumerable<Parameter> decay, IEnumerable<Parameter> noDecay)
+    /// <summary>The trainer's optimizer: two groups, weight decay on matrices and none on the rest (see
+    /// WeightDecayGroups); AdamW on flat buffers (<see cref="FlatAdamW"/>) unless <see cref="TrainOptions.FlatAdamW"/>
+    /// is false, which gives TorchSharp's per-tensor AdamW (the same update, to float32 rounding).</summary>
+    internal static optim.Optimizer MakeOptimizer(TrainOptions o, IEnumerable<Parameter> decay, IEnumerable<Parameter> noDecay)
     {
-        // Two groups: weight decay on matrices, none on the rest (see WeightDecayGroups).
         if (o.Optimizer == "sgd")
             return torch.optim.SGD(new[]
             {
                 new SGD.ParamGroup(decay.ToList(), lr: o.Lr, momentum: 0.9, weight_decay: o.WeightDecay),
                 new SGD.ParamGroup(noDecay.ToList(), lr: o.Lr, momentum: 0.9, weight_decay: 0),
             }, o.Lr, momentum: 0.9);
-        return torch.optim.AdamW(new[]
+        var groups = new[]
         {
             new AdamW.ParamGroup(decay.ToList(), lr: o.Lr, weight_decay: o.WeightDecay),
             new AdamW.ParamGroup(noDecay.ToList(), lr: o.Lr, weight_decay: 0),
-        }, o.Lr);
+        };
+        return o.FlatAdamW ? new FlatAdamW(groups, o.Lr) : torch.optim.AdamW(groups, o.Lr);
     }
 
     // cross_entropy on a target >= K is a libtorch error best caught here with names, before backward.
