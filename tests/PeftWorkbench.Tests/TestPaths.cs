@@ -3,14 +3,17 @@ namespace PeftWorkbench.Tests;
 /// <summary>Where things built beside the tests are.</summary>
 public static class TestPaths
 {
+    static readonly string Here = Path.GetDirectoryName(typeof(TestPaths).Assembly.Location)!;
+    static string[] Parts => Here.Split(Path.DirectorySeparatorChar);
+    static int Bin => Array.LastIndexOf(Parts, "bin");
+
+    /// <summary>The repository root (tests/X/bin/CONFIG/TFM/RID -> ../../../../../..).</summary>
+    public static string Repo => Path.GetFullPath(Path.Combine(Here, string.Concat(Enumerable.Repeat("../", Parts.Length - Bin + 2))));
+
     /// <summary>The CLI's own build output (peft.dll), same configuration/framework/runtime folders as this test assembly.</summary>
     public static string CliDll()
     {
-        var here = Path.GetDirectoryName(typeof(TestPaths).Assembly.Location)!;
-        var parts = here.Split(Path.DirectorySeparatorChar);
-        int bin = Array.LastIndexOf(parts, "bin");
-        var repo = Path.GetFullPath(Path.Combine(here, string.Concat(Enumerable.Repeat("../", parts.Length - bin + 2))));
-        var dll = Path.Combine(new[] { repo, "src", "PeftWorkbench.Cli", "bin" }.Concat(parts[(bin + 1)..]).Append("peft.dll").ToArray());
+        var dll = Path.Combine(new[] { Repo, "src", "PeftWorkbench.Cli", "bin" }.Concat(Parts[(Bin + 1)..]).Append("peft.dll").ToArray());
         Assert.True(File.Exists(dll), $"CLI not built at {dll}");
         return dll;
     }

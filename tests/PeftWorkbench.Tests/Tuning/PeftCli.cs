@@ -7,21 +7,9 @@ namespace PeftWorkbench.Tests.Tuning;
 /// assembly), and running commands as child processes.</summary>
 static class PeftCli
 {
-    static readonly string Here = Path.GetDirectoryName(typeof(PeftCli).Assembly.Location)!;
-    static string[] Parts => Here.Split(Path.DirectorySeparatorChar);
-    static int Bin => Array.LastIndexOf(Parts, "bin");
+    public static string Repo => TestPaths.Repo;
 
-    public static string Repo => Path.GetFullPath(Path.Combine(Here, string.Concat(Enumerable.Repeat("../", Parts.Length - Bin + 2))));
-
-    public static string Dll
-    {
-        get
-        {
-            var dll = Path.Combine(new[] { Repo, "src", "PeftWorkbench.Cli", "bin" }.Concat(Parts[(Bin + 1)..]).Append("peft.dll").ToArray());
-            Assert.True(File.Exists(dll), $"CLI not built at {dll}");
-            return dll;
-        }
-    }
+    public static string Dll => TestPaths.CliDll();
 
     public static ProcessStartInfo Info(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
     {
