@@ -40,9 +40,10 @@ public static class Study
     /// <param name="protocol">"vtab1k" or "manyshot" (the task's full training set, the profile's many-shot recipe).</param>
     /// <param name="checkpoint">"shipped:NAME", a checkpoint path, "none" (random init); null: the suite's default.</param>
     /// <param name="preset">Backbone preset when no checkpoint gives the shape.</param>
+    /// <param name="seed">The trials' seed (init, data order, augmentation, drop path); null: the profile's (42). It is part of every trial key.</param>
     public static StudyRun Run(string task, string method, string profile = "default", IReadOnlyDictionary<string, string>? hp = null,
         string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
-        bool bf16 = false, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default)
+        bool bf16 = false, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default, long? seed = null)
     {
         var p = Profiles.Get(profile);
         if (protocol is not ("vtab1k" or "manyshot")) throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol));
@@ -60,8 +61,38 @@ public static class Study
         var results = new ResultsStore(storeDir);
         using var vtab = Environment.LoadTask(manifest, task);
         var options = OptionsFor(manifest, vtab.Group);
+        if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
         var result = Protocol.Vtab1k(vtab, info.Id, grid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
         return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final));
+    }
+
+    /// <summary>
+    /// <see cref="Run"/> for every task x method (tasks outer, methods inner, the order results come back in): finished
+    /// trials are read from <paramref name="store"/>, only the missing ones train. <paramref name="progress"/> gets one
+    /// line to redraw in place (a notebook's <c>bar.Update</c>). <paramref name="workers"/>: processes that train at
+    /// once; null: the machine's default. (Today every run goes through this process in turn.)
+    /// </summary>
+    public static IReadOnlyList<StudyRun> RunAll(IEnumerable<string> tasks, IEnumerable<string> methods, string profile = "default",
+        string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
+        long? seed = null, int? workers = null, Action<string>? progress = null, CancellationToken cancel = default)
+    {
+        var pairs = tasks.SelectMany(t => methods.Select(m => (Task: t, Method: m))).ToList();
+        foreach (var m in pairs.Select(p => p.Method).Distinct()) Peft.MethodRegistry.Get(m); // an unknown method fails before any training
+        store ??= Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
+        var runs = new List<StudyRun>();
+        try
+        {
+            foreach (var (task, method) in pairs)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var label = $"[{runs.Count + 1}/{pairs.Count}] {task} {method}";
+                progress?.Invoke(label);
+                runs.Add(Run(task, method, profile, store: store, suite: suite, protocol: protocol, checkpoint: checkpoint, preset: preset, seed: seed,
+                    progressFor: progress is null ? null : cfg => new Display.NotebookProgress(progress, $"{label} {cfg.Phase}"), cancel: cancel));
+            }
+        }
+        catch { foreach (var r in runs) r.Dispose(); throw; }
+        return runs;
     }
 
     /// <summary>The options of a manifest's trials on a task of <paramref name="group"/>: the profile's VTAB-1K

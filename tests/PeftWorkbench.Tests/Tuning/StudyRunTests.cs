@@ -74,4 +74,43 @@ public class StudyRunTests
         Assert.Contains("lora_bottleneck", e.Message);
         Assert.Throws<ArgumentException>(() => Study.Run("mnist", "lora", profile: "fast"));
     }
+
+    [Fact]
+    public void ASeedGivesItsOwnTrialsAndTheSameSeedTheSameNumbers()
+    {
+        using var dir = new TempDir();
+        var root = TinyVtab(dir);
+        var hp = new Dictionary<string, string>();
+        // Separate stores: a second run of the same seed trains again instead of reading the first one's trials.
+        StudyRun Go(long? seed, string name) => Study.Run("eurosat", "lora", "smoke", hp: hp, store: Path.Combine(dir.Path, name),
+            suite: "vtab:" + root, checkpoint: "none", preset: "mini", seed: seed);
+        using var profileSeed = Go(null, "profile");
+        using var a = Go(7, "a");
+        using var b = Go(7, "b");
+        Assert.Contains("seed=42", profileSeed.Final.Key);
+        Assert.Contains("seed=7", a.Final.Key);
+        Assert.All(a.Tuning.Append(a.Final), t => Assert.Equal(7, t.Config.Seed));
+        Assert.Equal(a.Test!.Logits.data<float>().ToArray(), b.Test!.Logits.data<float>().ToArray());
+        Assert.NotEqual(a.Test.Logits.data<float>().ToArray(), profileSeed.Test!.Logits.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void RunAllReturnsTasksTimesMethodsInOrderAndASecondCallTrainsNothing()
+    {
+        using var dir = new TempDir();
+        var root = TinyVtab(dir);
+        var store = Path.Combine(dir.Path, "store");
+        var lines = new List<string>();
+        IReadOnlyList<StudyRun> Go() => Study.RunAll(new[] { "eurosat" }, new[] { "linear", "bitfit" }, "smoke", store: store,
+            suite: "vtab:" + root, checkpoint: "none", preset: "mini", progress: lines.Add);
+        var first = Go();
+        Assert.Equal(new[] { "linear", "bitfit" }, first.Select(r => r.Method));
+        Assert.Contains(lines, l => l.StartsWith("[2/2] eurosat bitfit"));
+        var files = Directory.GetFiles(store, "*", SearchOption.AllDirectories).Select(f => (f, File.GetLastWriteTimeUtc(f))).ToList();
+        var second = Go();
+        Assert.Equal(first.Select(r => (r.Final.Key, r.Final.Top1Last)), second.Select(r => (r.Final.Key, r.Final.Top1Last)));
+        Assert.Equal(files, Directory.GetFiles(store, "*", SearchOption.AllDirectories).Select(f => (f, File.GetLastWriteTimeUtc(f))).ToList());
+        foreach (var r in first.Concat(second)) r.Dispose();
+        Assert.Throws<ArgumentException>(() => Study.RunAll(new[] { "eurosat" }, new[] { "lora", "no-such-method" }, "smoke", store: store));
+    }
 }
