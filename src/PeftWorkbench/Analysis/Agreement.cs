@@ -22,6 +22,14 @@ public sealed record MethodMatrix(string Statistic, IReadOnlyList<string> Method
         return this with { Methods = order.Select(i => Methods[i]).ToList(), Values = v };
     }
 
+    /// <summary>Mean over the pairs a != b (NaN cells skipped; NaN when none is left): e.g. how often two methods agree on average.</summary>
+    public double MeanOffDiagonal()
+    {
+        var cells = from i in Enumerable.Range(0, Methods.Count) from j in Enumerable.Range(0, Methods.Count)
+                    where i != j && !double.IsNaN(Values[i, j]) select Values[i, j];
+        return cells.DefaultIfEmpty(double.NaN).Average();
+    }
+
     /// <summary>One row per method: a "method" column, then one column per method.</summary>
     public DataFrame ToDataFrame()
     {

@@ -6,9 +6,10 @@ namespace PeftWorkbench.Analysis;
 /// predicted labels (ties broken by the summed probability of the tied classes, then the lower class).</summary>
 public enum EnsembleRule { LogitMean, ProbabilityMean, MajorityVote }
 
-/// <summary>An ensemble picked for one task: its members (chosen on val), its val and test top-1, and the best single member's.</summary>
+/// <summary>An ensemble for one task: its members, its val and test top-1, the best single member's test top-1, and how
+/// the members were picked (<see cref="Ensembles.Greedy"/>: "greedy on val"; <see cref="Ensembles.Fixed"/>: named by the caller).</summary>
 public sealed record EnsembleResult(string Task, string Group, EnsembleRule Rule, IReadOnlyList<string> Members, double ValTop1, double TestTop1,
-    string BestMember, double BestMemberTest);
+    string BestMember, double BestMemberTest, string Selection = Ensembles.GreedyOnVal);
 
 /// <summary>
 /// Output ensembles of fine-tuned methods (the study's closing suggestion: different methods err differently).
@@ -16,6 +17,8 @@ public sealed record EnsembleResult(string Task, string Group, EnsembleRule Rule
 /// </summary>
 public static class Ensembles
 {
+    public const string GreedyOnVal = "greedy on val";
+
     /// <summary>Predicted labels of the ensemble of <paramref name="members"/> (at least two, each once).</summary>
     public static int[] Predict(Predictions p, IReadOnlyList<string> members, EnsembleRule rule)
     {
@@ -104,6 +107,19 @@ public static class Ensembles
             Accuracy(Combine(val.Select(members).Methods, rule), val.Labels), Accuracy(Combine(testMembers, rule), test.Labels), best.Method, best.Top1);
     }
 
+    /// <summary>
+    /// For one task: the ensemble of the given <paramref name="members"/> (no selection; e.g. every PEFT method),
+    /// scored on val and test, beside its best single member on test. <paramref name="selection"/> names the set in tables and charts.
+    /// </summary>
+    public static EnsembleResult Fixed(Predictions val, Predictions test, IReadOnlyList<string> members, EnsembleRule rule, string selection, string? group = null)
+    {
+        if (val.Task != test.Task) throw new ArgumentException($"val predictions are for '{val.Task}', test for '{test.Task}'.");
+        var testTop1 = Top1(test, members, rule); // checks: at least two members, each once, all present
+        var best = test.Select(members).Methods.OrderByDescending(m => m.Top1).First();
+        return new EnsembleResult(test.Task, group ?? Ranks.GroupOf(test.Task), rule, members.ToList(), Top1(val, members, rule), testTop1,
+            best.Method, best.Top1, selection);
+    }
+
     /// <summary>Every task of a store: greedy ensembles per rule (tabulate with <see cref="Table"/> and <see cref="GroupGains"/>).</summary>
     public static IReadOnlyList<EnsembleResult> FromStore(string storeDir, IEnumerable<EnsembleRule>? rules = null, string? profile = null, IEnumerable<string>? methods = null)
     {
@@ -122,17 +138,19 @@ public static class Ensembles
     /// <summary>Columns: task, group, rule, members, val/test top-1, best member and its top-1, gain.</summary>
     public static DataFrame Table(IReadOnlyList<EnsembleResult> rs) => new(
         new StringDataFrameColumn("task", rs.Select(r => r.Task)), new StringDataFrameColumn("group", rs.Select(r => r.Group)),
-        new StringDataFrameColumn("rule", rs.Select(r => r.Rule.ToString())), new StringDataFrameColumn("members", rs.Select(r => string.Join("+", r.Members))),
+        new StringDataFrameColumn("selection", rs.Select(r => r.Selection)), new StringDataFrameColumn("rule", rs.Select(r => r.Rule.ToString())),
+        new StringDataFrameColumn("members", rs.Select(r => string.Join("+", r.Members))),
         new PrimitiveDataFrameColumn<double>("val_top1", rs.Select(r => r.ValTop1)), new PrimitiveDataFrameColumn<double>("test_top1", rs.Select(r => r.TestTop1)),
         new StringDataFrameColumn("best_member", rs.Select(r => r.BestMember)), new PrimitiveDataFrameColumn<double>("best_member_top1", rs.Select(r => r.BestMemberTest)),
         new PrimitiveDataFrameColumn<double>("gain", rs.Select(r => r.TestTop1 - r.BestMemberTest)));
 
-    /// <summary>Mean gain over the best member per group and rule (from <see cref="Table"/>'s rows).</summary>
+    /// <summary>Mean gain over the best member per group, selection and rule (from <see cref="Table"/>'s rows).</summary>
     public static DataFrame GroupGains(IReadOnlyList<EnsembleResult> rs)
     {
-        var g = rs.GroupBy(r => (r.Group, r.Rule)).OrderBy(x => x.Key.Group).ThenBy(x => x.Key.Rule).ToList();
+        var g = rs.GroupBy(r => (r.Group, r.Selection, r.Rule)).OrderBy(x => x.Key.Group).ThenBy(x => x.Key.Selection, StringComparer.Ordinal).ThenBy(x => x.Key.Rule).ToList();
         return new DataFrame(
-            new StringDataFrameColumn("group", g.Select(x => x.Key.Group)), new StringDataFrameColumn("rule", g.Select(x => x.Key.Rule.ToString())),
+            new StringDataFrameColumn("group", g.Select(x => x.Key.Group)), new StringDataFrameColumn("selection", g.Select(x => x.Key.Selection)),
+            new StringDataFrameColumn("rule", g.Select(x => x.Key.Rule.ToString())),
             new PrimitiveDataFrameColumn<double>("mean_gain", g.Select(x => x.Average(r => r.TestTop1 - r.BestMemberTest))),
             new PrimitiveDataFrameColumn<double>("mean_test_top1", g.Select(x => x.Average(r => r.TestTop1))),
             new PrimitiveDataFrameColumn<int>("tasks", g.Select(x => x.Count())));

@@ -191,6 +191,25 @@ public sealed class Predictions
         return new Predictions(loaded);
     }
 
+    /// <summary>
+    /// Predictions of exactly the runs <see cref="Study.RunAll"/> returned on <paramref name="task"/> (their seed and
+    /// profile, whatever else the store holds): split "test" reads each final's test logits, "val" its selected tune
+    /// trial's val logits. Methods in the runs' order.
+    /// </summary>
+    public static Predictions FromRuns(IEnumerable<StudyRun> runs, string task, string split = "test")
+    {
+        var all = runs.ToList();
+        var mine = all.Where(r => r.Task == task).ToList();
+        if (mine.Count == 0)
+            throw new ArgumentException($"No runs on task '{task}'; the runs are on {string.Join(", ", all.Select(r => r.Task).Distinct())}.");
+        return new Predictions(mine.Select(r => ReadFile(r.Store, split switch
+        {
+            "test" => r.Final,
+            "val" => r.Selected ?? throw new ArgumentException($"Results store {r.Store}: method '{r.Method}' on task '{task}' has no selected tune trial (val logits)."),
+            _ => throw new ArgumentException($"split must be 'test' or 'val', got '{split}'."),
+        }, split)));
+    }
+
     /// <summary>The successful final trials of a store (found by phase, never by key).</summary>
     public static IReadOnlyList<TrialRecord> StoreFinals(string storeDir, string? profile = null) =>
         ReadRecords(storeDir).Where(r => r.Config.Phase == "final" && r.Ok && (profile is null || r.Config.Profile == profile)).ToList();

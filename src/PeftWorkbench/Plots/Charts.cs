@@ -111,7 +111,7 @@ public static class Charts
         return Chart.Plot(bar, Layout(title ?? "Mean rank by test top-1 (1 = best)", "method", "mean rank"));
     }
 
-    /// <summary>Per task: the best single member's test top-1 beside each rule's greedy ensemble.</summary>
+    /// <summary>Per task: the best single member's test top-1 (the best of any ensemble shown) beside each selection and rule's ensemble.</summary>
     public static PlotlyChart EnsembleGains(IReadOnlyList<EnsembleResult> results, string? title = null)
     {
         var tasks = results.Select(r => r.Task).Distinct().ToArray();
@@ -119,9 +119,12 @@ public static class Charts
         {
             new Bar { x = tasks, y = tasks.Select(t => results.Where(r => r.Task == t).Max(r => r.BestMemberTest)).ToArray(), name = "best single member" },
         };
-        foreach (var rule in results.Select(r => r.Rule).Distinct())
-            traces.Add(new Bar { x = tasks, y = tasks.Select(t => results.FirstOrDefault(r => r.Task == t && r.Rule == rule)?.TestTop1 ?? double.NaN).ToArray(),
-                name = $"greedy ensemble, {rule}" });
+        foreach (var (selection, rule) in results.Select(r => (r.Selection, r.Rule)).Distinct())
+            traces.Add(new Bar
+            {
+                x = tasks, y = tasks.Select(t => results.FirstOrDefault(r => r.Task == t && r.Rule == rule && r.Selection == selection)?.TestTop1 ?? double.NaN).ToArray(),
+                name = selection == Ensembles.GreedyOnVal ? $"greedy ensemble, {rule}" : $"{selection}, {rule}",
+            });
         var layout = Layout(title ?? "Ensembles chosen on val, scored on test", "task", "test top-1 (%)");
         layout.barmode = "group";
         return Chart.Plot(traces, layout);

@@ -73,6 +73,28 @@ public class AgreementTests
         Assert.Equal(1634, s.Of("LoRA"));
         Assert.Equal(930, s.Of("Adapter", "SSF"));
         Assert.Equal(1425, s.Of("LoRA", "Adapter", "SSF"));
+        // Union 1634 + 1559 + 1701 + 988 + 878 + 930 + 1425 = 9115; all three 1425; exactly one 1634 + 1559 + 1701 = 4894.
+        Assert.Equal(9115, s.Total);
+        Assert.Equal(1425 / 9115.0, s.SharedByAll, 12);
+        Assert.Equal(4894 / 9115.0, s.InOnlyOne, 12);
+    }
+
+    [Fact]
+    public void Venn_shares_and_mean_agreement_match_hand_counts()
+    {
+        // The hand Venn above: A only 1, B only 2, A & C 2 -> union 5, nobody in all three, 3 in exactly one.
+        var p = Hand.Three(new double[] { 5, 4, 3, 2, 1, 0.5 }, new double[] { 1, 2, 3, 4, 5, 6 }, new double[] { 3, 3, 3, 1, 1, 1 });
+        var v = ConfidentSets.CorrectAmongMostConfident(p);
+        Assert.Equal(5, v.Total);
+        Assert.Equal(0.0, v.SharedByAll);
+        Assert.Equal(3 / 5.0, v.InOnlyOne, 12);
+        Assert.True(double.IsNaN(new VennCounts("empty", new[] { "A", "B" }, new Dictionary<int, int>(), 1).SharedByAll));
+        // Identical shares: A-B 4/6, A-C 3/6, B-C (same at 1, 3, 5) 3/6; both directions, mean of the six cells = 10/18.
+        Assert.Equal(10 / 18.0, Agreement.Identical(p).MeanOffDiagonal(), 12);
+        // NaN cells are skipped: Jaccard of wrongs A-B 1/3, A-C 0, B-C ({2,4} vs {0}) 0 -> mean 1/9.
+        var m = new MethodMatrix("s", new[] { "A", "B" }, new double[,] { { 1, double.NaN }, { 0.25, 1 } });
+        Assert.Equal(0.25, m.MeanOffDiagonal());
+        Assert.Equal(1 / 9.0, Agreement.WrongJaccard(p).MeanOffDiagonal(), 12);
     }
 
     [Fact]

@@ -76,9 +76,13 @@ public class ChartTests
         Assert.Equal(new[] { "bar", "bar" }, Types(bars));
         Assert.Equal(new[] { "ours", "paper" }, bars.Select(t => (string)t["name"]!));
         Labelled(barLayout, "ours", "method", "mean top-1 (%)");
-        var ens = new[] { new EnsembleResult("t", "g", EnsembleRule.LogitMean, new[] { "a", "b" }, 80, 81, "a", 79) };
+        var ens = new[]
+        {
+            new EnsembleResult("t", "g", EnsembleRule.LogitMean, new[] { "a", "b" }, 80, 81, "a", 79),
+            new EnsembleResult("t", "g", EnsembleRule.LogitMean, new[] { "a", "b", "c" }, 80, 82, "a", 79, "all methods"),
+        };
         var (eb, el) = Spec(Charts.EnsembleGains(ens));
-        Assert.Equal(new[] { "best single member", "greedy ensemble, LogitMean" }, eb.Select(t => (string)t["name"]!));
+        Assert.Equal(new[] { "best single member", "greedy ensemble, LogitMean", "all methods, LogitMean" }, eb.Select(t => (string)t["name"]!));
         Labelled(el, "Ensembles", "task", "test top-1 (%)");
     }
 

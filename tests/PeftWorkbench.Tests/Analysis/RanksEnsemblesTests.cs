@@ -97,4 +97,28 @@ public class RanksEnsemblesTests
         Assert.Equal(100.0, clean.TestTop1);
         Assert.Equal(40.0, clean.TestTop1 - clean.BestMemberTest);
     }
+
+    [Fact]
+    public void A_fixed_ensemble_scores_its_members_beside_the_best_one()
+    {
+        // All three, logit mean on the Val() set: sample 0 [3, 1] -> 0 right; 1-2 [2, 2] tie -> class 0 right;
+        // 3-4 [3, 2] -> 0 right: 100 %. Best member M1 60 %. M3 + M2: samples 0 [1, 1] tie -> 0, 1-2 [0, 2] wrong, 3-4 right: 60 %.
+        var all = Ensembles.Fixed(Val(), Val(split: "test"), new[] { "M3", "M1", "M2" }, EnsembleRule.LogitMean, "all three", "g");
+        Assert.Equal(100.0, all.TestTop1);
+        Assert.Equal(100.0, all.ValTop1);
+        Assert.Equal(("M1", 60.0), (all.BestMember, all.BestMemberTest));
+        Assert.Equal("all three", all.Selection);
+        var pair = Ensembles.Fixed(Val(), Val(split: "test"), new[] { "M3", "M2" }, EnsembleRule.LogitMean, "pair");
+        Assert.Equal(60.0, pair.TestTop1);
+        Assert.Equal(("M2", 40.0), (pair.BestMember, pair.BestMemberTest));
+        var greedy = Ensembles.Greedy(Val(), Val(split: "test"), EnsembleRule.LogitMean, "g");
+        Assert.Equal(Ensembles.GreedyOnVal, greedy.Selection);
+        var table = Ensembles.Table(new[] { all, greedy });
+        Assert.Equal(new[] { "all three", Ensembles.GreedyOnVal }, table["selection"].Cast<string>());
+        Assert.Equal(new[] { 40.0, 40.0 }, table["gain"].Cast<double>());
+        var gains = Ensembles.GroupGains(new[] { all, pair, greedy });
+        Assert.Equal(3, gains.Rows.Count); // one row per (group, selection, rule)
+        var e = Assert.Throws<ArgumentException>(() => Ensembles.Fixed(Val(), Val(split: "test"), new[] { "M1" }, EnsembleRule.LogitMean, "one"));
+        Assert.Contains("at least two", e.Message);
+    }
 }

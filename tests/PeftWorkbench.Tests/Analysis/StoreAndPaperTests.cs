@@ -53,6 +53,28 @@ public class StoreAndPaperTests
     }
 
     [Fact]
+    public void Runs_give_their_own_finals_and_selected_tunes()
+    {
+        using var dir = new TempDir();
+        var store = new ResultsStore(dir.Path);
+        Fill(store);
+        var records = store.Records();
+        TrialRecord R(string method, string phase) => records.Single(r => r.Config.Method == method && r.Config.Phase == phase);
+        StudyRun Run(string method, string task = "t") => new(task, method, Profiles.Smoke, Profiles.Smoke.Vtab1k(), dir.Path,
+            new[] { R(method, "tune") }, R(method, "tune"), R(method, "final"), null);
+        var runs = new[] { Run("B"), Run("A") };
+        var test = Predictions.FromRuns(runs, "t");
+        Assert.Equal(new[] { "B", "A" }, test.Names); // the runs' order
+        Assert.Equal(6, test.Count);
+        Assert.Equal(Predictions.Load(dir.Path, "t", methods: new[] { "B" })["B"].Logits, test["B"].Logits);
+        var val = Predictions.FromRuns(runs, "t", "val");
+        Assert.Equal(("val", 4), (val.Split, val.Count));
+        var e = Assert.Throws<ArgumentException>(() => Predictions.FromRuns(runs, "u"));
+        Assert.Contains("task 'u'", e.Message);
+        Assert.Contains("on t", e.Message);
+    }
+
+    [Fact]
     public void A_missing_predictions_file_is_named()
     {
         using var dir = new TempDir();
