@@ -162,7 +162,9 @@ public static class Charts
         };
         var layout = Layout(title ?? $"Sensitivity to {axis}: best val200 top-1 with {axis} fixed, the rest tuned", axis, "val200 top-1 (%)");
         layout.xaxis.type = numeric ? "log" : "category";
-        return Chart.Plot(new[] { Line(ours, "ours (mini suite)"), Line(paper, $"paper (VTAB-1K, mean over {paper.Where(p => p.Axis == axis).Select(p => p.Tasks).DefaultIfEmpty(0).Max()} tasks)") }, layout);
+        var traces = new[] { (ours, "ours (mini suite)"), (paper, $"paper (VTAB-1K, mean over {paper.Where(p => p.Axis == axis).Select(p => p.Tasks).DefaultIfEmpty(0).Max()} tasks)") }
+            .Where(c => c.Item1.Any(p => p.Axis == axis)).Select(c => Line(c.Item1, c.Item2)); // a curve without this axis draws nothing
+        return Chart.Plot(traces, layout);
     }
 
     /// <summary>The study's Figure 1c: target accuracy (x) against mean shift accuracy (y): zero-shot point, each

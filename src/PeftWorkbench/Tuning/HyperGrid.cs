@@ -9,6 +9,32 @@ namespace PeftWorkbench.Tuning;
 /// </summary>
 public static class HyperGrid
 {
+    /// <summary>
+    /// The playground's grid for a method under a profile: lr {1e-3, 3e-3, 1e-2, 3e-2} (the study's two and a step beyond
+    /// each) times the study's values of the method's first key (a method without keys: the study's wd {1e-4, 1e-3}
+    /// instead). smoke: lr {1e-3, 1e-2} and the first two values. paper: the study's whole grid, lr and wd included.
+    /// </summary>
+    public static Dictionary<string, string[]> Default(string method, string profile)
+    {
+        var info = Peft.MethodRegistry.Get(method);
+        var p = Profiles.Get(profile);
+        static string[] S(IEnumerable<object> values) => values.Select(Peft.OptionValues.Format).ToArray();
+        if (p.MethodGrid == MethodGridPolicy.StudyGrid)
+            return info.Grid.ToDictionary(kv => kv.Key, kv => S(kv.Value)).Concat(new Dictionary<string, string[]>
+                { ["lr"] = new[] { "0.001", "0.01" }, ["wd"] = new[] { "0.0001", "0.001" } }).ToDictionary(kv => kv.Key, kv => kv.Value);
+        bool smoke = p.Name == "smoke";
+        var grid = new Dictionary<string, string[]> { ["lr"] = smoke ? new[] { "0.001", "0.01" } : new[] { "0.001", "0.003", "0.01", "0.03" } };
+        if (info.Grid.OrderBy(kv => kv.Key, StringComparer.Ordinal).FirstOrDefault() is { Key: not null } first)
+            grid[first.Key] = S(smoke ? first.Value.Take(2) : first.Value);
+        else grid["wd"] = new[] { "0.0001", "0.001" };
+        return grid;
+    }
+
+    /// <summary>"lora_bottleneck {1, 8} x lr {0.001, 0.01}: 4 trials".</summary>
+    public static string Describe(IReadOnlyDictionary<string, string[]> grid) =>
+        string.Join(" x ", grid.OrderBy(kv => kv.Key is "lr" or "wd" ? 1 : 0).ThenBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {{{string.Join(", ", kv.Value)}}}")) +
+        $": {grid.Values.Aggregate(1, (n, v) => n * v.Distinct().Count())} tune trials";
+
     /// <summary>The method grid in key order, and the lr and wd values (null where the grid leaves them to the profile).
     /// Refuses an empty key, a key without values, and an lr or wd that is not a positive number (wd may be 0), naming
     /// it; the method's keys and values are checked by <see cref="Protocol.ValidateGrid"/>.</summary>

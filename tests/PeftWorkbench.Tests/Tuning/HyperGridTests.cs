@@ -15,6 +15,18 @@ public class HyperGridTests
         Assert.Equal(new[] { "4/0.1", "4/1", "8/0.1", "8/1" }, adapter.Select(p => $"{p["adapter_bottleneck"]}/{p["adapter_scaler"]}"));
     }
 
+    [Fact]
+    public void TheDefaultGridIsLrTimesTheMethodsFirstKeyAndTheStudysWholeGridUnderPaper()
+    {
+        Assert.Equal("lora_bottleneck {1, 8, 16, 32} x lr {0.001, 0.003, 0.01, 0.03}: 16 tune trials", HyperGrid.Describe(HyperGrid.Default("lora", "default")));
+        Assert.Equal("lora_bottleneck {1, 8} x lr {0.001, 0.01}: 4 tune trials", HyperGrid.Describe(HyperGrid.Default("lora", "smoke")));
+        Assert.Equal("lr {0.001, 0.01} x wd {0.0001, 0.001}: 4 tune trials", HyperGrid.Describe(HyperGrid.Default("bitfit", "smoke")));
+        Assert.Equal("adapter_bottleneck {4, 8, 16, 32} x adapter_scaler {0.01, 0.1, 1, 10} x lr {0.001, 0.01} x wd {0.0001, 0.001}: 64 tune trials",
+            HyperGrid.Describe(HyperGrid.Default("rand_h_adapter", "paper")));
+        var (method, _, _) = HyperGrid.Split("vpt_deep", HyperGrid.Default("vpt_deep", "default")); // the default grid passes validation
+        Assert.Equal(4, method.Count);
+    }
+
     [Theory]
     [InlineData("lr", "fast", "grid: lr value 'fast' is not a positive number.")]
     [InlineData("lr", "0", "grid: lr value '0' is not a positive number.")]
