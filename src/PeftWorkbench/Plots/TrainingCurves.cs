@@ -61,10 +61,12 @@ public sealed class TrainingCurves(string title, TimeSpan? minInterval = null)
 
     public PlotlyChart Chart()
     {
-        var traces = Lines().Select(l => (Trace)new Scatter
+        var traces = Lines().Select(l =>
         {
-            x = l.Points.Select(p => p.Epoch).ToArray(), y = l.Points.Select(p => p.Loss).ToArray(), mode = "lines+markers", name = l.Name,
-            line = l.Name.StartsWith("final: ", StringComparison.Ordinal) ? new Line { dash = "dash", width = 3 } : null,
+            var trace = new Scatter { x = l.Points.Select(p => p.Epoch).ToArray(), y = l.Points.Select(p => p.Loss).ToArray(), mode = "lines+markers", name = l.Name };
+            // Set only where wanted: XPlot writes an unset-but-assigned null as "line": null, which stops plotly.js drawing.
+            if (l.Name.StartsWith("final: ", StringComparison.Ordinal)) trace.line = new Line { dash = "dash", width = 3 };
+            return (Trace)trace;
         }).ToList();
         var layout = new Layout.Layout
         {

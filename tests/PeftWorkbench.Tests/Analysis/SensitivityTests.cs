@@ -106,6 +106,7 @@ public class SensitivityTests
         Assert.Equal(2, line.Points.Count); // the running tip became the epoch's point
         Assert.Equal(2, drawn.Count);
         Assert.Contains("val 75.0 %", ((PlotlyChart)drawn[^1]).GetInlineJS());
+        Assert.DoesNotContain("null", ((PlotlyChart)drawn[^1]).GetInlineJS()); // a "line": null stops plotly.js drawing the chart
 
         var final = curves.For(config with { Phase = "final" });
         final.Report(Step(0, 1, double.NaN));
