@@ -61,14 +61,15 @@ static class Tools
         var cells = new JsonArray();
         foreach (var s in sources)
         {
-            var tagged = s.StartsWith("parameters:", StringComparison.Ordinal);
+            // "parameters:" or "finding:" before the source tags the cell.
+            var tag = new[] { "parameters", "finding" }.FirstOrDefault(t => s.StartsWith(t + ":", StringComparison.Ordinal));
             cells.Add(new JsonObject
             {
                 ["cell_type"] = "code",
-                ["metadata"] = tagged ? new JsonObject { ["tags"] = new JsonArray("parameters") } : new JsonObject(),
+                ["metadata"] = tag is not null ? new JsonObject { ["tags"] = new JsonArray(tag) } : new JsonObject(),
                 ["execution_count"] = null,
                 ["outputs"] = new JsonArray(),
-                ["source"] = tagged ? s["parameters:".Length..] : s,
+                ["source"] = tag is not null ? s[(tag.Length + 1)..] : s,
             });
         }
         var nb = new JsonObject

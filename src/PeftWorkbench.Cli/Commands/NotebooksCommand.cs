@@ -19,7 +19,9 @@ public static class NotebooksCommand
         var inProcess = new Option<bool>("--in-process") { Description = "Run in this process (default: one child process per notebook, so a native crash is reported, not fatal)." };
         var statusFile = new Option<string?>("--status-file") { Hidden = true };
         var cellTimeout = new Option<double>("--cell-timeout") { Description = "Seconds a cell may run before it is interrupted and reported as failed (0: no limit; workbench kernel only)." };
-        var run = new Command("run", "Execute notebooks; stop with a non-zero exit at the first failing cell.") { paths, profile, outDir, kernel, inProcess, statusFile, cellTimeout };
+        var keepGoing = new Option<bool>("--keep-going") { Description = "Run every notebook even after one fails (the exit code is still 1)." };
+        var run = new Command("run", "Execute notebooks; stop with a non-zero exit at the first failing cell. Writes OUT/index.html and index.md: " +
+            "per notebook its HTML, profile, wall time and the line its `finding` cell printed.") { paths, profile, outDir, kernel, inProcess, statusFile, cellTimeout, keepGoing };
         run.SetAction(r => Cli.Guard(() =>
         {
             var p = r.GetValue(profile)!;
@@ -27,19 +29,38 @@ public static class NotebooksCommand
             var seconds = r.GetValue(cellTimeout);
             if (seconds < 0 || double.IsNaN(seconds) || seconds > TimeSpan.MaxValue.TotalSeconds / 2) throw new ArgumentException($"--cell-timeout {seconds}: give seconds > 0, or 0 for no limit");
             TimeSpan? limit = seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
-            foreach (var nb in r.GetValue(paths)!)
+            var (notebookPaths, @out, kernelName) = (r.GetValue(paths)!, r.GetValue(outDir)!, r.GetValue(kernel)!);
+            if (notebookPaths.FirstOrDefault(nb => !File.Exists(nb)) is { } missing) { Console.Error.WriteLine($"notebooks run: {missing}: no such file"); return 2; }
+            bool child = r.GetValue(statusFile) is not null; // one notebook for a parent, which writes the index
+            var entries = new List<IndexEntry>();
+            int exit = 0;
+            foreach (var nb in notebookPaths)
             {
-                if (!File.Exists(nb)) { Console.Error.WriteLine($"notebooks run: {nb}: no such file"); return 2; }
+                var started = DateTime.UtcNow;
                 var clock = Stopwatch.StartNew();
-                var code = r.GetValue(kernel) == "dotnet-interactive" ? RunDotNetInteractive(nb, r.GetValue(outDir)!, p)
-                    : r.GetValue(inProcess) ? RunHere(nb, r.GetValue(outDir)!, p, r.GetValue(statusFile), limit) : RunInChild(nb, r.GetValue(outDir)!, p, seconds);
-                if (code != 0) return code;
-                if (r.GetValue(statusFile) is null) Console.WriteLine($"{nb}: ok in {clock.Elapsed.TotalSeconds:F1} s");
+                var code = kernelName == "dotnet-interactive" ? RunDotNetInteractive(nb, @out, p)
+                    : r.GetValue(inProcess) ? RunHere(nb, @out, p, r.GetValue(statusFile), limit) : RunInChild(nb, @out, p, seconds);
+                if (child) return code;
+                entries.Add(Entry(nb, @out, p, kernelName, clock.Elapsed.TotalSeconds, code, started));
+                Console.WriteLine($"{nb}: {(code == 0 ? "ok" : "FAILED")} in {clock.Elapsed.TotalSeconds:F1} s");
+                if (code == 0) continue;
+                exit = exit == 0 ? code : exit;
+                if (!r.GetValue(keepGoing)) break;
             }
-            return 0;
+            Console.WriteLine($"index: {NotebookIndex.Write(@out, entries)}");
+            return exit;
         }));
         notebooks.Subcommands.Add(run);
         return notebooks;
+    }
+
+    /// <summary>The index line of a notebook run: its executed notebook and HTML only if this run wrote them.</summary>
+    static IndexEntry Entry(string notebook, string outDir, string profile, string kernel, double seconds, int code, DateTime started)
+    {
+        string? Fresh(string ext) => Path.Combine(outDir, Path.GetFileNameWithoutExtension(notebook) + ext) is var f && File.Exists(f)
+            && File.GetLastWriteTimeUtc(f) >= started.AddSeconds(-1) ? f : null;
+        return new IndexEntry(notebook, profile, kernel, seconds, code == 0, Fresh(".ipynb"), Fresh(".html"),
+            code == 0 ? null : $"exit code {code}; no executed notebook was written (see the messages above)");
     }
 
     /// <summary>Cells run with the notebook's folder as the current directory, as under Jupyter.</summary>

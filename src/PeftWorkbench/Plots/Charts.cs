@@ -152,6 +152,24 @@ public static class Charts
             $"Mean test top-1 per method, {group} tasks: ours (mini suite) beside the paper (VTAB-1K)", "method", "mean top-1 (%)");
     }
 
+    /// <summary>A sensitivity curve (<see cref="Sensitivity"/>) for one hyperparameter: our best val200 top-1 at each value
+    /// beside the paper's (mean over its tasks); a log axis where every value is a positive number.</summary>
+    public static PlotlyChart Sensitivity(IReadOnlyList<SensitivityPoint> ours, IReadOnlyList<SensitivityPoint> paper, string axis, string? title = null)
+    {
+        var all = ours.Concat(paper).Where(p => p.Axis == axis).ToList();
+        bool numeric = all.All(p => double.TryParse(p.Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var x) && x > 0);
+        Trace Line(IReadOnlyList<SensitivityPoint> curve, string name) => new Scatter
+        {
+            x = curve.Where(p => p.Axis == axis).Select(p => numeric ? (object)double.Parse(p.Value, System.Globalization.CultureInfo.InvariantCulture) : p.Value).ToArray(),
+            y = curve.Where(p => p.Axis == axis).Select(p => p.Top1).ToArray(), mode = "lines+markers", name = name,
+        };
+        var layout = Layout(title ?? $"Sensitivity to {axis}: best val200 top-1 with {axis} fixed, the rest tuned", axis, "val200 top-1 (%)");
+        layout.xaxis.type = numeric ? "log" : "category";
+        var traces = new[] { (ours, "ours (mini suite)"), (paper, $"paper (VTAB-1K, mean over {paper.Where(p => p.Axis == axis).Select(p => p.Tasks).DefaultIfEmpty(0).Max()} tasks)") }
+            .Where(c => c.Item1.Any(p => p.Axis == axis)).Select(c => Line(c.Item1, c.Item2)); // a curve without this axis draws nothing
+        return Chart.Plot(traces, layout);
+    }
+
     /// <summary>The study's Figure 1c: target accuracy (x) against mean shift accuracy (y): zero-shot point, each
     /// method's fine-tuned point (star) and its WiSE curve.</summary>
     public static PlotlyChart Robustness(IReadOnlyList<WiseCurve> curves, string? title = null)

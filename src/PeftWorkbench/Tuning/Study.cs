@@ -41,17 +41,22 @@ public static class Study
     /// <param name="checkpoint">"shipped:NAME", a checkpoint path, "none" (random init); null: the suite's default.</param>
     /// <param name="preset">Backbone preset when no checkpoint gives the shape.</param>
     /// <param name="seed">The trials' seed (init, data order, augmentation, drop path); null: the profile's (42). It is part of every trial key.</param>
+    /// <param name="grid">A grid by the study's keys, each key's values (<see cref="HyperGrid"/>): the method's keys replace the
+    /// profile's method grid, "lr" and "wd" its lr and wd grids. Not with <paramref name="hp"/>.</param>
     public static StudyRun Run(string task, string method, string profile = "default", IReadOnlyDictionary<string, string>? hp = null,
         string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
-        bool bf16 = false, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default, long? seed = null)
+        bool bf16 = false, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default, long? seed = null,
+        IReadOnlyDictionary<string, string[]>? grid = null)
     {
         var p = Profiles.Get(profile);
         if (protocol is not ("vtab1k" or "manyshot")) throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol));
+        if (hp is not null && grid is not null) throw new ArgumentException("Give hp (one point) or grid (many), not both.", nameof(grid));
         var info = Peft.MethodRegistry.Get(method);
         var ckpt = CheckpointFor(checkpoint, suite);
         var backbone = PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset));
-        var grid = hp is null ? p.Grid(info.Id) : new[] { new SortedDictionary<string, string>(hp.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal) };
-        Protocol.ValidateGrid(info.Id, grid, backbone);
+        var (methodGrid, lrs, wds) = grid is not null ? HyperGrid.Split(info.Id, grid)
+            : (hp is null ? p.Grid(info.Id) : new[] { new SortedDictionary<string, string>(hp.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal) }, null, null);
+        Protocol.ValidateGrid(info.Id, methodGrid, backbone);
 
         var manifest = new SweepManifest
         {
@@ -62,7 +67,8 @@ public static class Study
         using var vtab = Environment.LoadTask(manifest, task);
         var options = OptionsFor(manifest, vtab.Group);
         if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
-        var result = Protocol.Vtab1k(vtab, info.Id, grid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
+        options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
+        var result = Protocol.Vtab1k(vtab, info.Id, methodGrid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
         return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final));
     }
 

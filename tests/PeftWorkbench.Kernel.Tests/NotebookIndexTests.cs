@@ -1,0 +1,58 @@
+using PeftWorkbench.Kernel.Notebooks;
+
+namespace PeftWorkbench.Kernel.Tests;
+
+public class NotebookIndexTests
+{
+    /// <summary>`peft notebooks run --keep-going` over a finding notebook, one without a finding cell and one that fails
+    /// before its finding cell: every notebook runs, the exit code says one failed, and the index has one line each.</summary>
+    [Fact]
+    public void TheIndexHasEachNotebooksFindingOrSaysWhyNot()
+    {
+        using var temp = new TempDir();
+        var dir = temp.Path;
+        var finding = Tools.WriteNotebook(Path.Combine(dir, "02-finding.ipynb"),
+            "parameters:var Profile = \"default\";",
+            "var spread = 2.5;",
+            "finding:Console.WriteLine($\"Finding 1 (test): mini suite: spread {spread:F1} points ({Profile}); paper: 3.0 points.\");",
+            "Console.WriteLine(\"after the finding\");");
+        var plain = Tools.WriteNotebook(Path.Combine(dir, "00-tour.ipynb"), "Console.WriteLine(\"a tour\");");
+        var fails = Tools.WriteNotebook(Path.Combine(dir, "03-fails.ipynb"),
+            "var x = 1;",
+            "throw new InvalidOperationException(\"no store here\");",
+            "finding:Console.WriteLine(\"Finding 2: never printed\");");
+        var outDir = Path.Combine(dir, "out");
+        var run = Tools.Run(Tools.Dotnet, new[] { Tools.Peft, "notebooks", "run", finding, plain, fails, "--profile", "smoke", "--out", outDir, "--keep-going" });
+        Assert.Equal(1, run.Code);
+        Assert.Contains($"index: {Path.Combine(outDir, "index.html")}", run.Stdout);
+
+        var md = File.ReadAllLines(Path.Combine(outDir, "index.md"));
+        Assert.Contains(md, l => l.StartsWith("3 notebooks, 1 FAILED; profile smoke; kernel workbench;", StringComparison.Ordinal));
+        string Line(string name) => Assert.Single(md, l => l.StartsWith($"| [{name}]({name}.html) | smoke | ", StringComparison.Ordinal));
+        Assert.EndsWith("| Finding 1 (test): mini suite: spread 2.5 points (smoke); paper: 3.0 points. |", Line("02-finding"));
+        Assert.EndsWith("| no finding cell (not a finding notebook) |", Line("00-tour"));
+        Assert.EndsWith("| FAILED: cell 1: InvalidOperationException: no store here |", Line("03-fails"));
+        Assert.Matches(@"\| \d+\.\d s \|", Line("00-tour"));
+
+        var html = File.ReadAllText(Path.Combine(outDir, "index.html"));
+        Assert.Contains("<a href=\"02-finding.html\">02-finding</a>", html);
+        Assert.Contains("<td class=\"failed\">FAILED: cell 1: InvalidOperationException: no store here</td>", html);
+        Assert.True(File.Exists(Path.Combine(outDir, "02-finding.html")));
+    }
+
+    [Fact]
+    public void ANotebookWithoutAnExecutedCopyIsReportedAsSuch()
+    {
+        using var temp = new TempDir();
+        var entries = new[]
+        {
+            new IndexEntry("notebooks/05-crash.ipynb", "default", "workbench", 3.0, false, null, null, "exit code 1; no executed notebook was written"),
+            new IndexEntry("notebooks/04-gone.ipynb", "default", "dotnet-interactive", 125.0, true, Path.Combine(temp.Path, "missing.ipynb"), null),
+        };
+        NotebookIndex.Write(temp.Path, entries);
+        var md = File.ReadAllText(Path.Combine(temp.Path, "index.md"));
+        Assert.Contains("| 05-crash | default | 3.0 s | FAILED: exit code 1; no executed notebook was written |", md);
+        Assert.Contains("| 04-gone | default | 2 min 05 s | no executed notebook |", md);
+        Assert.Contains("kernel workbench, dotnet-interactive", md);
+    }
+}
