@@ -34,6 +34,8 @@ public sealed record ProtocolOptions
     /// <summary>Many-shot: the share of a training set of N images held out for validation when the suite has no fixed split.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public Func<long, double> ValidationShare { get; init; } = n => n <= 1000 ? 0.2 : 0.1;
+    /// <summary>Many-shot: train on a seeded subset of this many images (null: the whole training set; ManyShotRecipe.TrainImages).</summary>
+    public int? ManyShotTrainImages { get; init; }
     public TieBreak TieBreak { get; init; } = TieBreak.FewestParameters;
     public LinearProbePath LinearProbe { get; init; } = LinearProbePath.FeatureCache;
 
