@@ -256,7 +256,7 @@ public static class Profiles
         ("last partial batch", p => p.DropLast ? "dropped" : "kept", "5 epochs of 800 images: keep every image"),
         ("head init", p => p.HeadInit == HeadInit.LinearDefault ? "nn.Linear default" : "trunc normal 0.02", "same as the study"),
         ("linear probe", p => p.LinearProbe == LinearProbePath.BackboneInTrainMode ? "backbone in train mode (drop path on)" : "cached eval-mode features",
-            "about 10x faster; the cache is used under every profile when the backbone has no stochastic layers"),
+            "about 10x faster; the cache is used under every profile when the backbone has no stochastic layers, never with augmentation (many-shot: a crop changes the features)"),
         ("vpt_shallow means", p => OptionValues.Format(p.VptShallow), "the original VPT keeps its prompts; both stay selectable (vpt_shallow_mode)"),
         ("adapter drop-path masks", p => OptionValues.Format(p.AdapterDropPath), "same as the study"),
         ("NaN loss", _ => "trial marked diverged", "all profiles; the study skips the batch and goes on"),

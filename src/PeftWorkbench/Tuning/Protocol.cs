@@ -249,8 +249,8 @@ public static class Protocol
     /// store, the logits and labels of the scored split (val or test) are saved (TrialRecord.Predictions). Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
     /// A ViT whose only trainable part is its head (linear probing) trains through a <see cref="FeatureCache"/> under
-    /// <see cref="LinearProbePath.FeatureCache"/>, or when its backbone has no stochastic layers (then the same thing);
-    /// else through the frozen backbone in train mode, as the study does.
+    /// <see cref="LinearProbePath.FeatureCache"/>, or when its backbone has no stochastic layers (then the same thing),
+    /// unless the trial augments its images; else through the frozen backbone in train mode, as the study does.
     /// </summary>
     public static TrialRecord RunTrial(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
         ResultsStore? store, IProgress<TrainProgress>? progress, CancellationToken cancel)
@@ -270,7 +270,9 @@ public static class Protocol
             EvalResult? scored = null;
             // With a store, every trial keeps the logits of the split it is scored on (tune: val, final: test).
             Action<EvalResult>? keep = store is not null ? r => scored = r : null;
-            if (LinearProbeBackbone(built.Model) is { } vit && (options.LinearProbe == LinearProbePath.FeatureCache || !HasStochasticLayers(vit)))
+            // Cached features cannot be augmented (a crop or flip changes them): an augmented probe (many-shot) goes through the backbone.
+            if (LinearProbeBackbone(built.Model) is { } vit && trainOptions.Augment == ImageAugment.None
+                && (options.LinearProbe == LinearProbePath.FeatureCache || !HasStochasticLayers(vit)))
             {
                 using var trainCache = FeatureCache.Build(vit, train, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
                 using var evalCache = FeatureCache.Build(vit, eval, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
