@@ -170,6 +170,44 @@ public static class Charts
         return Chart.Plot(traces, layout);
     }
 
+    /// <summary>
+    /// Test top-1 against trainable parameters (head excluded) on a log x axis, per dataset: a line through each method's
+    /// capacities, a marker for a method with one setting, and the linear probe (0 parameters, off a log axis) as a dashed
+    /// level line. One colour per dataset.
+    /// </summary>
+    public static PlotlyChart AccuracyVsParams(IReadOnlyList<CapacityPoint> points, string? title = null)
+    {
+        string[] colours = { "crimson", "royalblue", "seagreen", "darkorange", "purple", "gray" };
+        string[] symbols = { "circle", "square", "diamond", "triangle-up", "cross", "star" };
+        var positive = points.Where(p => p.TrainableParams > 0).Select(p => (double)p.TrainableParams).DefaultIfEmpty(1).ToList();
+        double lo = positive.Min() / 2, hi = positive.Max() * 2;
+        var methods = points.Select(p => p.Method).Distinct().ToList();
+        var traces = new List<Trace>();
+        foreach (var (dataset, d) in points.Select(p => p.Dataset).Distinct().Select((x, i) => (x, i)))
+        {
+            var colour = colours[d % colours.Length];
+            foreach (var g in points.Where(p => p.Dataset == dataset).GroupBy(p => p.Method))
+            {
+                var ps = g.OrderBy(p => p.TrainableParams).ToList();
+                if (g.Key == "linear")
+                {
+                    traces.Add(new Scatter { x = new[] { lo, hi }, y = new[] { ps[0].Top1, ps[0].Top1 }, mode = "lines",
+                        name = $"{dataset}: linear probe (0 params)", line = new Line { color = colour, dash = "dash" } });
+                    continue;
+                }
+                traces.Add(new Scatter
+                {
+                    x = ps.Select(p => (double)p.TrainableParams).ToArray(), y = ps.Select(p => p.Top1).ToArray(),
+                    mode = ps.Count > 1 ? "lines+markers" : "markers", name = $"{dataset}: {g.Key}", text = ps.Select(p => p.Label).ToArray(),
+                    line = new Line { color = colour }, marker = new Marker { color = colour, size = 10, symbol = symbols[methods.IndexOf(g.Key) % symbols.Length] },
+                });
+            }
+        }
+        var layout = Layout(title ?? "Test top-1 against trainable parameters", "trainable parameters without the head (log scale)", "test top-1 (%)");
+        layout.xaxis.type = "log";
+        return Chart.Plot(traces, layout);
+    }
+
     /// <summary>The study's Figure 1c: target accuracy (x) against mean shift accuracy (y): zero-shot point, each
     /// method's fine-tuned point (star) and its WiSE curve.</summary>
     public static PlotlyChart Robustness(IReadOnlyList<WiseCurve> curves, string? title = null)

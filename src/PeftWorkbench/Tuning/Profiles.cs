@@ -74,6 +74,9 @@ public sealed record ManyShotRecipe
     public required IReadOnlyList<double> Lrs { get; init; }
     /// <summary>Share held out for validation when the suite has no fixed split: the study's 20 % up to 1,000 images, 10 % above.</summary>
     public Func<long, double> ValidationShare { get; init; } = n => n <= 1000 ? 0.2 : 0.1;
+    /// <summary>Training images per many-shot task: null = the whole training set (the study); N = a seeded subset of N
+    /// images, from which the validation share is then held out (a CPU budget).</summary>
+    public int? TrainImages { get; init; }
     public required IReadOnlyDictionary<string, ManyShotTaskRecipe> ByGroup { get; init; }
 
     public ManyShotTaskRecipe For(string group) =>
@@ -132,6 +135,7 @@ public sealed record Profile
         {
             Protocol = "manyshot", Train = Train with { Epochs = ManyShot.Epochs, WarmupEpochs = Math.Min(r.WarmupEpochs, ManyShot.Epochs), Augment = r.Augment },
             Lrs = ManyShot.Lrs, WeightDecays = r.WeightDecays, DropPaths = r.DropPaths, ValidationShare = ManyShot.ValidationShare,
+            ManyShotTrainImages = ManyShot.TrainImages,
         };
     }
 
@@ -218,7 +222,7 @@ public static class Profiles
     public static Profile Smoke { get; } = Default with
     {
         Name = "smoke", Purpose = "seconds (what CI runs)", Epochs = 1, WarmupEpochs = 0, Lrs = new[] { 1e-2 },
-        ManyShot = Default.ManyShot with { Epochs = 1, ByGroup = Default.ManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 0 }) },
+        ManyShot = Default.ManyShot with { Epochs = 1, TrainImages = 1000, ByGroup = Default.ManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 0 }) },
     };
 
     public static IReadOnlyList<Profile> All { get; } = new[] { Smoke, Default, MiniFull, Paper };
@@ -252,11 +256,13 @@ public static class Profiles
         ("last partial batch", p => p.DropLast ? "dropped" : "kept", "5 epochs of 800 images: keep every image"),
         ("head init", p => p.HeadInit == HeadInit.LinearDefault ? "nn.Linear default" : "trunc normal 0.02", "same as the study"),
         ("linear probe", p => p.LinearProbe == LinearProbePath.BackboneInTrainMode ? "backbone in train mode (drop path on)" : "cached eval-mode features",
-            "about 10x faster; the cache is used under every profile when the backbone has no stochastic layers"),
+            "about 10x faster; the cache is used under every profile when the backbone has no stochastic layers, never with augmentation (many-shot: a crop changes the features)"),
         ("vpt_shallow means", p => OptionValues.Format(p.VptShallow), "the original VPT keeps its prompts; both stay selectable (vpt_shallow_mode)"),
         ("adapter drop-path masks", p => OptionValues.Format(p.AdapterDropPath), "same as the study"),
         ("NaN loss", _ => "trial marked diverged", "all profiles; the study skips the batch and goes on"),
         ("many-shot epochs, lr", p => $"{p.ManyShot.Epochs}, {Join(p.ManyShot.Lrs)}", "budget"),
+        ("many-shot training images", p => p.ManyShot.TrainImages is int n ? $"a seeded {n.ToString("N0", CultureInfo.InvariantCulture)}" : "all",
+            "smoke: seconds (all 10,000 images make a run train on 19,000 even for one epoch); the others train on the whole set"),
         ("many-shot recipe (natural / specialized / structured)", p => string.Join(" / ", new[] { "natural", "specialized", "structured" }.Select(g =>
             { var r = p.ManyShot.For(g); return $"warmup {r.WarmupEpochs}, wd {Join(r.WeightDecays)}, dp {Join(r.DropPaths)}, {OptionValues.Format(r.Augment)}"; })),
             "budget: one grid point per task"),

@@ -34,6 +34,8 @@ public sealed record ProtocolOptions
     /// <summary>Many-shot: the share of a training set of N images held out for validation when the suite has no fixed split.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public Func<long, double> ValidationShare { get; init; } = n => n <= 1000 ? 0.2 : 0.1;
+    /// <summary>Many-shot: train on a seeded subset of this many images (null: the whole training set; ManyShotRecipe.TrainImages).</summary>
+    public int? ManyShotTrainImages { get; init; }
     public TieBreak TieBreak { get; init; } = TieBreak.FewestParameters;
     public LinearProbePath LinearProbe { get; init; } = LinearProbePath.FeatureCache;
 
@@ -247,8 +249,8 @@ public static class Protocol
     /// store, the logits and labels of the scored split (val or test) are saved (TrialRecord.Predictions). Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
     /// A ViT whose only trainable part is its head (linear probing) trains through a <see cref="FeatureCache"/> under
-    /// <see cref="LinearProbePath.FeatureCache"/>, or when its backbone has no stochastic layers (then the same thing);
-    /// else through the frozen backbone in train mode, as the study does.
+    /// <see cref="LinearProbePath.FeatureCache"/>, or when its backbone has no stochastic layers (then the same thing),
+    /// unless the trial augments its images; else through the frozen backbone in train mode, as the study does.
     /// </summary>
     public static TrialRecord RunTrial(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
         ResultsStore? store, IProgress<TrainProgress>? progress, CancellationToken cancel)
@@ -268,7 +270,9 @@ public static class Protocol
             EvalResult? scored = null;
             // With a store, every trial keeps the logits of the split it is scored on (tune: val, final: test).
             Action<EvalResult>? keep = store is not null ? r => scored = r : null;
-            if (LinearProbeBackbone(built.Model) is { } vit && (options.LinearProbe == LinearProbePath.FeatureCache || !HasStochasticLayers(vit)))
+            // Cached features cannot be augmented (a crop or flip changes them): an augmented probe (many-shot) goes through the backbone.
+            if (LinearProbeBackbone(built.Model) is { } vit && trainOptions.Augment == ImageAugment.None
+                && (options.LinearProbe == LinearProbePath.FeatureCache || !HasStochasticLayers(vit)))
             {
                 using var trainCache = FeatureCache.Build(vit, train, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
                 using var evalCache = FeatureCache.Build(vit, eval, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);

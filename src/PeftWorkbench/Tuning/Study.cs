@@ -124,7 +124,9 @@ public static class Study
     /// <summary>
     /// A many-shot task: the suite's full training set, split into tune-train and validation by the suite's fixed
     /// split files where it has them (train-many-train/-val), else by a seeded split of the profile's share (the
-    /// study's: 20 % up to 1,000 images, 10 % above); retrain on all of it, test on the test set.
+    /// study's: 20 % up to 1,000 images, 10 % above); retrain on all of it, test on the test set. When the profile
+    /// caps the training images (<see cref="ProtocolOptions.ManyShotTrainImages"/>), a seeded subset of that many stands
+    /// for the training set and the validation share comes from it (fixed split files index the whole set: not used then).
     /// </summary>
     public static Vtab1kTask LoadManyShot(Suite suite, string task, ProtocolOptions options)
     {
@@ -136,8 +138,17 @@ public static class Study
         try
         {
             parts.Add(suite.LoadSplit(task, Suite.ManyShotSplit));
+            if (options.ManyShotTrainImages is int cap && cap < parts[0].Count)
+            {
+                if (cap < 2) throw new ArgumentException($"many-shot training images must be at least 2 (a training and a validation image), got {cap}.", nameof(options));
+                using var gen = new TorchSharp.torch.Generator((ulong)options.Train.Seed);
+                using var perm = TorchSharp.torch.randperm(parts[0].Count, generator: gen);
+                var all = parts[0];
+                parts[0] = all.Subset(perm.data<long>().Take(cap).ToArray(), $"{all.Name}-{cap}");
+                all.Dispose();
+            }
             parts.Add(suite.LoadSplit(task, "test"));
-            if (suite is VtabFolderSuite folder && folder.HasFixedManyShotSplit(task))
+            if (suite is VtabFolderSuite folder && folder.HasFixedManyShotSplit(task) && options.ManyShotTrainImages is null)
             {
                 parts.Add(suite.LoadSplit(task, Suite.ManyShotSplit + "-train"));
                 parts.Add(suite.LoadSplit(task, Suite.ManyShotSplit + "-val"));

@@ -180,6 +180,31 @@ public class ProfileTests
     }
 
     [Fact]
+    public void ManyShotTrainImagesCapIsASeededSubsetOfTheFullSet()
+    {
+        static HashSet<double> Rows(ImageSet s)
+        {
+            using var w = torch.linspace(1, 2, 3 * 32 * 32, dtype: ScalarType.Float64);
+            using var sig = s.Images.reshape(s.Count, -1).to(ScalarType.Float64).matmul(w);
+            return sig.data<double>().ToHashSet();
+        }
+        var smoke = ProtocolOptions.ManyShot("smoke", "natural");
+        Assert.Equal(1000, smoke.ManyShotTrainImages);
+        Assert.All(new[] { "default", "mini-full", "paper" }, p => Assert.Null(ProtocolOptions.ManyShot(p).ManyShotTrainImages)); // the whole set
+        using var capped = Study.LoadManyShot(Suite.Mini, "fashion-mnist", smoke);
+        Assert.Equal(1000, capped.Train800Val200.Count);
+        Assert.Equal((800L, 200L), (capped.Train800.Count, capped.Val200.Count)); // the share of 1,000 images: 20 %
+        Assert.Equal(2000, capped.Test.Count);                                     // the test set stays whole
+        using var full = Suite.Mini.LoadSplit("fashion-mnist", Suite.ManyShotSplit);
+        Assert.True(Rows(capped.Train800Val200).IsSubsetOf(Rows(full)));
+        using var again = Study.LoadManyShot(Suite.Mini, "fashion-mnist", smoke);
+        Assert.True(Rows(capped.Train800Val200).SetEquals(Rows(again.Train800Val200)));
+        using var other = Study.LoadManyShot(Suite.Mini, "fashion-mnist", smoke with { Train = smoke.Train with { Seed = 7 } });
+        Assert.False(Rows(capped.Train800Val200).SetEquals(Rows(other.Train800Val200)));
+        Assert.Throws<ArgumentException>(() => Study.LoadManyShot(Suite.Mini, "fashion-mnist", smoke with { ManyShotTrainImages = 1 }));
+    }
+
+    [Fact]
     public void ManyShotSweepsPlanTheStudysRecipePerTaskKind()
     {
         var m = Sweep.Plan(Temp.Dir(), "mini", new[] { "fashion-mnist", "clevr-count" }, new[] { "linear" }, ProtocolOptions.ManyShot("paper"),

@@ -1,5 +1,6 @@
 using PeftWorkbench.Data;
 using PeftWorkbench.Tests.Training;
+using PeftWorkbench.Training;
 using PeftWorkbench.Tuning;
 
 namespace PeftWorkbench.Tests.Tuning;
@@ -46,5 +47,16 @@ public class ProtocolBugTests
         var again = Protocol.Vtab1k(task, "lora", new[] { TrialConfig.ParseHp(new[] { "lora_bottleneck=2" }) }, factory, o, store);
         Assert.Equal(first.Final.Key, again.Final.Key);
         Assert.Equal(4, store.Records().Count);
+    }
+    [Fact]
+    public void AnAugmentedLinearProbeTrainsThroughTheBackboneInsteadOfFailingOnCachedFeatures()
+    {
+        // Many-shot recipes augment images; cached features are [B, dim] and cannot be cropped (this was an "error" trial).
+        using var task = ToySuite.Load("toy-3", 8, perClass: 8);
+        ModelFactory factory = new PeftFactory(TinyData.Config(), null).Build;
+        var o = ProtocolTests.Tiny() with { Lrs = new[] { 1e-2 }, LinearProbe = LinearProbePath.FeatureCache };
+        var augmented = Protocol.Vtab1k(task, "linear", null, factory, o with { Train = o.Train with { Augment = ImageAugment.CropFlip } });
+        Assert.All(augmented.Tuning.Append(augmented.Final), r => Assert.True(r.Ok, r.Error));
+        Assert.True(Protocol.Vtab1k(task, "linear", null, factory, o).Final.Ok);
     }
 }
