@@ -8,7 +8,7 @@ namespace PeftWorkbench.Tuning;
 /// 1 thread train 1.60-1.85x the images per second of 1 process x 2 threads, because a ViT this small leaves most of
 /// a second thread idle in OpenMP's barriers. Configurable by argument, or PEFT_WORKERS / PEFT_THREADS.
 /// </summary>
-public sealed record WorkerPlan(int Workers, int Threads, int Cores)
+public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load = 0)
 {
     /// <summary>Bounded spinning for the case it pays (see <see cref="WaitPolicy"/>): about 1 ms at ~100k spins/ms.</summary>
     public const string SpinCount = "100000";
@@ -17,15 +17,23 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores)
     public static int MachineCores => Environment.ProcessorCount;
 
     /// <summary>The plan for <paramref name="workers"/> x <paramref name="threads"/> (null: PEFT_WORKERS / PEFT_THREADS,
-    /// else one worker per core and cores / workers threads, at least 1).</summary>
-    public static WorkerPlan For(int? workers = null, int? threads = null, int? cores = null)
+    /// else one worker per core and cores / workers threads, at least 1). <paramref name="load"/>: what other processes
+    /// keep running on the cores (null: the 1-minute load average now).</summary>
+    public static WorkerPlan For(int? workers = null, int? threads = null, int? cores = null, double? load = null)
     {
         int c = cores ?? MachineCores;
+        double l = load ?? LoadNow();
         int w = workers ?? EnvInt("PEFT_WORKERS") ?? c;
         if (w < 1) throw new ArgumentException($"workers must be at least 1, got {w}" + (workers is null ? " (PEFT_WORKERS)." : "."));
         int t = threads ?? EnvInt("PEFT_THREADS") ?? Math.Max(1, c / w);
         if (t < 1) throw new ArgumentException($"threads must be at least 1, got {t}" + (threads is null ? " (PEFT_THREADS)." : "."));
-        return new WorkerPlan(w, t, c);
+        return new WorkerPlan(w, t, c, l);
+    }
+
+    static double LoadNow()
+    {
+        try { return double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 0; }
     }
 
     static int? EnvInt(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } s
@@ -36,13 +44,14 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores)
     public WorkerPlan Capped(int openTrials) => this with { Workers = Math.Max(1, Math.Min(Workers, openTrials)) };
 
     /// <summary>
-    /// libgomp's wait policy for a worker, chosen by processes x threads against cores. PASSIVE (sleep in barriers) when
-    /// they exceed the cores: spinning threads then starve each other (2 processes x 2 threads on 2 cores: 103 + 100 img/s
-    /// spinning, bounded spin alike, against PASSIVE's 533 + 489). With one thread per worker there is no team to
-    /// wait for, so PASSIVE costs nothing. Otherwise (the cores are not oversubscribed by the sweep) a bounded spin:
-    /// ACTIVE with GOMP_SPINCOUNT 100k, 1.08-1.17x for a lone process (the measurement).
+    /// libgomp's wait policy for a worker, chosen by processes x threads (plus what other processes already run, the
+    /// load) against cores. PASSIVE (sleep in barriers) when they exceed the cores: spinning threads then starve each
+    /// other (2 processes x 2 threads on 2 cores: 103 + 100 img/s spinning, bounded spin alike, against PASSIVE's
+    /// 533 + 489; a lone 1 x 2 sweep with bounded spin at load 35 from others: 5 smoke trials in 10 minutes). With one
+    /// thread per worker there is no team to wait for, so PASSIVE costs nothing. Otherwise (the cores are free for the
+    /// sweep) a bounded spin: ACTIVE with GOMP_SPINCOUNT 100k, 1.08-1.17x for a lone process (the measurement).
     /// </summary>
-    public string WaitPolicy => Threads > 1 && (long)Workers * Threads <= Cores ? "ACTIVE" : "PASSIVE";
+    public string WaitPolicy => Threads > 1 && (long)Workers * Threads + Math.Ceiling(Load) <= Cores ? "ACTIVE" : "PASSIVE";
 
     /// <summary>What a worker process needs in its environment (read when libtorch loads, so set before it starts):
     /// OMP_NUM_THREADS, and the wait policy unless the user chose one (OMP_WAIT_POLICY / GOMP_SPINCOUNT set here).</summary>

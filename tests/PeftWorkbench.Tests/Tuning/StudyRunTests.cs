@@ -152,17 +152,18 @@ public class StudyRunTests
     [Fact]
     public void WorkerPlanDefaultsToOneSingleThreadedWorkerPerCoreAndSpinsOnlyWithoutOversubscription()
     {
-        Assert.Equal(new WorkerPlan(2, 1, 2), WorkerPlan.For(cores: 2));
-        Assert.Equal(new WorkerPlan(8, 1, 8), WorkerPlan.For(cores: 8));
-        Assert.Equal(new WorkerPlan(3, 2, 8), WorkerPlan.For(3, cores: 8));
-        Assert.Equal("PASSIVE", WorkerPlan.For(cores: 2).WaitPolicy);      // one thread: no team to wait for
-        Assert.Equal("ACTIVE", WorkerPlan.For(1, cores: 2).WaitPolicy);    // 1 x 2 on 2 cores: bounded spin
-        Assert.Equal("ACTIVE", WorkerPlan.For(3, cores: 8).WaitPolicy);    // 3 x 2 on 8
-        Assert.Equal("PASSIVE", WorkerPlan.For(2, 2, cores: 2).WaitPolicy); // 2 x 2 on 2: oversubscribed
+        Assert.Equal(new WorkerPlan(2, 1, 2), WorkerPlan.For(cores: 2, load: 0));
+        Assert.Equal(new WorkerPlan(8, 1, 8), WorkerPlan.For(cores: 8, load: 0));
+        Assert.Equal(new WorkerPlan(3, 2, 8), WorkerPlan.For(3, cores: 8, load: 0));
+        Assert.Equal("PASSIVE", WorkerPlan.For(cores: 2, load: 0).WaitPolicy);      // one thread: no team to wait for
+        Assert.Equal("ACTIVE", WorkerPlan.For(1, cores: 2, load: 0).WaitPolicy);    // 1 x 2 on 2 free cores: bounded spin
+        Assert.Equal("PASSIVE", WorkerPlan.For(1, cores: 2, load: 0.5).WaitPolicy); // ... but not beside other work
+        Assert.Equal("ACTIVE", WorkerPlan.For(3, cores: 8, load: 1.5).WaitPolicy);  // 3 x 2 + 2 on 8
+        Assert.Equal("PASSIVE", WorkerPlan.For(2, 2, cores: 2, load: 0).WaitPolicy); // 2 x 2 on 2: oversubscribed
         Assert.Equal(1, WorkerPlan.For(cores: 8).Capped(1).Workers);
         Assert.Equal(2, WorkerPlan.For(cores: 2).Capped(100).Workers);
         Assert.Throws<ArgumentException>(() => WorkerPlan.For(0));
-        var env = WorkerPlan.For(1, cores: 2).WorkerEnvironment();
+        var env = WorkerPlan.For(1, cores: 2, load: 0).WorkerEnvironment();
         Assert.Equal("2", env["OMP_NUM_THREADS"]);
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not { Length: > 0 })
             Assert.Equal(("ACTIVE", WorkerPlan.SpinCount), (env["OMP_WAIT_POLICY"], env.GetValueOrDefault("GOMP_SPINCOUNT", WorkerPlan.SpinCount)));
