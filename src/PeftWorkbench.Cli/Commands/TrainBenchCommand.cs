@@ -61,7 +61,43 @@ public static class TrainBenchCommand
         }));
         bench.Subcommands.Add(optimizer);
         bench.Subcommands.Add(SweepBenchCommand());
+        bench.Subcommands.Add(Bf16AccuracyCommand());
         return bench;
+    }
+
+    static Command Bf16AccuracyCommand()
+    {
+        var tasks = new Option<string[]>("--tasks") { Description = "Tasks (default: the first mini task of each group).", AllowMultipleArgumentsPerToken = true };
+        var methods = new Option<string[]>("--methods") { Description = "Methods.", AllowMultipleArgumentsPerToken = true };
+        var profile = new Option<string>("--profile") { Description = "Profile.", DefaultValueFactory = _ => "default" };
+        var workers = new Option<int?>("--workers") { Description = "Workers per sweep (default: one per core)." };
+        var store = new Option<string>("--store") { Description = "Folder for the two stores (fp32/, bf16/); rerun to resume.", Required = true };
+        var cmd = new Command("bf16-accuracy", "The bf16 policy's measurement: the same sweep in float32 and in bf16 (peft sweep --bf16), final test " +
+            "top-1 per pair, mean and worst difference against issue 16's bounds (0.3 / 1.0 points), the two wall times, and the verdict.")
+            { tasks, methods, profile, workers, store };
+        cmd.SetAction((r, cancel) => Cli.Guard(() =>
+        {
+            var taskList = Cli.Split(r.GetValue(tasks));
+            if (taskList.Count == 0) taskList = Suite.Groups.Select(g => Suite.Mini.Tasks.First(t => t.Group == g).Name).ToList();
+            var methodList = Cli.Split(r.GetValue(methods));
+            if (methodList.Count == 0) methodList = new() { "linear", "full", "lora", "vpt_deep" };
+            methodList = methodList.Select(m => Peft.MethodRegistry.Get(m).Id).ToList();
+            var root = Path.GetFullPath(r.GetValue(store)!);
+            Console.WriteLine($"bench bf16-accuracy: {methodList.Count} methods x {taskList.Count} tasks, profile {r.GetValue(profile)}, the shipped mini checkpoint; load {Cli.LoadAverage()}");
+            using var term = new Termination(cancel);
+            var seconds = new Dictionary<bool, double>();
+            foreach (var bf16 in new[] { false, true })
+            {
+                var plan = WorkerPlan.For(r.GetValue(workers), null);
+                var t = SweepBench.Time(Cli.SelfCommand(), "mini", taskList, methodList, r.GetValue(profile)!, plan, Path.Combine(root, bf16 ? "bf16" : "fp32"), term.Token, bf16);
+                seconds[bf16] = t.Seconds;
+                Console.WriteLine($"  {(bf16 ? "bf16" : "fp32")}: {t.Seconds:F1} s, {t.Trials} trials in the store, {plan.Describe()}, load {t.LoadBefore} -> {t.LoadAfter}");
+            }
+            var pairs = Bf16Accuracy.Compare(Path.Combine(root, "fp32"), Path.Combine(root, "bf16"), taskList, methodList);
+            foreach (var line in Bf16Accuracy.Table(pairs, seconds[false], seconds[true])) Console.WriteLine(line);
+            return Task.FromResult(0);
+        }));
+        return cmd;
     }
 
     static Command SweepBenchCommand()

@@ -28,12 +28,13 @@ public sealed record SweepTiming(WorkerPlan Plan, double Seconds, int Trials, IR
 public static class SweepBench
 {
     public static SweepTiming Time(IReadOnlyList<string> cli, string suite, IReadOnlyList<string> tasks, IReadOnlyList<string> methods,
-        string profile, WorkerPlan plan, string store, CancellationToken cancel = default)
+        string profile, WorkerPlan plan, string store, CancellationToken cancel = default, bool bf16 = false)
     {
         var psi = new ProcessStartInfo(cli[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in cli.Skip(1).Concat(new[] { "sweep", "--suite", suite, "--tasks", string.Join(",", tasks), "--methods", string.Join(",", methods),
             "--profile", profile, "--workers", plan.Workers.ToString(), "--threads", plan.Threads.ToString(), "--out", store }))
             psi.ArgumentList.Add(a);
+        if (bf16) psi.ArgumentList.Add("--bf16");
         foreach (var (k, v) in plan.WorkerEnvironment()) psi.Environment[k] = v; // worker 1 is that process: its policy too
         var tail = new Queue<string>();
         void Keep(string? line) { if (line is null) return; lock (tail) { tail.Enqueue(line); if (tail.Count > 20) tail.Dequeue(); } }

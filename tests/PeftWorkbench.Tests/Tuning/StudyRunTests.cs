@@ -168,4 +168,24 @@ public class StudyRunTests
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not { Length: > 0 })
             Assert.Equal(("ACTIVE", WorkerPlan.SpinCount), (env["OMP_WAIT_POLICY"], env.GetValueOrDefault("GOMP_SPINCOUNT", WorkerPlan.SpinCount)));
     }
+
+    /// <summary>Issue 16's bf16 bounds on one small task: fp32 and bf16 runs of the same seed (LoRA on the shipped mini
+    /// checkpoint, smoke) end within the worst-pair bound (1.0 top-1 points) of each other, and each mode repeats
+    /// itself exactly.</summary>
+    [Fact]
+    public void Bf16StaysWithinTheAccuracyBoundOfFp32AndEachModeIsDeterministic()
+    {
+        using var dir = new TempDir();
+        var hp = new Dictionary<string, string>();
+        StudyRun Go(bool bf16, string name) => Study.Run("mnist", "lora", "smoke", hp: hp, store: Path.Combine(dir.Path, name), bf16: bf16, seed: 3);
+        using var fp32 = Go(false, "fp32-a");
+        using var fp32Again = Go(false, "fp32-b");
+        using var bf16 = Go(true, "bf16-a");
+        using var bf16Again = Go(true, "bf16-b");
+        Assert.Equal(fp32.Test!.Logits.data<float>().ToArray(), fp32Again.Test!.Logits.data<float>().ToArray());
+        Assert.Equal(bf16.Test!.Logits.data<float>().ToArray(), bf16Again.Test!.Logits.data<float>().ToArray());
+        Assert.NotEqual(fp32.Test.Logits.data<float>().ToArray(), bf16.Test.Logits.data<float>().ToArray()); // bf16 really ran
+        double diff = bf16.Final.Top1Last!.Value - fp32.Final.Top1Last!.Value;
+        Assert.True(Math.Abs(diff) <= PeftWorkbench.Bench.Bf16Accuracy.WorstBound, $"bf16 {bf16.Final.Top1Last} vs fp32 {fp32.Final.Top1Last}");
+    }
 }
