@@ -78,7 +78,7 @@ public sealed class BenchComparison
         sb.AppendLine(withRef ? "|---|---:|---:|---:|---:|---|" : "|---|---:|---:|");
         foreach (var r in Rows)
         {
-            string name = r.Name == "inference" ? "inference" : $"{r.Name} step";
+            string name = BenchMode.Parse(r.Name).Name == "inference" ? r.Name : $"{r.Name} step";
             string count = r.OursTrainable is null ? "-" : r.CountsAgree || !withRef ? N(r.OursTrainable) : $"{N(r.OursTrainable)} vs {N(r.ReferenceTrainable)} MISMATCH";
             sb.AppendLine(withRef
                 ? $"| {name} | {count} | {r.Ours:F0} | {F0(r.Reference)} | {F2(r.Ratio)} | {Verdict(r.MeetsTarget, $">= {r.Target:0.0#}")} |"
