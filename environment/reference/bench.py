@@ -11,6 +11,10 @@ rounds that alternate over all of them, best round kept. Prints one JSON object 
 `peft bench` runs it with --serve: after the warm-ups it times one workload whenever the C# side asks, right
 after timing the same one itself, so that other load on a shared machine hits both sides of a ratio alike.
 
+bf16: a workload named NAME:bf16 is NAME under torch.autocast("cpu", torch.bfloat16) (forward and loss; the
+weights, gradients and AdamW state stay float32): PyTorch's strongest CPU mode, beside our whole-model bf16 with
+float32 masters (`peft bench --bf16`).
+
 Threads: with OpenBLAS (pthreads) the matmuls run on OpenBLAS's own threads whatever torch's count is, and
 torch's count (default 1 in Debian's build) drives only its own kernels; which is faster depends on the
 work, so `--threads auto` times 1 and 2 torch threads first and uses the faster one, separately for
@@ -218,12 +222,16 @@ def trainable_excl_head(model):
 class Run:
     def __init__(self, c, name, hp, batch):
         self.name, self.batch, self.best = name, batch, 0.0
-        self.model = build(c, name, hp)
+        base, _, mode = name.partition(":")
+        if mode not in ("", "bf16"):
+            raise SystemExit(f"bench.py: workload {name!r}: the only mode is ':bf16'")
+        self.bf16 = mode == "bf16"
+        self.model = build(c, base, hp)
         g = torch.Generator().manual_seed(1)
         self.x = torch.randn(batch, c["in_chans"], c["image_size"], c["image_size"], generator=g)
         self.y = torch.randint(0, max(1, c["num_classes"]), (batch,), generator=g)
         self.threads = None
-        if name == "inference":
+        if base == "inference":
             self.model.eval()
             self.opt = None
             self.trainable = None
@@ -235,12 +243,14 @@ class Run:
             self.opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4, foreach=True)
 
     def step(self):
-        if self.opt is None:
-            with torch.no_grad():
-                self.model(self.x)
-            return
-        self.opt.zero_grad(set_to_none=False)
-        F.cross_entropy(self.model(self.x), self.y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            if self.opt is None:
+                with torch.no_grad():
+                    self.model(self.x)
+                return
+            self.opt.zero_grad(set_to_none=False)
+            loss = F.cross_entropy(self.model(self.x), self.y)
+        loss.backward()
         self.opt.step()
 
     def time(self, steps):
@@ -341,11 +351,12 @@ def main():
     else:
         chosen = {"full": int(a.threads), "inference": int(a.threads)}
 
-    names = ["inference"] + [m for m in a.methods.split(",") if m]
+    names = ["inference"] + [m for m in a.methods.split(",") if m and m != "inference"]
     runs = []
     for name in names:
-        r = Run(c, name, hp.get(name, {}), a.batch)
-        r.threads = chosen["inference" if name == "inference" else "full"]
+        base = name.partition(":")[0]
+        r = Run(c, name, hp.get(base, {}), a.batch)
+        r.threads = chosen["inference" if base == "inference" else "full"]
         torch.set_num_threads(r.threads)
         r.step(); r.step()  # warm-up
         runs.append(r)

@@ -10,10 +10,13 @@ public static class TestPaths
     /// <summary>The repository root (tests/X/bin/CONFIG/TFM/RID -> ../../../../../..).</summary>
     public static string Repo => Path.GetFullPath(Path.Combine(Here, string.Concat(Enumerable.Repeat("../", Parts.Length - Bin + 2))));
 
+    /// <summary>This test assembly's configuration/framework/runtime folders under bin/.</summary>
+    public static string[] BuildFolders => Parts[(Bin + 1)..];
+
     /// <summary>The CLI's own build output (peft.dll), same configuration/framework/runtime folders as this test assembly.</summary>
     public static string CliDll()
     {
-        var dll = Path.Combine(new[] { Repo, "src", "PeftWorkbench.Cli", "bin" }.Concat(Parts[(Bin + 1)..]).Append("peft.dll").ToArray());
+        var dll = Path.Combine(new[] { Repo, "src", "PeftWorkbench.Cli", "bin" }.Concat(BuildFolders).Append("peft.dll").ToArray());
         Assert.True(File.Exists(dll), $"CLI not built at {dll}");
         return dll;
     }

@@ -22,7 +22,9 @@ public static class BenchCompare
         var noReference = new Option<bool>("--no-reference") { Description = "Only our side." };
         var python = new Option<string>("--python") { Description = "The python that has torch (Debian's python3-torch).", DefaultValueFactory = _ => ReferenceBench.DefaultPython };
         var json = new Option<string?>("--json") { Description = "Also write the figures to this JSON file." };
-        foreach (var o in new Option[] { preset, batch, steps, rounds, threads, noReference, python, json }) bench.Options.Add(o);
+        var bf16 = new Option<bool>("--bf16") { Description = "Also every workload in bf16 (ours: bf16 compute, float32 masters; PyTorch: autocast-bf16), " +
+            "and a table of our best mode against both PyTorch modes with issue 16's targets." };
+        foreach (var o in new Option[] { preset, batch, steps, rounds, threads, noReference, python, json, bf16 }) bench.Options.Add(o);
         bench.Description = "TorchSharp against PyTorch (environment/reference/bench.py): images/s for inference, a full-FT step and the steps of " +
             "LoRA, Houlsby adapter, VPT-Deep and BitFit, peak RSS, and the ratios; subcommands: other benchmarks.";
         bench.SetAction((r, cancel) => Cli.Guard(() =>
@@ -37,7 +39,7 @@ public static class BenchCompare
             }
             catch (ArgumentException e) { Console.Error.WriteLine($"peft bench: {e.Message}"); return Task.FromResult(2); }
             if (t > 0) torch.set_num_threads(t);
-            var methods = TorchSharpBench.Methods;
+            var methods = r.GetValue(bf16) ? BenchMode.WithBf16(TorchSharpBench.Methods) : TorchSharpBench.Methods;
             Console.WriteLine($"peft bench: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.NumHeads} heads, {config.ImageSize} px, patch {config.PatchSize}), " +
                 $"batch {b}, {n} timed steps x {rs} rounds (best kept), AdamW lr 1e-3 wd 1e-4, default options; {Environment.ProcessorCount} CPUs");
             // The reference starts first (build, warm-up, its thread timing) and then times each workload right
@@ -59,6 +61,7 @@ public static class BenchCompare
             }
             Console.WriteLine();
             Console.Write(comparison.Table());
+            if (comparison.BestModeTable() is { Length: > 0 } best) { Console.WriteLine(); Console.Write(best); }
             foreach (var w in comparison.Warnings()) Console.WriteLine("!! " + w);
             if (r.GetValue(json) is string path)
             {

@@ -26,7 +26,8 @@ public static class SweepCommand
         var preset = new Option<string>("--preset") { Description = "Backbone preset.", DefaultValueFactory = _ => "mini" };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path (timm names), or none." };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
-        var workers = new Option<int>("--workers") { Description = "Worker processes on this machine.", DefaultValueFactory = _ => 1 };
+        var workers = new Option<int?>("--workers") { Description = "Worker processes on this machine. Default: PEFT_WORKERS, else one per core." };
+        var threads = new Option<int?>("--threads") { Description = "Torch threads per worker. Default: PEFT_THREADS, else cores / workers (at least 1)." };
         var export = new Option<string?>("--export") { Description = "'slurm': write a manifest and sbatch job arrays instead of running." };
         var outDir = new Option<string>("--out") { Description = "Experiment directory (the results store).", Required = true };
         var peftCmd = new Option<string?>("--peft-command") { Description = "slurm: how array tasks start peft (made absolute at export). Default: this very CLI (dotnet + peft.dll)." };
@@ -41,7 +42,7 @@ public static class SweepCommand
         var maxArray = new Option<int>("--max-array-size") { Description = "slurm: the cluster's MaxArraySize.", DefaultValueFactory = _ => 1001 };
         var cmd = new Command("sweep", "Run (or export) the protocol for methods x tasks into a resumable results store. " +
             "Rerun the same command (or `peft sweep --out DIR`) to resume.")
-            { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, workers, export, outDir, peftCmd, cpus, time, partition, mem, account, qos, maxParallel, sbatch, maxArray };
+            { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, workers, threads, export, outDir, peftCmd, cpus, time, partition, mem, account, qos, maxParallel, sbatch, maxArray };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
             var dir = Path.GetFullPath(r.GetValue(outDir)!);
@@ -87,15 +88,16 @@ public static class SweepCommand
             var contents = new ResultsStore(dir).Read();
             if (contents.InvalidSummary() is string bad) Console.WriteLine(bad);
             int already = manifest.Trials.Count(t => contents.Records.Any(x => x.Key == t.Key));
+            var plan = WorkerPlan.For(r.GetValue(workers), r.GetValue(threads)).Capped(manifest.Trials.Count - already);
+            torch.set_num_threads(plan.Threads); // this process is worker 1 (its OpenMP policy was set when libtorch loaded)
             Console.WriteLine($"sweep {dir}: {manifest.Trials.Count} trials" + (already > 0 ? $" ({already} already finished, skipped)" : "") +
-                $", profile {manifest.Profile}, {r.GetValue(workers)} worker(s)");
+                $", profile {manifest.Profile}, {plan.Describe()}");
             var clock = Stopwatch.StartNew();
             using var term = new Termination(cancel);
             LocalSweep result;
             try
             {
-                result = Tuning.Sweep.RunLocal(manifest, r.GetValue(workers), Environment,
-                    () => Cli.StartSelf("worker", "--manifest", manifestPath, "--quiet"), Console.Out, term.Token);
+                result = Tuning.Sweep.RunLocal(manifest, plan.Workers, Environment, () => plan.StartWorker(Cli.SelfCommand(), manifestPath), Console.Out, term.Token);
             }
             catch (OperationCanceledException) when (term.Signal is not null)
             {
@@ -103,6 +105,7 @@ public static class SweepCommand
                 return Task.FromResult(term.ExitCode);
             }
             Console.WriteLine($"done: {result.RanHere} trial(s) here, {result.Others.Count} other worker(s), {clock.Elapsed.TotalSeconds:F1} s");
+            Console.WriteLine($"  worker 1 (pid {System.Environment.ProcessId}, this process): ran {result.RanHere} trial(s)");
             foreach (var w in result.Others) Console.WriteLine("  " + w.Describe());
             ResultsCommand.PrintResults(new ResultsStore(dir), manifest);
             return Task.FromResult(result.Ok ? 0 : 1);

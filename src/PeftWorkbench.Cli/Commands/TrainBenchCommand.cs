@@ -60,7 +60,87 @@ public static class TrainBenchCommand
             return Task.FromResult(0);
         }));
         bench.Subcommands.Add(optimizer);
+        bench.Subcommands.Add(SweepBenchCommand());
+        bench.Subcommands.Add(Bf16AccuracyCommand());
         return bench;
+    }
+
+    static Command Bf16AccuracyCommand()
+    {
+        var tasks = new Option<string[]>("--tasks") { Description = "Tasks (default: the first mini task of each group).", AllowMultipleArgumentsPerToken = true };
+        var methods = new Option<string[]>("--methods") { Description = "Methods.", AllowMultipleArgumentsPerToken = true };
+        var profile = new Option<string>("--profile") { Description = "Profile.", DefaultValueFactory = _ => "default" };
+        var workers = new Option<int?>("--workers") { Description = "Workers per sweep (default: one per core)." };
+        var store = new Option<string>("--store") { Description = "Folder for the two stores (fp32/, bf16/); rerun to resume.", Required = true };
+        var cmd = new Command("bf16-accuracy", "The bf16 policy's measurement: the same sweep in float32 and in bf16 (peft sweep --bf16), final test " +
+            "top-1 per pair, mean and worst difference against issue 16's bounds (0.3 / 1.0 points), the two wall times, and the verdict.")
+            { tasks, methods, profile, workers, store };
+        cmd.SetAction((r, cancel) => Cli.Guard(() =>
+        {
+            var taskList = Cli.Split(r.GetValue(tasks));
+            if (taskList.Count == 0) taskList = Suite.Groups.Select(g => Suite.Mini.Tasks.First(t => t.Group == g).Name).ToList();
+            var methodList = Cli.Split(r.GetValue(methods));
+            if (methodList.Count == 0) methodList = new() { "linear", "full", "lora", "vpt_deep" };
+            methodList = methodList.Select(m => Peft.MethodRegistry.Get(m).Id).ToList();
+            var root = Path.GetFullPath(r.GetValue(store)!);
+            Console.WriteLine($"bench bf16-accuracy: {methodList.Count} methods x {taskList.Count} tasks, profile {r.GetValue(profile)}, the shipped mini checkpoint; load {Cli.LoadAverage()}");
+            using var term = new Termination(cancel);
+            var seconds = new Dictionary<bool, double>();
+            foreach (var bf16 in new[] { false, true })
+            {
+                var plan = WorkerPlan.For(r.GetValue(workers), null);
+                var t = SweepBench.Time(Cli.SelfCommand(), "mini", taskList, methodList, r.GetValue(profile)!, plan, Path.Combine(root, bf16 ? "bf16" : "fp32"), term.Token, bf16);
+                seconds[bf16] = t.Seconds;
+                Console.WriteLine($"  {(bf16 ? "bf16" : "fp32")}: {t.Seconds:F1} s, {t.Trials} trials in the store, {plan.Describe()}, load {t.LoadBefore} -> {t.LoadAfter}");
+            }
+            var pairs = Bf16Accuracy.Compare(Path.Combine(root, "fp32"), Path.Combine(root, "bf16"), taskList, methodList);
+            foreach (var line in Bf16Accuracy.Table(pairs, seconds[false], seconds[true])) Console.WriteLine(line);
+            return Task.FromResult(0);
+        }));
+        return cmd;
+    }
+
+    static Command SweepBenchCommand()
+    {
+        var tasks = new Option<string[]>("--tasks") { Description = "Tasks (default: the first mini task of each group, as notebook 02's default).", AllowMultipleArgumentsPerToken = true };
+        var methods = new Option<string[]>("--methods") { Description = "Methods (default: all 16).", AllowMultipleArgumentsPerToken = true };
+        var profile = new Option<string>("--profile") { Description = "Profile of the sweep.", DefaultValueFactory = _ => "default" };
+        var workers = new Option<int?>("--workers") { Description = "The parallel plan's workers (1 thread each). Default: one per core." };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds; each runs both plans, in alternating order.", DefaultValueFactory = _ => 1 };
+        var studyPairs = new Option<int>("--study-pairs") { Description = "(task, method) pairs the whole default study trains (its notebooks' union).", DefaultValueFactory = _ => 48 };
+        var cmd = new Command("sweep", "Wall time of the default sweep (all methods on one task per group) as `peft sweep` processes with 1 worker x all " +
+            "cores' threads and with N workers x 1 thread, fresh stores, alternating rounds; extrapolated to the 11-task sweep and the whole study.")
+            { tasks, methods, profile, workers, rounds, studyPairs };
+        cmd.SetAction((r, cancel) => Cli.Guard(() =>
+        {
+            var taskList = Cli.Split(r.GetValue(tasks));
+            if (taskList.Count == 0) taskList = Suite.Groups.Select(g => Suite.Mini.Tasks.First(t => t.Group == g).Name).ToList();
+            var methodList = Cli.Split(r.GetValue(methods));
+            if (methodList.Count == 0 || methodList is ["all"]) methodList = Peft.MethodRegistry.All.Select(m => m.Id).ToList();
+            int n = r.GetValue(workers) ?? WorkerPlan.MachineCores;
+            var plans = new[] { (Workers: 1, Threads: WorkerPlan.MachineCores), (Workers: n, Threads: 1) };
+            Console.WriteLine($"bench sweep: {methodList.Count} methods x {taskList.Count} tasks ({string.Join(", ", taskList)}), profile {r.GetValue(profile)}, " +
+                $"{r.GetValue(rounds)} round(s); load {Cli.LoadAverage()}");
+            var root = Path.Combine(Path.GetTempPath(), $"peft-bench-sweep-{System.Environment.ProcessId}");
+            var runs = new List<SweepTiming>();
+            using var term = new Termination(cancel);
+            try
+            {
+                for (int round = 0; round < r.GetValue(rounds); round++)
+                    foreach (var (w, th) in round % 2 == 0 ? plans : plans.Reverse())
+                    {
+                        var plan = WorkerPlan.For(w, th); // the wait policy by the load now
+                        var store = Path.Combine(root, $"r{round}-w{plan.Workers}x{plan.Threads}");
+                        var t = SweepBench.Time(Cli.SelfCommand(), "mini", taskList, methodList, r.GetValue(profile)!, plan, store, term.Token);
+                        runs.Add(t);
+                        Console.WriteLine($"  {plan.Describe(),-52} {t.Seconds,8:F1} s  {t.Trials,4} trials  load {t.LoadBefore} -> {t.LoadAfter}");
+                    }
+            }
+            finally { if (Directory.Exists(root)) Directory.Delete(root, recursive: true); }
+            foreach (var line in SweepBench.Table(runs, methodList.Count, r.GetValue(studyPairs)).SkipWhile(l => l.Length > 0)) Console.WriteLine(line);
+            return Task.FromResult(0);
+        }));
+        return cmd;
     }
 
     static int BenchTrain(VitConfig config, int batch, int steps, int threads, CancellationToken cancel)

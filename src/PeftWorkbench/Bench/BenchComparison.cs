@@ -78,7 +78,7 @@ public sealed class BenchComparison
         sb.AppendLine(withRef ? "|---|---:|---:|---:|---:|---|" : "|---|---:|---:|");
         foreach (var r in Rows)
         {
-            string name = r.Name == "inference" ? "inference" : $"{r.Name} step";
+            string name = BenchMode.Parse(r.Name).Name == "inference" ? r.Name : $"{r.Name} step";
             string count = r.OursTrainable is null ? "-" : r.CountsAgree || !withRef ? N(r.OursTrainable) : $"{N(r.OursTrainable)} vs {N(r.ReferenceTrainable)} MISMATCH";
             sb.AppendLine(withRef
                 ? $"| {name} | {count} | {r.Ours:F0} | {F0(r.Reference)} | {F2(r.Ratio)} | {Verdict(r.MeetsTarget, $">= {r.Target:0.0#}")} |"
@@ -95,6 +95,36 @@ public sealed class BenchComparison
         sb.AppendLine($"TorchSharp: {Ours.Version}, {Ours.Threads}");
         if (withRef) sb.AppendLine($"PyTorch:    {Reference!.Version}, {Reference.Threads}; BLAS {Reference.Blas}");
         foreach (var note in Notes) sb.AppendLine("note: " + note);
+        return sb.ToString();
+    }
+
+    /// <summary>Issue 16's targets: training workloads at our best mode (float32 or bf16, the faster) >= 1.3x PyTorch's
+    /// autocast-bf16 and >= 2x its float32; inference >= 2x float32.</summary>
+    public const double BestOverAutocastTarget = 1.3, BestOverFp32Target = 2.0;
+
+    /// <summary>Per workload with a bf16 twin (`peft bench --bf16`): ours in float32 and bf16, our best, PyTorch's float32
+    /// and autocast-bf16, and the ratios against issue 16's targets. Empty without bf16 rows.</summary>
+    public string BestModeTable()
+    {
+        var byName = Rows.ToDictionary(r => r.Name);
+        var bases = Rows.Where(r => !r.Name.Contains(':') && byName.ContainsKey(r.Name + BenchMode.Bf16Suffix)).ToList();
+        if (bases.Count == 0) return "";
+        var sb = new StringBuilder();
+        sb.AppendLine("| workload | ours fp32 | ours bf16 | ours best | PyTorch fp32 | PyTorch autocast-bf16 | best / PyTorch bf16 | best / PyTorch fp32 |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in bases)
+        {
+            var bf = byName[r.Name + BenchMode.Bf16Suffix];
+            bool bf16Best = bf.Ours > r.Ours;
+            double best = Math.Max(r.Ours, bf.Ours);
+            double? overBf16 = bf.Reference is > 0 ? best / bf.Reference : null, overFp32 = r.Reference is > 0 ? best / r.Reference : null;
+            bool training = r.Name != "inference";
+            sb.AppendLine($"| {(training ? r.Name + " step" : r.Name)} | {r.Ours:F0} | {bf.Ours:F0} | {best:F0} ({(bf16Best ? "bf16" : "fp32")}) | {F0(r.Reference)} | {F0(bf.Reference)} | " +
+                $"{F2(overBf16)}{(training ? " " + Verdict(overBf16 is double x ? x >= BestOverAutocastTarget : null, $">= {BestOverAutocastTarget:0.0#}") : "")} | " +
+                $"{F2(overFp32)} {Verdict(overFp32 is double y ? y >= BestOverFp32Target : null, $">= {BestOverFp32Target:0.0#}")} |");
+        }
+        sb.AppendLine("bf16: ours = the whole model in bfloat16 with float32 masters and optimizer state (TrainOptions.Bf16); PyTorch = " +
+            "torch.autocast(\"cpu\", torch.bfloat16) over forward and loss, float32 weights; both under the allocator settings noted above.");
         return sb.ToString();
     }
 

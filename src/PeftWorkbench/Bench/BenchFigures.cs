@@ -44,6 +44,13 @@ public static class TorchSharpBench
             runs[0].Warmup();
             foreach (var id in methods)
             {
+                if (BenchMode.Parse(id).Name == "inference")
+                {
+                    var inference = new InferenceRun(config, batch, BenchMode.Parse(id).Bf16);
+                    runs.Add(inference);
+                    inference.Warmup();
+                    continue;
+                }
                 var run = new MethodRun(config, id, batch);
                 runs.Add(run);
                 run.Warmup();

@@ -18,8 +18,10 @@ public interface IBenchRun : IDisposable
     void Time(int steps);
 }
 
-/// <summary>One method's training loop on random data: AdamW steps, each in its own dispose scope.
-/// The PyTorch reference (environment/reference/bench.py) times exactly this step.</summary>
+/// <summary>One method's training loop on random data: AdamW steps as the trainer takes them (its optimizer: flat AdamW,
+/// two weight-decay groups), each in its own dispose scope. The PyTorch reference (environment/reference/bench.py)
+/// times the same step. Id "NAME:bf16": the trainer's bf16 mode (the model computes in bfloat16, float32 masters and
+/// optimizer state, float32 loss), beside the reference's autocast-bf16.</summary>
 public sealed class MethodRun : IBenchRun
 {
     public string Id { get; }
@@ -29,6 +31,7 @@ public sealed class MethodRun : IBenchRun
     public int FrozenWithGrad { get; private set; }
     readonly PeftModel model;
     readonly torch.optim.Optimizer opt;
+    readonly Training.Bf16Masters? mixed;
     readonly Tensor x, y;
     readonly int batch;
 
@@ -36,11 +39,22 @@ public sealed class MethodRun : IBenchRun
     {
         Id = id;
         this.batch = batch;
+        var (method, bf16) = BenchMode.Parse(id);
         var vit = new VisionTransformer(config, seed: 0);
-        model = PeftApi.Attach(vit, MethodRegistry.Create(id, null, config), seed: 0);
+        model = PeftApi.Attach(vit, MethodRegistry.Create(method, null, config), seed: 0);
         TrainableExclHead = model.TrainableParameterCountExcludingHead;
-        opt = torch.optim.AdamW(model.TrainableParameters().Select(p => p.Param), lr: 1e-3, weight_decay: 1e-4);
+        var options = new Training.TrainOptions { Lr = 1e-3, WeightDecay = 1e-4 };
+        var (decay, noDecay) = Training.WeightDecayGroups.Split(model.named_parameters(), options.WeightDecayRule);
+        if (bf16)
+        {
+            mixed = new Training.Bf16Masters(model);
+            var masterOf = mixed.Masters.ToDictionary(m => m.Name, m => m.Master);
+            decay = decay.Select(p => (p.Name, masterOf[p.Name])).ToList();
+            noDecay = noDecay.Select(p => (p.Name, masterOf[p.Name])).ToList();
+        }
+        opt = Training.Trainer.MakeOptimizer(options, decay.Select(p => p.Param), noDecay.Select(p => p.Param));
         (x, y) = RandomBatch(config, batch);
+        if (bf16) x = x.to(ScalarType.BFloat16);
         model.train();
     }
 
@@ -57,9 +71,13 @@ public sealed class MethodRun : IBenchRun
         using var scope = torch.NewDisposeScope();
         // TorchSharp's zero_grad zeroes in place (PyTorch 1.13's default too; the reference asks for it explicitly).
         opt.zero_grad();
-        var loss = torch.nn.functional.cross_entropy(model.forward(x), y);
-        loss.backward();
+        mixed?.ZeroModelGrads();
+        var logits = model.forward(x);
+        if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
+        torch.nn.functional.cross_entropy(logits, y).backward();
+        mixed?.GradsToMasters();
         opt.step();
+        mixed?.MastersToModel();
     }
 
     public void Warmup()
@@ -80,6 +98,7 @@ public sealed class MethodRun : IBenchRun
     public void Dispose()
     {
         opt.Dispose(); x.Dispose(); y.Dispose();
+        mixed?.Dispose();
         model.Dispose();
     }
 }
@@ -87,18 +106,21 @@ public sealed class MethodRun : IBenchRun
 /// <summary>Inference on one batch of random images: the plain ViT in eval mode under no_grad, a dispose scope per batch.</summary>
 public sealed class InferenceRun : IBenchRun
 {
-    public string Id => "inference";
+    public string Id { get; }
     public double Best { get; private set; }
     readonly VisionTransformer vit;
     readonly Tensor x, y;
     readonly int batch;
 
-    public InferenceRun(VitConfig config, int batch)
+    /// <param name="bf16">The whole model and input in bfloat16 ("inference:bf16").</param>
+    public InferenceRun(VitConfig config, int batch, bool bf16 = false)
     {
         this.batch = batch;
+        Id = bf16 ? "inference" + BenchMode.Bf16Suffix : "inference";
         vit = new VisionTransformer(config, seed: 0);
         vit.eval();
         (x, y) = MethodRun.RandomBatch(config, batch);
+        if (bf16) { vit.to(ScalarType.BFloat16); x = x.to(ScalarType.BFloat16); }
     }
 
     void Step()
@@ -118,4 +140,18 @@ public sealed class InferenceRun : IBenchRun
     }
 
     public void Dispose() { x.Dispose(); y.Dispose(); vit.Dispose(); }
+}
+
+/// <summary>Workload ids: "NAME" (float32) or "NAME:bf16" (bf16 compute; the reference's autocast-bf16).</summary>
+public static class BenchMode
+{
+    public const string Bf16Suffix = ":bf16";
+
+    public static (string Name, bool Bf16) Parse(string id) =>
+        id.EndsWith(Bf16Suffix, StringComparison.Ordinal) ? (id[..^Bf16Suffix.Length], true)
+        : id.Contains(':') ? throw new ArgumentException($"Workload '{id}': the only mode is '{Bf16Suffix}'.") : (id, false);
+
+    /// <summary>The workloads with their bf16 twins ("inference:bf16" first among those).</summary>
+    public static IReadOnlyList<string> WithBf16(IReadOnlyList<string> methods) =>
+        methods.Concat(methods.Prepend("inference").Select(m => m + Bf16Suffix)).ToList();
 }

@@ -54,7 +54,7 @@ public static class ReferenceBench
     public static string OptionsJson(IEnumerable<string> methods, VitConfig c)
     {
         var all = new JsonObject();
-        foreach (var id in methods)
+        foreach (var id in methods.Select(m => BenchMode.Parse(m).Name).Where(m => m != "inference").Distinct())
         {
             var o = new JsonObject();
             foreach (var (key, value) in MethodRegistry.Create(id, null, c).ToHyperparameters())

@@ -76,15 +76,21 @@ public static class Study
     /// <see cref="Run"/> for every task x method (tasks outer, methods inner, the order results come back in): finished
     /// trials are read from <paramref name="store"/>, only the missing ones train. <paramref name="progress"/> gets one
     /// line to redraw in place (a notebook's <c>bar.Update</c>). <paramref name="workers"/>: processes that train at
-    /// once; null: the machine's default. (Today every run goes through this process in turn.)
+    /// once; null: PEFT_WORKERS, else one per core (<see cref="WorkerPlan"/>). With more than one and the `peft` CLI at
+    /// hand (<see cref="PeftCommandLine"/>), the missing trials run in worker processes over a sweep manifest planned
+    /// in the store, and the runs are then read back here; otherwise every run goes through this process in turn.
+    /// Both ways give the same numbers (same trial keys, seeds and code path per trial).
     /// </summary>
     public static IReadOnlyList<StudyRun> RunAll(IEnumerable<string> tasks, IEnumerable<string> methods, string profile = "default",
         string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
         long? seed = null, int? workers = null, Action<string>? progress = null, CancellationToken cancel = default)
     {
-        var pairs = tasks.SelectMany(t => methods.Select(m => (Task: t, Method: m))).ToList();
-        foreach (var m in pairs.Select(p => p.Method).Distinct()) Peft.MethodRegistry.Get(m); // an unknown method fails before any training
+        var taskList = tasks.ToList();
+        var methodIds = methods.Select(m => Peft.MethodRegistry.Get(m).Id).ToList(); // an unknown method fails before any training
+        var pairs = taskList.SelectMany(t => methodIds.Select(m => (Task: t, Method: m))).ToList();
         store ??= Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
+        if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan && PeftCommandLine.Find() is { } cli)
+            RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, plan, cli, progress, cancel);
         var runs = new List<StudyRun>();
         try
         {
@@ -99,6 +105,37 @@ public static class Study
         }
         catch { foreach (var r in runs) r.Dispose(); throw; }
         return runs;
+    }
+
+    /// <summary>The missing trials of tasks x methods through <paramref name="plan"/>'s worker processes (this process
+    /// only watches). The manifest lies in the store under a name of its own (a store shared by notebooks may hold
+    /// several) and goes when the workers are done.</summary>
+    static void RunInWorkers(List<string> tasks, List<string> methods, string profile, string store, string suite, string protocol,
+        string? checkpoint, string preset, long? seed, WorkerPlan plan, IReadOnlyList<string> cli, Action<string>? progress, CancellationToken cancel)
+    {
+        var p = Profiles.Get(profile);
+        var ckpt = CheckpointFor(checkpoint, suite);
+        var options = protocol == "manyshot" ? p.ManyShotFor("natural") : p.Vtab1k();
+        if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
+        var manifest = Sweep.Plan(store, suite, tasks, methods, options, PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset)), Environment, ckpt);
+        var finished = new ResultsStore(store).Records().Select(r => r.Key).ToHashSet();
+        int open = manifest.Trials.Count(t => !finished.Contains(t.Key));
+        plan = plan.Capped(open);
+        if (plan.Workers < 2) return; // one trial or none left: cheaper here than a process start
+        var digest = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes(string.Join("\n", manifest.Trials.Select(t => t.Key)))))[..12].ToLowerInvariant();
+        var path = Path.Combine(manifest.Store, $"study-{digest}.manifest.json");
+        manifest.Save(path);
+        try
+        {
+            progress?.Invoke($"{open} trial(s) to run: {plan.Describe()}");
+            var result = Sweep.RunLocal(manifest, plan.Workers, Environment, () => plan.StartWorker(cli, path), null, cancel,
+                trainHere: false, progress: progress);
+            if (!result.Ok)
+                throw new InvalidOperationException($"Study workers failed ({string.Join("; ", result.Others.Where(w => !w.Ok).Select(w => w.Describe()))}) " +
+                    $"running {string.Join(" ", cli)}. Finished trials are kept in {store}: rerun to resume, or set PEFT_WORKERS=1 to train in this process.");
+        }
+        finally { try { File.Delete(path); } catch (IOException) { } }
     }
 
     /// <summary>The options of a manifest's trials on a task of <paramref name="group"/>: the profile's VTAB-1K

@@ -133,6 +133,7 @@ public static class Sweep
         {
             // Many-shot grids follow the study's recipe for the task's kind (e.g. Clevr: wd 1e-4, drop path 0).
             var o = options.Protocol == "manyshot" ? Profiles.Get(options.Profile).ManyShotFor(env.GroupOf(suite, task)) : options;
+            if (o.Train.Seed != options.Train.Seed) o = o with { Train = o.Train with { Seed = options.Train.Seed } }; // a study's own seed
             foreach (var method in methodList)
             {
                 var grid = env.Grid(method, options.Profile);
@@ -191,21 +192,33 @@ public static class Sweep
 
     /// <summary>
     /// A sweep on this machine with <paramref name="workers"/> workers: this process and workers - 1 child processes
-    /// from <paramref name="startWorker"/> (each running <see cref="RunWorker"/> on the same manifest). Waits for
-    /// every child and returns each one's exit status, read before the process handle is released; a child
-    /// still running when this ends (an exception, cancellation) is killed first.
+    /// from <paramref name="startWorker"/> (each running <see cref="RunWorker"/> on the same manifest); with
+    /// <paramref name="trainHere"/> false, <paramref name="workers"/> children and this process only watches (a notebook
+    /// kernel keeps its own threads). <paramref name="progress"/> gets one line about once a second: trials done / total
+    /// and the ones running. Waits for every child and returns each one's exit status, read before the process handle
+    /// is released; a child still running when this ends (an exception, cancellation) is killed first.
     /// </summary>
     public static LocalSweep RunLocal(SweepManifest manifest, int workers, ITrialEnvironment env, Func<System.Diagnostics.Process> startWorker,
-        TextWriter? log = null, CancellationToken cancel = default)
+        TextWriter? log = null, CancellationToken cancel = default, bool trainHere = true, Action<string>? progress = null)
     {
         if (workers < 1) throw new ArgumentException($"--workers must be at least 1, got {workers}.");
         var children = new List<System.Diagnostics.Process>();
         var statuses = new List<WorkerStatus>();
+        int first = trainHere ? 2 : 1;
         try
         {
-            for (int i = 1; i < workers; i++) children.Add(startWorker());
-            int ran = RunWorker(manifest, env, null, log, cancel);
+            for (int i = trainHere ? 1 : 0; i < workers; i++) children.Add(startWorker());
+            int ran = 0;
+            if (trainHere) ran = RunWorker(manifest, env, null, log, cancel);
+            var store = new ResultsStore(manifest.Store);
+            while (!children.All(c => c.WaitForExit(0)))
+            {
+                if (progress is not null) progress(Progress(manifest, store, children.Count(c => !c.HasExited)));
+                cancel.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+                cancel.ThrowIfCancellationRequested();
+            }
             foreach (var c in children) c.WaitForExit();
+            progress?.Invoke(Progress(manifest, store, 0));
             return new LocalSweep(ran, statuses);
         }
         finally
@@ -214,10 +227,20 @@ public static class Sweep
             {
                 var c = children[i];
                 if (!c.HasExited) { try { c.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } c.WaitForExit(); }
-                statuses.Add(new WorkerStatus(i + 2, c.Id, c.ExitCode));
+                statuses.Add(new WorkerStatus(i + first, c.Id, c.ExitCode));
                 c.Dispose();
             }
         }
+    }
+
+    /// <summary>"[done/total trials] N worker(s): task method phase, ..." for a manifest's store.</summary>
+    public static string Progress(SweepManifest manifest, ResultsStore store, int running)
+    {
+        var keys = manifest.Trials.Select(t => t.Key).ToHashSet();
+        int done = store.Records().Count(r => keys.Contains(r.Key));
+        var byKey = manifest.Trials.GroupBy(t => t.Key).ToDictionary(g => g.Key, g => g.First());
+        var now = store.Claimed().Where(byKey.ContainsKey).Select(k => $"{byKey[k].Task} {byKey[k].Method} {byKey[k].Phase}").ToList();
+        return $"[{done}/{manifest.Trials.Count} trials] {running} worker(s)" + (now.Count > 0 ? ": " + string.Join(", ", now) : "");
     }
 
     /// <summary>Runs manifest entry <paramref name="index"/> (a slurm array task). Finished: returns the stored

@@ -113,4 +113,79 @@ public class StudyRunTests
         foreach (var r in first.Concat(second)) r.Dispose();
         Assert.Throws<ArgumentException>(() => Study.RunAll(new[] { "eurosat" }, new[] { "lora", "no-such-method" }, "smoke", store: store));
     }
+
+    /// <summary>Issue 16: RunAll's worker processes give the numbers RunAll gives in this process (same trial keys and
+    /// seeds; the workers run 1 torch thread where this process runs several, so logits get a float tolerance), every
+    /// trial trained once and none here, progress as one line, and the study's manifest gone afterwards.</summary>
+    [Fact]
+    public void RunAllInWorkerProcessesEqualsRunAllInProcess()
+    {
+        using var dir = new TempDir();
+        var root = TinyVtab(dir);
+        var lines = new List<string>();
+        IReadOnlyList<StudyRun> Go(string name, int workers) => Study.RunAll(new[] { "eurosat" }, new[] { "linear", "bitfit" }, "smoke",
+            store: Path.Combine(dir.Path, name), suite: "vtab:" + root, checkpoint: "none", preset: "mini", seed: 5, workers: workers, progress: lines.Add);
+        var here = Go("here", 1);
+        Assert.DoesNotContain(lines, l => l.Contains("worker(s)"));
+        var there = Go("workers", 2);
+        Assert.Contains(lines, l => l.Contains("2 worker(s) x 1 thread(s)"));
+        Assert.Contains(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\[\d+/\d+ trials\] \d worker\(s\)"));
+
+        var records = new ResultsStore(Path.Combine(dir.Path, "workers")).Records();
+        Assert.Equal(new ResultsStore(Path.Combine(dir.Path, "here")).Records().Count, records.Count);
+        Assert.Equal(records.Count, records.Select(r => r.Key).Distinct().Count());
+        Assert.DoesNotContain(records, r => r.Pid == Environment.ProcessId);
+        Assert.Empty(Directory.GetFiles(Path.Combine(dir.Path, "workers"), "study-*.manifest.json"));
+
+        Assert.Equal(here.Select(r => (r.Method, r.Final.Key, r.Final.Top1Last, r.Selected?.Key)), there.Select(r => (r.Method, r.Final.Key, r.Final.Top1Last, r.Selected?.Key)));
+        Assert.Equal(here.SelectMany(r => r.Tuning.Select(t => (t.Key, t.Top1Last))), there.SelectMany(r => r.Tuning.Select(t => (t.Key, t.Top1Last))));
+        foreach (var (a, b) in here.Zip(there))
+        {
+            var (x, y) = (a.Test!.Logits.data<float>().ToArray(), b.Test!.Logits.data<float>().ToArray());
+            Assert.Equal(x.Length, y.Length);
+            Assert.All(x.Zip(y), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-4 * (1 + Math.Abs(p.First)), $"{a.Method}: {p.First} vs {p.Second}"));
+        }
+        foreach (var r in here.Concat(there)) r.Dispose();
+    }
+
+    /// <summary>The worker default (one per core, one thread each) and the wait policy by processes x threads vs cores.</summary>
+    [Fact]
+    public void WorkerPlanDefaultsToOneSingleThreadedWorkerPerCoreAndSpinsOnlyWithoutOversubscription()
+    {
+        Assert.Equal(new WorkerPlan(2, 1, 2), WorkerPlan.For(cores: 2, load: 0));
+        Assert.Equal(new WorkerPlan(8, 1, 8), WorkerPlan.For(cores: 8, load: 0));
+        Assert.Equal(new WorkerPlan(3, 2, 8), WorkerPlan.For(3, cores: 8, load: 0));
+        Assert.Equal("PASSIVE", WorkerPlan.For(cores: 2, load: 0).WaitPolicy);      // one thread: no team to wait for
+        Assert.Equal("ACTIVE", WorkerPlan.For(1, cores: 2, load: 0).WaitPolicy);    // 1 x 2 on 2 free cores: bounded spin
+        Assert.Equal("PASSIVE", WorkerPlan.For(1, cores: 2, load: 0.5).WaitPolicy); // ... but not beside other work
+        Assert.Equal("ACTIVE", WorkerPlan.For(3, cores: 8, load: 1.5).WaitPolicy);  // 3 x 2 + 2 on 8
+        Assert.Equal("PASSIVE", WorkerPlan.For(2, 2, cores: 2, load: 0).WaitPolicy); // 2 x 2 on 2: oversubscribed
+        Assert.Equal(1, WorkerPlan.For(cores: 8).Capped(1).Workers);
+        Assert.Equal(2, WorkerPlan.For(cores: 2).Capped(100).Workers);
+        Assert.Throws<ArgumentException>(() => WorkerPlan.For(0));
+        var env = WorkerPlan.For(1, cores: 2, load: 0).WorkerEnvironment();
+        Assert.Equal("2", env["OMP_NUM_THREADS"]);
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not { Length: > 0 })
+            Assert.Equal(("ACTIVE", WorkerPlan.SpinCount), (env["OMP_WAIT_POLICY"], env.GetValueOrDefault("GOMP_SPINCOUNT", WorkerPlan.SpinCount)));
+    }
+
+    /// <summary>Issue 16's bf16 bounds on one small task: fp32 and bf16 runs of the same seed (LoRA on the shipped mini
+    /// checkpoint, smoke) end within the worst-pair bound (1.0 top-1 points) of each other, and each mode repeats
+    /// itself exactly.</summary>
+    [Fact]
+    public void Bf16StaysWithinTheAccuracyBoundOfFp32AndEachModeIsDeterministic()
+    {
+        using var dir = new TempDir();
+        var hp = new Dictionary<string, string>();
+        StudyRun Go(bool bf16, string name) => Study.Run("mnist", "lora", "smoke", hp: hp, store: Path.Combine(dir.Path, name), bf16: bf16, seed: 3);
+        using var fp32 = Go(false, "fp32-a");
+        using var fp32Again = Go(false, "fp32-b");
+        using var bf16 = Go(true, "bf16-a");
+        using var bf16Again = Go(true, "bf16-b");
+        Assert.Equal(fp32.Test!.Logits.data<float>().ToArray(), fp32Again.Test!.Logits.data<float>().ToArray());
+        Assert.Equal(bf16.Test!.Logits.data<float>().ToArray(), bf16Again.Test!.Logits.data<float>().ToArray());
+        Assert.NotEqual(fp32.Test.Logits.data<float>().ToArray(), bf16.Test.Logits.data<float>().ToArray()); // bf16 really ran
+        double diff = bf16.Final.Top1Last!.Value - fp32.Final.Top1Last!.Value;
+        Assert.True(Math.Abs(diff) <= PeftWorkbench.Bench.Bf16Accuracy.WorstBound, $"bf16 {bf16.Final.Top1Last} vs fp32 {fp32.Final.Top1Last}");
+    }
 }

@@ -1,0 +1,100 @@
+using System.Diagnostics;
+
+namespace PeftWorkbench.Tuning;
+
+/// <summary>
+/// How a sweep on this machine shares its cores: <see cref="Workers"/> processes with <see cref="Threads"/> torch
+/// threads each. Default: one worker per core with one thread each. Measured (issue 16, mini, 2 cores): 2 processes x
+/// 1 thread train 1.60-1.85x the images per second of 1 process x 2 threads, because a ViT this small leaves most of
+/// a second thread idle in OpenMP's barriers. Configurable by argument, or PEFT_WORKERS / PEFT_THREADS.
+/// </summary>
+public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load = 0)
+{
+    /// <summary>Bounded spinning for the case it pays (see <see cref="WaitPolicy"/>): about 1 ms at ~100k spins/ms.</summary>
+    public const string SpinCount = "100000";
+
+    /// <summary>The cores this process may use (its affinity mask / cgroup quota, as .NET reads them).</summary>
+    public static int MachineCores => Environment.ProcessorCount;
+
+    /// <summary>The plan for <paramref name="workers"/> x <paramref name="threads"/> (null: PEFT_WORKERS / PEFT_THREADS,
+    /// else one worker per core and cores / workers threads, at least 1). <paramref name="load"/>: what other processes
+    /// keep running on the cores (null: the 1-minute load average now).</summary>
+    public static WorkerPlan For(int? workers = null, int? threads = null, int? cores = null, double? load = null)
+    {
+        int c = cores ?? MachineCores;
+        double l = load ?? LoadNow();
+        int w = workers ?? EnvInt("PEFT_WORKERS") ?? c;
+        if (w < 1) throw new ArgumentException($"workers must be at least 1, got {w}" + (workers is null ? " (PEFT_WORKERS)." : "."));
+        int t = threads ?? EnvInt("PEFT_THREADS") ?? Math.Max(1, c / w);
+        if (t < 1) throw new ArgumentException($"threads must be at least 1, got {t}" + (threads is null ? " (PEFT_THREADS)." : "."));
+        return new WorkerPlan(w, t, c, l);
+    }
+
+    static double LoadNow()
+    {
+        try { return double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 0; }
+    }
+
+    static int? EnvInt(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } s
+        ? int.TryParse(s, out var v) ? v : throw new ArgumentException($"{name}='{s}' is not a whole number.")
+        : null;
+
+    /// <summary>At most as many workers as there are trials left to run.</summary>
+    public WorkerPlan Capped(int openTrials) => this with { Workers = Math.Max(1, Math.Min(Workers, openTrials)) };
+
+    /// <summary>
+    /// libgomp's wait policy for a worker, chosen by processes x threads (plus what other processes already run, the
+    /// load) against cores. PASSIVE (sleep in barriers) when they exceed the cores: spinning threads then starve each
+    /// other (2 processes x 2 threads on 2 cores: 103 + 100 img/s spinning, bounded spin alike, against PASSIVE's
+    /// 533 + 489; a lone 1 x 2 sweep with bounded spin at load 35 from others: 5 smoke trials in 10 minutes). With one
+    /// thread per worker there is no team to wait for, so PASSIVE costs nothing. Otherwise (the cores are free for the
+    /// sweep) a bounded spin: ACTIVE with GOMP_SPINCOUNT 100k, 1.08-1.17x for a lone process (the issue's measurement).
+    /// </summary>
+    public string WaitPolicy => Threads > 1 && (long)Workers * Threads + Math.Ceiling(Load) <= Cores ? "ACTIVE" : "PASSIVE";
+
+    /// <summary>What a worker process needs in its environment (read when libtorch loads, so set before it starts):
+    /// OMP_NUM_THREADS, and the wait policy unless the user chose one (OMP_WAIT_POLICY / GOMP_SPINCOUNT set here).</summary>
+    public IReadOnlyDictionary<string, string> WorkerEnvironment()
+    {
+        var env = new Dictionary<string, string> { ["OMP_NUM_THREADS"] = Threads.ToString() };
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is { Length: > 0 }) return env;
+        env["OMP_WAIT_POLICY"] = WaitPolicy;
+        if (WaitPolicy == "ACTIVE" && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is not { Length: > 0 }) env["GOMP_SPINCOUNT"] = SpinCount;
+        return env;
+    }
+
+    /// <summary>Starts `COMMAND worker --manifest PATH --quiet` with this plan's environment.</summary>
+    public Process StartWorker(IReadOnlyList<string> peftCommand, string manifestPath)
+    {
+        var psi = new ProcessStartInfo(peftCommand[0]) { UseShellExecute = false };
+        foreach (var a in peftCommand.Skip(1)) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "worker", "--manifest", manifestPath, "--quiet" }) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in WorkerEnvironment()) psi.Environment[k] = v;
+        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {peftCommand[0]}");
+    }
+
+    public string Describe() => $"{Workers} worker(s) x {Threads} thread(s) on {Cores} core(s), OpenMP {WaitPolicy}";
+}
+
+/// <summary>
+/// Where the `peft` CLI is, for a library that wants worker processes (Study.RunAll from a notebook kernel): PEFT_CLI
+/// (a command line, e.g. "dotnet /path/peft.dll"), else this process when it is the CLI, else the `peft` launcher
+/// on PATH (environment/setup.sh installs /usr/local/bin/peft). null: none found (then work stays in-process).
+/// </summary>
+public static class PeftCommandLine
+{
+    public static IReadOnlyList<string>? Find()
+    {
+        if (Environment.GetEnvironmentVariable("PEFT_CLI") is { Length: > 0 } given)
+            return given.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (System.Reflection.Assembly.GetEntryAssembly() is { } entry && entry.GetName().Name == "peft")
+        {
+            var exe = Environment.ProcessPath ?? "dotnet";
+            return Path.GetFileNameWithoutExtension(exe).Equals("dotnet", StringComparison.OrdinalIgnoreCase) ? new[] { exe, entry.Location } : new[] { exe };
+        }
+        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, "peft")).FirstOrDefault(File.Exists);
+        return onPath is null ? null : new[] { onPath };
+    }
+}
