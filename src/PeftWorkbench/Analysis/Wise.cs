@@ -109,7 +109,8 @@ public static class Wise
     /// </list>
     /// </summary>
     public static WiseCurve Curve(PeftModel model, HeadSnapshot? startHead, ImageSet target, IReadOnlyDictionary<string, ImageSet> shifts,
-        IReadOnlyList<double>? alphas = null, int batchSize = 256, string? task = null, IReadOnlyDictionary<double, WisePoint>? known = null)
+        IReadOnlyList<double>? alphas = null, int batchSize = 256, string? task = null, IReadOnlyDictionary<double, WisePoint>? known = null,
+        CancellationToken cancel = default)
     {
         var all = alphas ?? DefaultAlphas;
         var sets = new List<ImageSet> { target };
@@ -122,7 +123,7 @@ public static class Wise
             long b = logits.shape[0];
             correct[ai, si] += logits.argmax(1).cpu().eq(sets[si].Labels.narrow(0, seen[ai, si], b)).sum().item<long>();
             seen[ai, si] += b;
-        });
+        }, cancel);
         double Top1(int ai, int si) => sets[si].Count == 0 ? 0 : correct[ai, si] * 100.0 / sets[si].Count;
         var points = all.Select(alpha => known is not null && known.TryGetValue(alpha, out var given) ? given with { Alpha = alpha }
             : todo.IndexOf(alpha) is var ai ? new WisePoint(alpha, Top1(ai, 0), shifts.Keys.Select((k, i) => (k, Top1(ai, i + 1))).ToDictionary(p => p.k, p => p.Item2)) : null!).ToList();
@@ -135,7 +136,7 @@ public static class Wise
     /// Model, Strength and head are as before afterwards.
     /// </summary>
     internal static void Sweep(PeftModel model, HeadSnapshot? startHead, IReadOnlyList<ImageSet> sets, IReadOnlyList<double> alphas, int batchSize,
-        Action<int, int, Tensor> onBatch)
+        Action<int, int, Tensor> onBatch, CancellationToken cancel = default)
     {
         if (batchSize <= 0) throw new ArgumentException($"Wise.Curve: batch size must be positive, got {batchSize}.");
         foreach (var s in sets)
@@ -148,6 +149,7 @@ public static class Wise
             using var outputs = model.Method.StrengthOnOutput && alphas.Any(x => x > 0 && x < 1) ? EndFeatures.Of(model, sets, batchSize) : null;
             for (int ai = 0; ai < alphas.Count; ai++)
             {
+                cancel.ThrowIfCancellationRequested();
                 double alpha = alphas[ai];
                 At(model, startHead, alpha, () =>
                 {
@@ -323,12 +325,20 @@ public static class Robustness
         catch { if (model is not null) model.Dispose(); else vit.Dispose(); head?.Dispose(); throw; }
     }
 
-    /// <summary>MNIST test and the shift sets (default: sklearn digits and three corruptions at severity 3). Caller disposes.</summary>
-    public static (ImageSet Target, Dictionary<string, ImageSet> Shifts) EvalSets(IReadOnlyList<string>? shifts = null)
+    /// <summary>MNIST test and the shift sets (default: sklearn digits and three corruptions at severity 3). Caller disposes.
+    /// <paramref name="limit"/> keeps at most that many images of each set, evenly spaced (the smoke profile's quick look; every
+    /// figure under the other profiles uses the whole sets).</summary>
+    public static (ImageSet Target, Dictionary<string, ImageSet> Shifts) EvalSets(IReadOnlyList<string>? shifts = null, int? limit = null)
     {
-        var target = Suite.Mini.LoadSplit(Task, "test");
+        if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "limit must be positive (or null for the whole sets).");
+        ImageSet Cut(ImageSet s)
+        {
+            if (limit is not int n || s.Count <= n) return s;
+            using (s) return s.Subset(Enumerable.Range(0, n).Select(i => i * s.Count / n).ToArray());
+        }
+        var target = Cut(Suite.Mini.LoadSplit(Task, "test"));
         var sets = new Dictionary<string, ImageSet>();
-        try { foreach (var s in shifts ?? DefaultShifts) sets[s] = Suite.Mini.LoadShift(Task, s); }
+        try { foreach (var s in shifts ?? DefaultShifts) sets[s] = Cut(Suite.Mini.LoadShift(Task, s)); }
         catch { target.Dispose(); foreach (var s in sets.Values) s.Dispose(); throw; }
         return (target, sets);
     }
@@ -349,7 +359,7 @@ public static class Robustness
     /// </summary>
     public static IReadOnlyList<WiseCurve> Curves(IEnumerable<string> methods, TrainOptions? options = null, IReadOnlyList<double>? alphas = null,
         IReadOnlyList<string>? shifts = null, Action<string>? log = null, string? store = null,
-        IReadOnlyDictionary<string, string>? hp = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+        IReadOnlyDictionary<string, string>? hp = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, int? limit = null)
     {
         var opts = options ?? DefaultTraining;
         var a = alphas ?? Wise.DefaultAlphas;
@@ -363,15 +373,17 @@ public static class Robustness
             foreach (var m in methods)
             {
                 cancel.ThrowIfCancellationRequested();
-                var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames));
+                var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames, limit));
                 var curve = dir is null ? null : CurveFile.Read(dir);
                 if (curve is null)
                 {
-                    if (target is null) (target, sets) = EvalSets(shiftNames);
+                    if (target is null) (target, sets) = EvalSets(shiftNames, limit);
                     if (a.Contains(0)) zeroShot ??= ZeroShotPoint(target, sets!);
+                    log?.Invoke($"{m}: fine-tuning from the zero-shot head ...");
                     using var run = FineTune(m, opts, hp, progress: progress, cancel: cancel);
+                    log?.Invoke($"{m}: WiSE curve, {a.Count} alphas over {target.Count + sets!.Values.Sum(s => s.Count)} images ...");
                     curve = Wise.Curve(run.Model, run.ZeroShotHead, target, sets!, a, task: Task,
-                        known: zeroShot is null ? null : new Dictionary<double, WisePoint> { [0] = zeroShot });
+                        known: zeroShot is null ? null : new Dictionary<double, WisePoint> { [0] = zeroShot }, cancel: cancel);
                     if (dir is not null) { run.Model.SaveAdapter(dir); CurveFile.Write(dir, curve); }
                 }
                 else log?.Invoke($"{m}: read from {dir}");
@@ -387,17 +399,34 @@ public static class Robustness
     public static TrainOptions DefaultTraining => TrainOptions.ForProfile("default") with { Lr = 1e-3, WeightDecay = 1e-4 };
 
     /// <summary>The folder name of one robustness run in a store: method and a hash of everything its curve depends on.</summary>
-    public static string RunName(string method, IReadOnlyDictionary<string, string>? hp, TrainOptions options, IReadOnlyList<double> alphas, IReadOnlyList<string> shifts)
+    public static string RunName(string method, IReadOnlyDictionary<string, string>? hp, TrainOptions options, IReadOnlyList<double> alphas, IReadOnlyList<string> shifts, int? limit = null)
     {
         var culture = System.Globalization.CultureInfo.CurrentCulture;
         System.Globalization.CultureInfo.CurrentCulture = System.Globalization.CultureInfo.InvariantCulture; // record ToString formats doubles
         try
         {
             var key = string.Join("\n", Task, method, string.Join(",", (hp ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
-                (options with { Device = null }).ToString(), string.Join(",", alphas.Select(x => x.ToString("R"))), string.Join(",", shifts), Workbench.Version);
+                (options with { Device = null }).ToString(), string.Join(",", alphas.Select(x => x.ToString("R"))), string.Join(",", shifts), limit?.ToString() ?? "all", Workbench.Version);
             return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
         }
         finally { System.Globalization.CultureInfo.CurrentCulture = culture; }
+    }
+
+    /// <summary>The zero-shot model (alpha 0 of the first curve, the same for every method) and each fine-tuned model
+    /// (alpha 1): model, target, one column per shift set, mean_shift.</summary>
+    public static DataFrame EndPoints(IReadOnlyList<WiseCurve> curves)
+    {
+        var rows = curves.Take(1).Select(c => ("zero-shot", c.Points.First(p => p.Alpha == 0)))
+            .Concat(curves.Select(c => ($"{c.Method} (fine-tuned)", c.Points.First(p => p.Alpha == 1)))).ToList();
+        var cols = new List<DataFrameColumn>
+        {
+            new StringDataFrameColumn("model", rows.Select(r => r.Item1)),
+            new PrimitiveDataFrameColumn<double>("target", rows.Select(r => r.Item2.Target)),
+        };
+        foreach (var s in rows.Count > 0 ? rows[0].Item2.Shifts.Keys : Enumerable.Empty<string>())
+            cols.Add(new PrimitiveDataFrameColumn<double>(s, rows.Select(r => r.Item2.Shifts[s])));
+        cols.Add(new PrimitiveDataFrameColumn<double>("mean_shift", rows.Select(r => Math.Round(r.Item2.MeanShift, 2))));
+        return new DataFrame(cols);
     }
 
     /// <summary>All curves in one long table (method, alpha, target, shifts, mean_shift).</summary>
