@@ -125,8 +125,8 @@ public static class Wise
             seen[ai, si] += b;
         }, cancel);
         double Top1(int ai, int si) => sets[si].Count == 0 ? 0 : correct[ai, si] * 100.0 / sets[si].Count;
-        var points = all.Select(alpha => known is not null && known.TryGetValue(alpha, out var given) ? given with { Alpha = alpha }
-            : todo.IndexOf(alpha) is var ai ? new WisePoint(alpha, Top1(ai, 0), shifts.Keys.Select((k, i) => (k, Top1(ai, i + 1))).ToDictionary(p => p.k, p => p.Item2)) : null!).ToList();
+        WisePoint Computed(double alpha, int ai) => new(alpha, Top1(ai, 0), shifts.Keys.Select((k, i) => (k, Top1(ai, i + 1))).ToDictionary(p => p.k, p => p.Item2));
+        var points = all.Select(alpha => known is not null && known.TryGetValue(alpha, out var given) ? given with { Alpha = alpha } : Computed(alpha, todo.IndexOf(alpha))).ToList();
         return new WiseCurve(model.Method.Id, task ?? target.Name, points);
     }
 
