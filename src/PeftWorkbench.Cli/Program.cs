@@ -21,6 +21,7 @@ root.Subcommands.Add(AnalyzeCommand.Create());
 root.Subcommands.Add(TrainBenchCommand.Create());
 PeftCommand.AddTo(root);
 IoBenchCommand.AddTo(root);
+WiseBenchCommand.AddTo(root);
 // `peft bench` itself: TorchSharp against the PyTorch reference (its subcommands stay).
 BenchCompare.AddTo(root);
 return root.Parse(args).Invoke();

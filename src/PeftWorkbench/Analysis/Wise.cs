@@ -94,8 +94,102 @@ public static class Wise
     public static EvalResult Evaluate(PeftModel model, HeadSnapshot? startHead, double alpha, ImageSet set, int batchSize = 256) =>
         At(model, startHead, alpha, () => Trainer.Evaluate(model, set, batchSize));
 
-    /// <summary>Top-1 on the target and every shift set at each alpha (default 0, 0.1, ..., 1).</summary>
+    /// <summary>
+    /// Top-1 on the target and every shift set at each alpha (default 0, 0.1, ..., 1). The same numbers as
+    /// <see cref="CurvePlain"/> (logits equal to float32 rounding), with less work per alpha:
+    /// <list type="bullet">
+    /// <item>mergeable methods (full FT, LoRA, BitFit, SSF, ...) at 0 &lt; alpha &lt; 1 are merged once per alpha, where the
+    /// plain path re-interpolates every selected tensor per batch (about 10 % of a full-FT pass on the mini ViT);
+    /// alpha 0 and 1 run unmerged, so the end points stay exactly the end models;</item>
+    /// <item>methods whose Strength interpolates outputs (VPT: prompts add tokens, not weights) run the backbone twice
+    /// in all, at Strength 0 and 1, keeping the pre-logit features; each alpha then only blends and applies the head
+    /// (the plain path runs both passes at every alpha);</item>
+    /// <item>a point given in <paramref name="known"/> (e.g. alpha 0 of a robustness run, which is the zero-shot model
+    /// for every method) is taken as it is.</item>
+    /// </list>
+    /// </summary>
     public static WiseCurve Curve(PeftModel model, HeadSnapshot? startHead, ImageSet target, IReadOnlyDictionary<string, ImageSet> shifts,
+        IReadOnlyList<double>? alphas = null, int batchSize = 256, string? task = null, IReadOnlyDictionary<double, WisePoint>? known = null,
+        CancellationToken cancel = default)
+    {
+        var all = alphas ?? DefaultAlphas;
+        var sets = new List<ImageSet> { target };
+        sets.AddRange(shifts.Values);
+        var todo = all.Where(x => known is null || !known.ContainsKey(x)).Distinct().ToList();
+        var correct = new long[todo.Count, sets.Count];
+        var seen = new long[todo.Count, sets.Count];
+        Sweep(model, startHead, sets, todo, batchSize, (ai, si, logits) =>
+        {
+            long b = logits.shape[0];
+            correct[ai, si] += logits.argmax(1).cpu().eq(sets[si].Labels.narrow(0, seen[ai, si], b)).sum().item<long>();
+            seen[ai, si] += b;
+        }, cancel);
+        double Top1(int ai, int si) => sets[si].Count == 0 ? 0 : correct[ai, si] * 100.0 / sets[si].Count;
+        WisePoint Computed(double alpha, int ai) => new(alpha, Top1(ai, 0), shifts.Keys.Select((k, i) => (k, Top1(ai, i + 1))).ToDictionary(p => p.k, p => p.Item2));
+        var points = all.Select(alpha => known is not null && known.TryGetValue(alpha, out var given) ? given with { Alpha = alpha } : Computed(alpha, todo.IndexOf(alpha))).ToList();
+        return new WiseCurve(model.Method.Id, task ?? target.Name, points);
+    }
+
+    /// <summary>
+    /// The fast path under <see cref="Curve"/>: for each alpha (outer) and set (inner), hands every batch's logits
+    /// (alpha index, set index, logits [B, C]; batches in order; disposed after the call) to <paramref name="onBatch"/>.
+    /// Model, Strength and head are as before afterwards.
+    /// </summary>
+    internal static void Sweep(PeftModel model, HeadSnapshot? startHead, IReadOnlyList<ImageSet> sets, IReadOnlyList<double> alphas, int batchSize,
+        Action<int, int, Tensor> onBatch, CancellationToken cancel = default)
+    {
+        if (batchSize <= 0) throw new ArgumentException($"Wise.Curve: batch size must be positive, got {batchSize}.");
+        foreach (var s in sets)
+            if (s.Images.dim() != 4 || s.Labels.shape[0] != s.Images.shape[0])
+                throw new ArgumentException($"Wise.Curve: set '{s.Name}' has images [{string.Join(", ", s.Images.shape)}] and {s.Labels.shape[0]} labels.");
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            using var outputs = model.Method.StrengthOnOutput && alphas.Any(x => x > 0 && x < 1) ? EndFeatures.Of(model, sets, batchSize) : null;
+            for (int ai = 0; ai < alphas.Count; ai++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                double alpha = alphas[ai];
+                At(model, startHead, alpha, () =>
+                {
+                    if (outputs is not null) { outputs.Logits(model, alpha, (si, y) => onBatch(ai, si, y)); return 0; }
+                    bool merge = model.CanMerge && alpha > 0 && alpha < 1;
+                    if (merge) model.Merge();
+                    try { for (int si = 0; si < sets.Count; si++) Logits(model, sets[si], batchSize, y => onBatch(ai, si, y)); }
+                    finally { if (merge) model.Unmerge(); }
+                    return 0;
+                });
+            }
+        }
+        finally { model.train(wasTraining); }
+    }
+
+    /// <summary>The model's logits batch by batch (eval mode assumed), inputs moved to the model's device and dtype as
+    /// Trainer.Evaluate does; no logits kept.</summary>
+    static void Logits(nn.Module<Tensor, Tensor> model, ImageSet set, int batchSize, Action<Tensor> onBatch)
+    {
+        var first = model.parameters().First(p => p.is_floating_point());
+        using var _ = torch.inference_mode();
+        for (long i = 0; i < set.Count; i += batchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            var x = set.Images.narrow(0, i, Math.Min(batchSize, set.Count - i)).to(first.dtype, first.device);
+            onBatch(model.forward(x).to(torch.float32));
+        }
+    }
+
+    /// <summary>Top-1 of a module as it stands (eval mode), counted batch by batch.</summary>
+    internal static double Top1(nn.Module<Tensor, Tensor> model, ImageSet set, int batchSize)
+    {
+        long correct = 0, at = 0;
+        Logits(model, set, batchSize, y => { long b = y.shape[0]; correct += y.argmax(1).cpu().eq(set.Labels.narrow(0, at, b)).sum().item<long>(); at += b; });
+        return set.Count == 0 ? 0 : correct * 100.0 / set.Count;
+    }
+
+    /// <summary>The reference path of <see cref="Curve"/>: <see cref="At"/> and <see cref="Trainer.Evaluate(nn.Module{Tensor, Tensor}, ImageSet, int)"/>
+    /// per set and alpha, nothing shared between alphas. Kept for the equality test and `peft bench wise`.</summary>
+    public static WiseCurve CurvePlain(PeftModel model, HeadSnapshot? startHead, ImageSet target, IReadOnlyDictionary<string, ImageSet> shifts,
         IReadOnlyList<double>? alphas = null, int batchSize = 256, string? task = null)
     {
         var points = new List<WisePoint>();
@@ -106,6 +200,64 @@ public static class Wise
                 return new WisePoint(alpha, Top1(target), shifts.ToDictionary(kv => kv.Key, kv => Top1(kv.Value)));
             }));
         return new WiseCurve(model.Method.Id, task ?? target.Name, points);
+    }
+
+    /// <summary>
+    /// For methods whose Strength interpolates outputs (VPT): the pre-logit features of every set at Strength 0 and 1,
+    /// computed once. At alpha the logits are head(f0) + (head(f1) - head(f0)) alpha with the head as it stands (blended),
+    /// the same arithmetic, batch by batch, as PeftModel's two-pass forward.
+    /// </summary>
+    sealed class EndFeatures : IDisposable
+    {
+        readonly List<(List<Tensor> F0, List<Tensor> F1)> perSet = new();
+
+        public static EndFeatures Of(PeftModel model, IReadOnlyList<ImageSet> sets, int batchSize)
+        {
+            var e = new EndFeatures();
+            double old = model.Strength;
+            bool wasTraining = model.training;
+            model.eval();
+            try
+            {
+                foreach (var set in sets)
+                {
+                    var (f0, f1) = (new List<Tensor>(), new List<Tensor>());
+                    e.perSet.Add((f0, f1));
+                    using var _ = torch.inference_mode();
+                    for (long i = 0; i < set.Count; i += batchSize)
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        var x = set.Images.narrow(0, i, Math.Min(batchSize, set.Count - i));
+                        model.Strength = 0;
+                        f0.Add(model.model.ForwardHead(model.ForwardFeatures(x), preLogits: true).contiguous().MoveToOuterDisposeScope());
+                        model.Strength = 1;
+                        f1.Add(model.model.ForwardHead(model.ForwardFeatures(x), preLogits: true).contiguous().MoveToOuterDisposeScope());
+                    }
+                }
+                return e;
+            }
+            catch { e.Dispose(); throw; }
+            finally { model.Strength = old; model.train(wasTraining); }
+        }
+
+        public void Logits(PeftModel model, double alpha, Action<int, Tensor> onBatch)
+        {
+            var head = model.model.head;
+            using var _ = torch.inference_mode();
+            for (int si = 0; si < perSet.Count; si++)
+            {
+                var (f0, f1) = perSet[si];
+                for (int j = 0; j < f0.Count; j++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var y0 = head.call(f0[j]);
+                    // alpha 0 and 1: exactly one end (PeftModel runs one pass there).
+                    onBatch(si, (alpha == 0 ? y0 : alpha == 1 ? head.call(f1[j]) : y0 + (head.call(f1[j]) - y0) * alpha).to(torch.float32));
+                }
+            }
+        }
+
+        public void Dispose() { foreach (var (a, b) in perSet) { foreach (var t in a) t.Dispose(); foreach (var t in b) t.Dispose(); } }
     }
 
     /// <summary>The paper's CLIP WiSE curves: fs-imagenet against the mean of its four shift sets, per method.</summary>
@@ -151,7 +303,7 @@ public static class Robustness
     public static Run FineTune(string method, TrainOptions? options = null, IReadOnlyDictionary<string, string>? hp = null, ImageSet? train = null,
         IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
     {
-        var opts = options ?? TrainOptions.ForProfile("default") with { Lr = 1e-3, WeightDecay = 1e-4 };
+        var opts = options ?? DefaultTraining;
         var vit = ZeroShotModel();
         HeadSnapshot? head = null;
         PeftModel? model = null;
@@ -173,34 +325,108 @@ public static class Robustness
         catch { if (model is not null) model.Dispose(); else vit.Dispose(); head?.Dispose(); throw; }
     }
 
-    /// <summary>MNIST test and the shift sets (default: sklearn digits and three corruptions at severity 3). Caller disposes.</summary>
-    public static (ImageSet Target, Dictionary<string, ImageSet> Shifts) EvalSets(IReadOnlyList<string>? shifts = null)
+    /// <summary>MNIST test and the shift sets (default: sklearn digits and three corruptions at severity 3). Caller disposes.
+    /// <paramref name="limit"/> keeps at most that many images of each set, evenly spaced (the smoke profile's quick look; every
+    /// figure under the other profiles uses the whole sets).</summary>
+    public static (ImageSet Target, Dictionary<string, ImageSet> Shifts) EvalSets(IReadOnlyList<string>? shifts = null, int? limit = null)
     {
-        var target = Suite.Mini.LoadSplit(Task, "test");
+        if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "limit must be positive (or null for the whole sets).");
+        ImageSet Cut(ImageSet s)
+        {
+            if (limit is not int n || s.Count <= n) return s;
+            using (s) return s.Subset(Enumerable.Range(0, n).Select(i => i * s.Count / n).ToArray());
+        }
+        var target = Cut(Suite.Mini.LoadSplit(Task, "test"));
         var sets = new Dictionary<string, ImageSet>();
-        try { foreach (var s in shifts ?? DefaultShifts) sets[s] = Suite.Mini.LoadShift(Task, s); }
+        try { foreach (var s in shifts ?? DefaultShifts) sets[s] = Cut(Suite.Mini.LoadShift(Task, s)); }
         catch { target.Dispose(); foreach (var s in sets.Values) s.Dispose(); throw; }
         return (target, sets);
     }
 
-    /// <summary>Fine-tunes each method from the zero-shot head and returns its WiSE curve over MNIST test and the shifts.</summary>
-    public static IReadOnlyList<WiseCurve> Curves(IEnumerable<string> methods, TrainOptions? options = null, IReadOnlyList<double>? alphas = null,
-        IReadOnlyList<string>? shifts = null, Action<string>? log = null)
+    /// <summary>Top-1 of the zero-shot model on MNIST test and each shift set: alpha 0 of every method's robustness curve.</summary>
+    public static WisePoint ZeroShotPoint(ImageSet target, IReadOnlyDictionary<string, ImageSet> shifts, int batchSize = 256)
     {
-        var (target, sets) = EvalSets(shifts);
+        using var vit = ZeroShotModel();
+        vit.eval();
+        return new WisePoint(0, Wise.Top1(vit, target, batchSize), shifts.ToDictionary(kv => kv.Key, kv => Wise.Top1(vit, kv.Value, batchSize)));
+    }
+
+    /// <summary>
+    /// Fine-tunes each method from the zero-shot head and returns its WiSE curve over MNIST test and the shifts. The
+    /// zero-shot point (alpha 0, the same for every method) is computed once. With a <paramref name="store"/> each
+    /// curve is kept under store/robustness/&lt;method&gt;-&lt;hash of method, hyperparameters, training options, alphas,
+    /// shifts&gt;/ (curve.json beside the fine-tuned adapter), and a curve found there is read, not recomputed.
+    /// </summary>
+    public static IReadOnlyList<WiseCurve> Curves(IEnumerable<string> methods, TrainOptions? options = null, IReadOnlyList<double>? alphas = null,
+        IReadOnlyList<string>? shifts = null, Action<string>? log = null, string? store = null,
+        IReadOnlyDictionary<string, string>? hp = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, int? limit = null)
+    {
+        var opts = options ?? DefaultTraining;
+        var a = alphas ?? Wise.DefaultAlphas;
+        var shiftNames = shifts ?? DefaultShifts;
+        var curves = new List<WiseCurve>();
+        ImageSet? target = null;
+        Dictionary<string, ImageSet>? sets = null;
+        WisePoint? zeroShot = null;
         try
         {
-            var curves = new List<WiseCurve>();
             foreach (var m in methods)
             {
-                using var run = FineTune(m, options);
-                var curve = Wise.Curve(run.Model, run.ZeroShotHead, target, sets, alphas, task: Task);
+                cancel.ThrowIfCancellationRequested();
+                var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames, limit));
+                var curve = dir is null ? null : CurveFile.Read(dir);
+                if (curve is null)
+                {
+                    if (target is null) (target, sets) = EvalSets(shiftNames, limit);
+                    if (a.Contains(0)) zeroShot ??= ZeroShotPoint(target, sets!);
+                    log?.Invoke($"{m}: fine-tuning from the zero-shot head ...");
+                    using var run = FineTune(m, opts, hp, progress: progress, cancel: cancel);
+                    log?.Invoke($"{m}: WiSE curve, {a.Count} alphas over {target.Count + sets!.Values.Sum(s => s.Count)} images ...");
+                    curve = Wise.Curve(run.Model, run.ZeroShotHead, target, sets!, a, task: Task,
+                        known: zeroShot is null ? null : new Dictionary<double, WisePoint> { [0] = zeroShot }, cancel: cancel);
+                    if (dir is not null) { run.Model.SaveAdapter(dir); CurveFile.Write(dir, curve); }
+                }
+                else log?.Invoke($"{m}: read from {dir}");
                 log?.Invoke($"{m}: zero-shot {curve.Points[0].Target:F1} / {curve.Points[0].MeanShift:F1}, fine-tuned {curve.Points[^1].Target:F1} / {curve.Points[^1].MeanShift:F1}");
                 curves.Add(curve);
             }
             return curves;
         }
-        finally { target.Dispose(); foreach (var s in sets.Values) s.Dispose(); }
+        finally { target?.Dispose(); foreach (var s in sets?.Values ?? Enumerable.Empty<ImageSet>()) s.Dispose(); }
+    }
+
+    /// <summary>The robustness runs' default training: the default profile's budget at lr 1e-3, wd 1e-4, seed 42.</summary>
+    public static TrainOptions DefaultTraining => TrainOptions.ForProfile("default") with { Lr = 1e-3, WeightDecay = 1e-4 };
+
+    /// <summary>The folder name of one robustness run in a store: method and a hash of everything its curve depends on.</summary>
+    public static string RunName(string method, IReadOnlyDictionary<string, string>? hp, TrainOptions options, IReadOnlyList<double> alphas, IReadOnlyList<string> shifts, int? limit = null)
+    {
+        var culture = System.Globalization.CultureInfo.CurrentCulture;
+        System.Globalization.CultureInfo.CurrentCulture = System.Globalization.CultureInfo.InvariantCulture; // record ToString formats doubles
+        try
+        {
+            var key = string.Join("\n", Task, method, string.Join(",", (hp ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
+                (options with { Device = null }).ToString(), string.Join(",", alphas.Select(x => x.ToString("R"))), string.Join(",", shifts), limit?.ToString() ?? "all", Workbench.Version);
+            return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
+        }
+        finally { System.Globalization.CultureInfo.CurrentCulture = culture; }
+    }
+
+    /// <summary>The zero-shot model (alpha 0 of the first curve, the same for every method) and each fine-tuned model
+    /// (alpha 1): model, target, one column per shift set, mean_shift.</summary>
+    public static DataFrame EndPoints(IReadOnlyList<WiseCurve> curves)
+    {
+        var rows = curves.Take(1).Select(c => ("zero-shot", c.Points.First(p => p.Alpha == 0)))
+            .Concat(curves.Select(c => ($"{c.Method} (fine-tuned)", c.Points.First(p => p.Alpha == 1)))).ToList();
+        var cols = new List<DataFrameColumn>
+        {
+            new StringDataFrameColumn("model", rows.Select(r => r.Item1)),
+            new PrimitiveDataFrameColumn<double>("target", rows.Select(r => r.Item2.Target)),
+        };
+        foreach (var s in rows.Count > 0 ? rows[0].Item2.Shifts.Keys : Enumerable.Empty<string>())
+            cols.Add(new PrimitiveDataFrameColumn<double>(s, rows.Select(r => r.Item2.Shifts[s])));
+        cols.Add(new PrimitiveDataFrameColumn<double>("mean_shift", rows.Select(r => Math.Round(r.Item2.MeanShift, 2))));
+        return new DataFrame(cols);
     }
 
     /// <summary>All curves in one long table (method, alpha, target, shifts, mean_shift).</summary>
@@ -210,4 +436,36 @@ public static class Robustness
         foreach (var c in curves.Skip(1)) df = df.Append(c.ToDataFrame().Rows, inPlace: false);
         return df;
     }
+}
+
+/// <summary>A WiSE curve as JSON (curve.json in a robustness run's folder), written whole or not at all.</summary>
+public static class CurveFile
+{
+    public const string FileName = "curve.json";
+
+    public static void Write(string dir, WiseCurve curve)
+    {
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, FileName);
+        var tmp = path + $".{Environment.ProcessId}.tmp";
+        File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(new Stored(curve.Method, curve.Task,
+            curve.Points.Select(p => new StoredPoint(p.Alpha, p.Target, p.Shifts.ToDictionary(kv => kv.Key, kv => kv.Value))).ToList())));
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>The curve in <paramref name="dir"/>, or null when there is none; a damaged file is an error naming it.</summary>
+    public static WiseCurve? Read(string dir)
+    {
+        var path = Path.Combine(dir, FileName);
+        if (!File.Exists(path)) return null;
+        Stored? s;
+        try { s = System.Text.Json.JsonSerializer.Deserialize<Stored>(File.ReadAllText(path)); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}: not a WiSE curve ({e.Message}); delete it to recompute.", e); }
+        if (s?.Method is null || s.Task is null || s.Points is not { Count: > 0 } || s.Points.Any(p => p.Shifts is null))
+            throw new InvalidDataException($"{path}: not a WiSE curve (method, task or points missing); delete it to recompute.");
+        return new WiseCurve(s.Method, s.Task, s.Points.Select(p => new WisePoint(p.Alpha, p.Target, p.Shifts)).ToList());
+    }
+
+    sealed record Stored(string Method, string Task, List<StoredPoint> Points);
+    sealed record StoredPoint(double Alpha, double Target, Dictionary<string, double> Shifts);
 }

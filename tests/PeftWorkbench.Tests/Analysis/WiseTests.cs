@@ -43,6 +43,81 @@ public class WiseTests
         Assert.Equal(tuned.Top1, curve.Points[1].MeanShift);
     }
 
+    [Theory]
+    [InlineData("full")]       // merged once per alpha (selected tensors)
+    [InlineData("lora")]       // merged once per alpha (mergeable modules)
+    [InlineData("vpt_deep")]   // output interpolation: two backbone passes in all
+    [InlineData("adaptformer")] // neither: Strength as it stands
+    public void The_fast_curve_gives_the_plain_logits_at_every_alpha(string method)
+    {
+        using var train = TinyData.Set(48, seed: 1);
+        using var a = TinyData.Set(20, seed: 2);
+        using var b = TinyData.Set(13, seed: 3); // a last batch shorter than the rest
+        var vit = TinyData.Vit(seed: 5);
+        using var head = HeadSnapshot.Capture(vit);
+        var hp = method == "adaptformer" ? new Dictionary<string, string> { ["adapter_bottleneck"] = "8" } : null; // the tiny ViT is 16 wide
+        using var model = PeftApi.Attach(vit, method, hp, seed: 5);
+        Trainer.Fit(model, train, null, Short);
+        var sets = new[] { a, b };
+        var fast = new Dictionary<(int, int), List<Tensor>>();
+        Wise.Sweep(model, head, sets, Wise.DefaultAlphas, 8, (ai, si, y) =>
+            (fast.TryGetValue((ai, si), out var l) ? l : fast[(ai, si)] = new()).Add(y.clone().DetachFromDisposeScope()));
+        for (int ai = 0; ai < Wise.DefaultAlphas.Count; ai++)
+            for (int si = 0; si < sets.Length; si++)
+            {
+                double alpha = Wise.DefaultAlphas[ai];
+                using var plain = Wise.Evaluate(model, head, alpha, sets[si]);
+                using var got = torch.cat(fast[(ai, si)], 0);
+                double diff = got.sub(plain.Logits).abs().max().item<float>();
+                if (alpha is 0 or 1) Assert.True(diff == 0, $"{method} alpha {alpha}: the fast path must give the end model exactly, max |diff| {diff}");
+                else Assert.True(diff <= 1e-5, $"{method} alpha {alpha} set {si}: max |logit diff| {diff}");
+            }
+        // Top-1 of the fast curve equals the plain curve's, and the model is left as it was.
+        var shifts = new Dictionary<string, ImageSet> { ["b"] = b };
+        var slow = Wise.CurvePlain(model, head, a, shifts);
+        var quick = Wise.Curve(model, head, a, shifts, batchSize: 8);
+        Assert.Equal(slow.Points.Select(p => (p.Alpha, p.Target, p.MeanShift)), quick.Points.Select(p => (p.Alpha, p.Target, p.MeanShift)));
+        Assert.Equal(1.0, model.Strength);
+        Assert.False(model.IsMerged);
+    }
+
+    [Fact]
+    public void Known_points_are_taken_and_curves_round_trip_through_their_file()
+    {
+        using var a = TinyData.Set(20, seed: 2);
+        var vit = TinyData.Vit(seed: 5);
+        using var model = PeftApi.Attach(vit, "lora", seed: 5);
+        var given = new WisePoint(0, 12.5, new Dictionary<string, double> { ["a"] = 50 });
+        var curve = Wise.Curve(model, null, a, new Dictionary<string, ImageSet> { ["a"] = a }, new[] { 0.0, 1.0 }, known: new Dictionary<double, WisePoint> { [0] = given });
+        Assert.Equal(12.5, curve.Points[0].Target);
+        Assert.Equal(curve.Points[1].Target, curve.Points[1].Shifts["a"]);
+        var dir = Path.Combine(Path.GetTempPath(), "wise-curve-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Assert.Null(CurveFile.Read(dir));
+            CurveFile.Write(dir, curve);
+            var back = CurveFile.Read(dir)!;
+            Assert.Equal(curve.Points.Select(p => (p.Alpha, p.Target, p.Shifts["a"])), back.Points.Select(p => (p.Alpha, p.Target, p.Shifts["a"])));
+            File.WriteAllText(Path.Combine(dir, CurveFile.FileName), "{\"Method\":1");
+            var e = Assert.Throws<InvalidDataException>(() => CurveFile.Read(dir));
+            Assert.Contains(CurveFile.FileName, e.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_robustness_run_name_changes_with_what_the_curve_depends_on()
+    {
+        var o = Robustness.DefaultTraining;
+        var name = Robustness.RunName("lora", null, o, Wise.DefaultAlphas, Robustness.DefaultShifts);
+        Assert.StartsWith("lora-", name);
+        Assert.Equal(name, Robustness.RunName("lora", new Dictionary<string, string>(), o, Wise.DefaultAlphas, Robustness.DefaultShifts));
+        Assert.NotEqual(name, Robustness.RunName("lora", null, o with { Lr = 2e-3 }, Wise.DefaultAlphas, Robustness.DefaultShifts));
+        Assert.NotEqual(name, Robustness.RunName("lora", new Dictionary<string, string> { ["lora_r"] = "4" }, o, Wise.DefaultAlphas, Robustness.DefaultShifts));
+        Assert.NotEqual(name, Robustness.RunName("lora", null, o, new[] { 0.0, 1.0 }, Robustness.DefaultShifts));
+        Assert.NotEqual(name, Robustness.RunName("lora", null, o, Wise.DefaultAlphas, new[] { "digits" }));
+    }
+
     [Fact]
     public void Robustness_fine_tuning_at_alpha_0_is_the_zero_shot_model()
     {
