@@ -252,7 +252,9 @@ public class SweepTests
             Thread.Sleep(20);
         }
         Assert.True(child > 0, "no worker child found:\n" + PeftCli.Output(sweep));
-        Thread.Sleep(1500); // let it start working
+        // Killed as soon as it is seen: on a quiet machine the parent may finish these toy trials before a worker that
+        // slept first would take one, and a worker that has exited cannot be killed (the test then failed, not the sweep).
+        // Taking over a dead worker's claimed trial has tests of its own (ResultsStore claims).
         using (var worker = Process.GetProcessById(child)) worker.Kill();
         Assert.True(sweep.WaitForExit(180_000), PeftCli.Output(sweep));
         sweep.WaitForExit();
