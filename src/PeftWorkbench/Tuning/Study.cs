@@ -64,11 +64,12 @@ public static class Study
         };
         var storeDir = store ?? Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
         var results = new ResultsStore(storeDir);
-        if (store is not null && ReadFinished(task, info.Id, p, methodGrid, manifest, seed, lrs, wds, results) is { } finished) return finished;
-        using var vtab = Environment.LoadTask(manifest, task);
-        var options = OptionsFor(manifest, vtab.Group);
+        // The group matters only to many-shot options (its recipe per group), and is known without loading the task.
+        var options = OptionsFor(manifest, protocol == "manyshot" ? Environment.GroupOf(suite, task) : "natural");
         if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
         options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
+        if (store is not null && ReadFinished(task, info.Id, p, methodGrid, options, results) is { } finished) return finished;
+        using var vtab = Environment.LoadTask(manifest, task);
         var result = Protocol.Vtab1k(vtab, info.Id, methodGrid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
         return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final));
     }
@@ -76,11 +77,8 @@ public static class Study
     /// <summary>A run whose every trial is already in the store, read back without loading the task's images (a notebook
     /// rereading a filled store spends its time here); null when anything is missing, and the run then goes the long way.</summary>
     static StudyRun? ReadFinished(string task, string method, Profile p, IReadOnlyList<SortedDictionary<string, string>> methodGrid,
-        SweepManifest manifest, long? seed, IReadOnlyList<double>? lrs, IReadOnlyList<double>? wds, ResultsStore results)
+        ProtocolOptions options, ResultsStore results)
     {
-        var options = OptionsFor(manifest, manifest.Protocol == "manyshot" ? Environment.GroupOf(manifest.Suite, task) : "natural");
-        if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
-        options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
         var byKey = results.Records().ToDictionary(r => r.Key);
         var tuning = Protocol.TuneConfigs(task, method, methodGrid, options).Select(c => byKey.GetValueOrDefault(c.Key)).ToList();
         if (tuning.Any(r => r is null)) return null;
