@@ -170,6 +170,7 @@ public static class Wise
     static void Logits(nn.Module<Tensor, Tensor> model, ImageSet set, int batchSize, Action<Tensor> onBatch)
     {
         var first = model.parameters().First(p => p.is_floating_point());
+        ThreadBudget.Fit();
         using var _ = torch.inference_mode();
         for (long i = 0; i < set.Count; i += batchSize)
         {

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PeftWorkbench.Peft;
+using PeftWorkbench.Training;
 using PeftWorkbench.Vit;
 
 namespace PeftWorkbench.Bench;
@@ -98,8 +99,8 @@ public static class ReferenceBench
 
     /// <summary>
     /// The child's environment: the fastest setup for PyTorch that is still this machine's.
-    /// OMP_WAIT_POLICY: libtorch in our process runs PASSIVE unless the user chose (OpenMpWaitPolicy; spinning
-    /// OpenMP threads starve each other on shared cores), so the reference gets the same. OPENBLAS_CORETYPE: a
+    /// OMP_WAIT_POLICY and GOMP_SPINCOUNT: whatever libtorch in our process runs under (ThreadBudget's choice or the
+    /// user's), so the reference waits the same way. OPENBLAS_CORETYPE: a
     /// value forced in the environment (Haswell was, on the machines this was written on) makes OpenBLAS use
     /// older kernels than the CPU has (AVX2 instead of AVX-512: about half the matmul speed measured here),
     /// so the reference runs without it and OpenBLAS picks its kernels for this CPU, as on a plain machine.
@@ -107,11 +108,10 @@ public static class ReferenceBench
     internal static List<string> ReferenceEnvironment(ProcessStartInfo psi)
     {
         var notes = new List<string>();
-        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not { Length: > 0 })
-        {
-            psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-            notes.Add("OMP_WAIT_POLICY=PASSIVE on both sides (the workbench's default)");
-        }
+        // The policy this process runs under (ours or the user's, as libgomp read it), so both sides wait alike.
+        var waits = new[] { "OMP_WAIT_POLICY", "GOMP_SPINCOUNT" }.Select(k => (k, v: NativeTuning.Getenv(k))).Where(e => e.v is { Length: > 0 }).ToList();
+        foreach (var (k, v) in waits) psi.Environment[k] = v!;
+        if (waits.Count > 0) notes.Add($"{string.Join(", ", waits.Select(e => $"{e.k}={e.v}"))} on both sides (this process's OpenMP wait, as the workbench chose it)");
         if (psi.Environment.TryGetValue("OPENBLAS_CORETYPE", out var core) && !string.IsNullOrEmpty(core))
         {
             psi.Environment.Remove("OPENBLAS_CORETYPE");

@@ -28,6 +28,7 @@ public sealed class FeatureCache : IDisposable
         if (batchSize <= 0) throw new ArgumentException($"FeatureCache: batch size must be positive, got {batchSize}.");
         device ??= backbone.cls_token.device;
         bool wasTraining = backbone.training;
+        ThreadBudget.Fit();
         backbone.eval();
         try
         {

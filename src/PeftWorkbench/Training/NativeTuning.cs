@@ -11,10 +11,10 @@ namespace PeftWorkbench.Training;
 /// first setting and the others, <see cref="TorchNatives.PrepareLoad"/> makes TorchSharp's native library loadable
 /// when the package was loaded from the NuGet cache on an older libstdc++.
 /// <list type="bullet">
-/// <item><b>OMP_WAIT_POLICY=PASSIVE</b> for libtorch's OpenMP (libgomp). Measured here (2 cores, load average 6-8
-/// from other processes, mini preset, batch 64): spin-waiting gave 69 img/s inference and 31 img/s full-FT steps,
-/// PASSIVE 1041 and 175. Spinning threads starve each other whenever the cores are shared (CI, parallel tests,
-/// several workers). libgomp reads the variable once, when libtorch loads. The managed
+/// <item><b>OMP_WAIT_POLICY</b> for libtorch's OpenMP (libgomp), chosen by <see cref="ThreadBudget.ChooseWaitPolicy"/>:
+/// a bounded spin when the cores are free at start (1.5-2x on mini), PASSIVE when other processes keep them busy
+/// (spinning threads starve each other: at load 6-8, spin-waiting gave 69 img/s inference and 31 img/s full-FT
+/// steps, PASSIVE 1041 and 175). libgomp reads the variable once, when libtorch loads. The managed
 /// Environment.SetEnvironmentVariable does not reach native getenv on Unix, hence libc setenv.</item>
 /// <item><b>glibc malloc keeps freed tensor memory</b> (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB). By default
 /// glibc hands every large block back to the kernel on free, so each training step maps fresh pages and faults
@@ -50,8 +50,13 @@ public static class NativeTuning
         var done = new List<string>();
         if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
         {
-            if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is { Length: > 0 } policy) done.Add($"OMP_WAIT_POLICY={policy} (yours)");
-            else if (setenv("OMP_WAIT_POLICY", "PASSIVE", 0) == 0) done.Add("OMP_WAIT_POLICY=PASSIVE");
+            // Native getenv: what libgomp will read (a test host or a parent may have set it with setenv).
+            if (ThreadBudget.ChooseWaitPolicy(Getenv) is not (var policy, var spin)) done.Add($"OMP_WAIT_POLICY={Getenv("OMP_WAIT_POLICY")} (yours)");
+            else if (setenv("OMP_WAIT_POLICY", policy, 0) == 0)
+            {
+                if (spin is not null) setenv("GOMP_SPINCOUNT", spin, 0);
+                done.Add(policy == "PASSIVE" ? "OMP_WAIT_POLICY=PASSIVE" : $"OMP_WAIT_POLICY=ACTIVE, GOMP_SPINCOUNT={Getenv("GOMP_SPINCOUNT")} (the cores were free at start; threads adapt to load)");
+            }
         }
         if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("PEFT_MALLOC") != "default")
         {
@@ -89,6 +94,9 @@ public static class NativeTuning
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException or EntryPointNotFoundException or IOException) { return null; }
     }
 
+    /// <summary>The native environment's value (what libgomp and libtorch read; the managed copy can differ on Unix).</summary>
+    public static string? Getenv(string name) => Marshal.PtrToStringAnsi(getenv(name));
+
     static string CpuVendor()
     {
         var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
@@ -98,6 +106,9 @@ public static class NativeTuning
 
     [DllImport("libc", SetLastError = true)]
     static extern int setenv(string name, string value, int overwrite);
+
+    [DllImport("libc")]
+    static extern nint getenv(string name);
 
     [DllImport("libc")]
     static extern int mallopt(int param, int value);

@@ -83,6 +83,7 @@ public static class Trainer
         for (int epoch = 0; epoch < options.Epochs && !diverged && !cancelled; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
+            ThreadBudget.Fit(); // threads for what the cores look like now (a spinning process backs off under load)
             model.train();
             double epochLr = options.Stepping switch
             {
@@ -184,6 +185,7 @@ public static class Trainer
         if (batchSize <= 0) throw new ArgumentException($"Evaluate: batch size must be positive, got {batchSize}.");
         CheckLabels(set, nameof(set));
         bool wasTraining = model.training;
+        ThreadBudget.Fit();
         // Inputs follow the model's dtype (bf16 during a bf16 run); logits come back as float32.
         var dtype = model.parameters().FirstOrDefault(p => p.is_floating_point())?.dtype ?? ScalarType.Float32;
         model.eval();

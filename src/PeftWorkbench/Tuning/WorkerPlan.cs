@@ -10,8 +10,8 @@ namespace PeftWorkbench.Tuning;
 /// </summary>
 public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load = 0)
 {
-    /// <summary>Bounded spinning for the case it pays (see <see cref="WaitPolicy"/>): about 1 ms at ~100k spins/ms.</summary>
-    public const string SpinCount = "100000";
+    /// <summary>Bounded spinning for the case it pays (see <see cref="WaitPolicy"/>): the same as a lone process's.</summary>
+    public const string SpinCount = Training.ThreadBudget.SpinCount;
 
     /// <summary>The cores this process may use (its affinity mask / cgroup quota, as .NET reads them).</summary>
     public static int MachineCores => Environment.ProcessorCount;
@@ -49,7 +49,8 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load
     /// other (2 processes x 2 threads on 2 cores: 103 + 100 img/s spinning, bounded spin alike, against PASSIVE's
     /// 533 + 489; a lone 1 x 2 sweep with bounded spin at load 35 from others: 5 smoke trials in 10 minutes). With one
     /// thread per worker there is no team to wait for, so PASSIVE costs nothing. Otherwise (the cores are free for the
-    /// sweep) a bounded spin: ACTIVE with GOMP_SPINCOUNT 100k, 1.08-1.17x for a lone process (the issue's measurement).
+    /// sweep) a bounded spin: ACTIVE with GOMP_SPINCOUNT 100k, 1.08-1.17x for a lone process on an AVX-512 host (issue
+    /// 16), 1.7x on the AVX2 one of 2026-11-26 (see Training.ThreadBudget).
     /// </summary>
     public string WaitPolicy => Threads > 1 && (long)Workers * Threads + Math.Ceiling(Load) <= Cores ? "ACTIVE" : "PASSIVE";
 

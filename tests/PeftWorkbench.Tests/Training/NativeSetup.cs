@@ -4,13 +4,20 @@ namespace PeftWorkbench.Tests.Training;
 
 static class NativeSetup
 {
-    // Before any test touches torch: spin-waiting OpenMP threads cost 10x when the cores are shared
-    // (see PeftWorkbench.Training.NativeTuning).
+    // Before any test touches torch: xunit runs test classes in parallel in this one process, and spin-waiting
+    // OpenMP teams of concurrent callers cost 10x (ThreadBudget spins when the machine looks free at start and only
+    // sees other processes), so the tests sleep in barriers (PASSIVE), natively for libgomp and in the managed
+    // environment for the processes they start.
 #pragma warning disable CA2255
     [ModuleInitializer]
 #pragma warning restore CA2255
     internal static void Init()
     {
+        if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not { Length: > 0 })
+        {
+            setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+            Environment.SetEnvironmentVariable("OMP_WAIT_POLICY", "PASSIVE");
+        }
         PeftWorkbench.Training.NativeTuning.Apply();
         // Study.RunAll's worker processes run this tree's CLI, not whatever `peft` is on PATH (setup's launcher runs
         // another checkout's build).
@@ -21,4 +28,7 @@ static class NativeSetup
             if (File.Exists(dll)) Environment.SetEnvironmentVariable("PEFT_CLI", $"dotnet {dll}");
         }
     }
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    static extern int setenv(string name, string value, int overwrite);
 }
