@@ -22,7 +22,7 @@ settings=(
   "defaults||"
   "MKL: its generic path on AMD|PEFT_MKL=default|"
   "malloc: glibc defaults|PEFT_MALLOC=default|"
-  "OpenMP: spin-wait (ACTIVE)|OMP_WAIT_POLICY=ACTIVE|"
+  "OpenMP: sleep in barriers (PASSIVE)|OMP_WAIT_POLICY=PASSIVE|"
   "1 torch thread||--threads 1"
 )
 out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT
