@@ -1,4 +1,5 @@
 using System.CommandLine;
+using PeftWorkbench.Training;
 using PeftWorkbench.Bench;
 using PeftWorkbench.Vit;
 using TorchSharp;
@@ -38,7 +39,7 @@ public static class BenchCompare
                 if (!r.GetValue(noReference)) ReferenceBench.ConfigJson(config); // refuse a shape the reference cannot build before timing anything
             }
             catch (ArgumentException e) { Console.Error.WriteLine($"peft bench: {e.Message}"); return Task.FromResult(2); }
-            if (t > 0) torch.set_num_threads(t);
+            if (t > 0) ThreadBudget.Pin(t);
             var methods = r.GetValue(bf16) ? BenchMode.WithBf16(TorchSharpBench.Methods) : TorchSharpBench.Methods;
             Console.WriteLine($"peft bench: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.NumHeads} heads, {config.ImageSize} px, patch {config.PatchSize}), " +
                 $"batch {b}, {n} timed steps x {rs} rounds (best kept), AdamW lr 1e-3 wd 1e-4, default options; {Environment.ProcessorCount} CPUs");

@@ -112,7 +112,7 @@ public static class DataCommand
         var cmd = new Command("pretrain", "Run an upstream pre-training recipe (rendered characters) and write the checkpoint and its recipe JSON.") { recipe, outDir, threads };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
-            if (r.GetValue(threads) is int t) TorchSharp.torch.set_num_threads(t);
+            if (r.GetValue(threads) is int t) ThreadBudget.Pin(t);
             var rec = PretrainRecipe.Get(r.GetValue(recipe)!);
             string command = $"peft pretrain --recipe {rec.Name} --out {r.GetValue(outDir)}";
             var (model, record) = Pretraining.Run(rec, r.GetValue(outDir)!, command, new ConsoleProgressBar($"pretrain {rec.Name}"),

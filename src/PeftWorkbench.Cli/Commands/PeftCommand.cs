@@ -1,4 +1,5 @@
 using System.CommandLine;
+using PeftWorkbench.Training;
 using PeftWorkbench.Bench;
 using PeftWorkbench.Peft;
 using PeftWorkbench.Vit;
@@ -95,7 +96,7 @@ public static class PeftCommand
             { preset, steps, rounds, batch, threads, only };
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            if (r.GetValue(threads) is > 0 and var t) torch.set_num_threads(t);
+            if (r.GetValue(threads) is > 0 and var t) ThreadBudget.Pin(t);
             var config = VitConfig.Preset(r.GetValue(preset)!);
             int n = r.GetValue(steps), b = r.GetValue(batch), rs = r.GetValue(rounds);
             if (n < 1 || b < 1 || rs < 1) { Console.Error.WriteLine("peft bench methods: --steps, --rounds and --batch must be at least 1"); return 2; }

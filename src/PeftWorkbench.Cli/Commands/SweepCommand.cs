@@ -89,7 +89,7 @@ public static class SweepCommand
             if (contents.InvalidSummary() is string bad) Console.WriteLine(bad);
             int already = manifest.Trials.Count(t => contents.Records.Any(x => x.Key == t.Key));
             var plan = WorkerPlan.For(r.GetValue(workers), r.GetValue(threads)).Capped(manifest.Trials.Count - already);
-            torch.set_num_threads(plan.Threads); // this process is worker 1 (its OpenMP policy was set when libtorch loaded)
+            ThreadBudget.Pin(plan.Threads); // this process is worker 1 (its OpenMP policy was set when libtorch loaded)
             Console.WriteLine($"sweep {dir}: {manifest.Trials.Count} trials" + (already > 0 ? $" ({already} already finished, skipped)" : "") +
                 $", profile {manifest.Profile}, {plan.Describe()}");
             var clock = Stopwatch.StartNew();

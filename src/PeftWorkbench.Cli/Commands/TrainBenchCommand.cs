@@ -30,7 +30,7 @@ public static class TrainBenchCommand
             "with VTAB-1K split sizes (800/200/1000/2000, 10 classes) at the preset's image size.") { preset, method, profile, threads };
         protocol.SetAction((r, cancel) => Cli.Guard(() =>
         {
-            if (r.GetValue(threads) is int t and > 0) torch.set_num_threads(t);
+            if (r.GetValue(threads) is int t and > 0) ThreadBudget.Pin(t);
             var config = VitConfig.Preset(r.GetValue(preset)!);
             using var task = ToySuite.Vtab1kSized(10, config.ImageSize, 2000, config.InChans);
             var options = ProtocolOptions.Vtab1k(r.GetValue(profile)!);
@@ -49,7 +49,7 @@ public static class TrainBenchCommand
             "images/s through the trainer, in alternating rounds (medians).") { preset, batch, methods, rounds, threads };
         optimizer.SetAction((r, cancel) => Cli.Guard(() =>
         {
-            if (r.GetValue(threads) is int t and > 0) torch.set_num_threads(t);
+            if (r.GetValue(threads) is int t and > 0) ThreadBudget.Pin(t);
             var config = VitConfig.Preset(r.GetValue(preset)!);
             var ms = Cli.Split(new[] { r.GetValue(methods)! });
             Console.WriteLine($"bench optimizer: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.ImageSize} px), batch {r.GetValue(batch)}, " +
@@ -145,7 +145,7 @@ public static class TrainBenchCommand
 
     static int BenchTrain(VitConfig config, int batch, int steps, int threads, CancellationToken cancel)
     {
-        if (threads > 0) torch.set_num_threads(threads);
+        if (threads > 0) ThreadBudget.Pin(threads);
         var device = torch.CPU;
         Console.WriteLine($"bench train: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.ImageSize} px, patch {config.PatchSize}), batch {batch}, {torch.get_num_threads()} torch threads, RSS {Rss() / 1e6:F0} MB at start");
         int n = batch * 10;

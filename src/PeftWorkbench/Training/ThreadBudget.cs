@@ -18,7 +18,8 @@ namespace PeftWorkbench.Training;
 /// less than half a core busy; and because the machine changes later, the trainer and the evaluation loops call
 /// <see cref="Fit"/> before each epoch or pass, which drops to one thread (no team, nothing to spin for) while
 /// others keep a core busy, and returns to the full count when they stop. Nothing adapts where the user chose:
-/// OMP_WAIT_POLICY, OMP_NUM_THREADS or PEFT_THREADS set, or fewer torch threads than cores set before the first pass.
+/// OMP_WAIT_POLICY, OMP_NUM_THREADS or PEFT_THREADS set, fewer torch threads than cores set before the first pass,
+/// or <see cref="Pin"/> called.
 /// </para>
 /// </summary>
 public static class ThreadBudget
@@ -31,7 +32,7 @@ public static class ThreadBudget
 
     static readonly object gate = new();
     static bool adaptive;
-    static int? baseline, lastSet;
+    static int? baseline;
     static CpuSample? last;
 
     /// <summary>True when this process chose to spin and adapts its thread count (see the class summary).</summary>
@@ -68,7 +69,8 @@ public static class ThreadBudget
                 baseline = current;
                 if (current < Environment.ProcessorCount) adaptive = false; // set lower on purpose before the first pass
             }
-            else if (lastSet is int l && current != l) adaptive = false;  // someone else set it since: theirs wins
+            // No "someone else changed it" check after that: libgomp keeps the count per OS thread, so a pass on another
+            // thread can see an older count than ours without anyone having set it. To fix the count, call Pin.
             if (!adaptive) return current;
 
             var now = CpuSample.Read();
@@ -79,9 +81,16 @@ public static class ThreadBudget
             if (others is null) return current;
             int want = ThreadsFor(others.Value, Environment.ProcessorCount, baseline.Value);
             if (want != current) set_num_threads(want);
-            lastSet = want;
             return want;
         }
+    }
+
+    /// <summary>Sets the torch thread count for good: no more adapting in this process (what a notebook cell or a
+    /// --threads option should call instead of torch.set_num_threads, which the next epoch would override).</summary>
+    public static void Pin(int threads)
+    {
+        if (threads < 1) throw new ArgumentException($"threads must be at least 1, got {threads}.", nameof(threads));
+        lock (gate) { adaptive = false; set_num_threads(threads); }
     }
 
     /// <summary>All <paramref name="baseline"/> threads while other processes keep under half a core busy, else the

@@ -52,4 +52,14 @@ public class ThreadBudgetTests
         Assert.Equal(0.6, CpuSample.OthersBusy(a, b)!.Value, 6);                    // (300 - 180) / 100 Hz / 2 s
         Assert.Null(CpuSample.OthersBusy(b, b));
     }
+
+    [Fact]
+    public void PinFixesTheCountAndRejectsZero()
+    {
+        int now = TorchSharp.torch.get_num_threads(); // pinning the current count: other tests keep their threads
+        ThreadBudget.Pin(now);
+        Assert.False(ThreadBudget.Adaptive);
+        Assert.Equal(now, ThreadBudget.Fit());
+        Assert.Throws<ArgumentException>(() => ThreadBudget.Pin(0));
+    }
 }
