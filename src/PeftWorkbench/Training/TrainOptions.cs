@@ -78,6 +78,13 @@ public sealed record TrainOptions
     /// <summary>The training options of a profile (see Tuning/Profiles.cs, the one profile table).</summary>
     public static TrainOptions ForProfile(string profile) => Tuning.Profiles.Get(profile).Train;
 
+    /// <summary>What decides a run's numbers besides its lr, weight decay, seed, model and data, as one line (a results
+    /// store keeps it per profile: ResultsStore.CheckBudget).</summary>
+    public string Budget => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{Epochs} epochs, warmup {WarmupEpochs} from {WarmupLr:R}, min lr {MinLr:R}, schedule {Stepping}, batch {BatchSize}" +
+        $"{(DropLast ? " (last partial dropped)" : "")}, {Optimizer} decay {WeightDecayRule}, augment {Augment}, label smoothing {LabelSmoothing:R}, " +
+        $"clip {ClipGradNorm:R}, {(Bf16 ? "bf16" : "fp32")}");
+
     public void Validate()
     {
         if (Epochs <= 0) throw new ArgumentException($"TrainOptions.Epochs must be positive, got {Epochs}.");

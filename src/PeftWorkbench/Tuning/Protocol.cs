@@ -24,6 +24,8 @@ public sealed record ProtocolOptions
     public required string Profile { get; init; }
     public string Protocol { get; init; } = "vtab1k";
     public required TrainOptions Train { get; init; }
+    /// <summary>Epochs of a tune trial (its warmup capped to them); null: as many as the final's (<see cref="Train"/>).</summary>
+    public int? TuneEpochs { get; init; }
     public required IReadOnlyList<double> Lrs { get; init; }
     public required IReadOnlyList<double> WeightDecays { get; init; }
     public required IReadOnlyList<double> DropPaths { get; init; }
@@ -44,6 +46,16 @@ public sealed record ProtocolOptions
 
     /// <summary>Many-shot options of a profile for a task of <paramref name="group"/> (the study's recipe differs per dataset).</summary>
     public static ProtocolOptions ManyShot(string profile, string group = "natural") => Profiles.Get(profile).ManyShotFor(group);
+
+    /// <summary>What decides a trial's numbers besides its key (lr, wd, drop path, method options, seed), for
+    /// <see cref="ResultsStore.CheckBudget"/>: both phases' training, the final's evaluation, selection and probe path.</summary>
+    public string Budget =>
+        $"tune {TrainFor("tune").Budget}; final {Train.Budget}; final eval every {FinalEvalEvery}; tie-break {TieBreak}; " +
+        $"linear probe {LinearProbe}; many-shot images {(ManyShotTrainImages is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "all")}";
+
+    /// <summary>The training options of a trial of <paramref name="phase"/> ("tune" or "final"), before its lr, wd and seed.</summary>
+    public TrainOptions TrainFor(string phase) =>
+        phase == "final" || TuneEpochs is not int e ? Train : Train with { Epochs = e, WarmupEpochs = Math.Min(Train.WarmupEpochs, e) };
 }
 
 /// <summary>What a protocol run found: every tune trial, the one selected, and the final (test) trial.</summary>
@@ -157,6 +169,7 @@ public static class Protocol
         Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default)
     {
         ValidateGrid(method, methodGrid);
+        store?.CheckBudget(options, task.Name);
         var tuning = new List<TrialRecord>();
         foreach (var config in TuneConfigs(task.Name, method, methodGrid, options))
             tuning.Add(RunOrReuse(config, task, factory, options, store, progressFor?.Invoke(config), cancel));
@@ -257,7 +270,7 @@ public static class Protocol
     {
         bool final = config.Phase == "final";
         var (train, eval) = final ? (task.Train800Val200, task.Test) : (task.Train800, task.Val200);
-        var trainOptions = options.Train with
+        var trainOptions = options.TrainFor(config.Phase) with
         {
             Lr = config.Lr, WeightDecay = config.WeightDecay, Seed = config.Seed,
             EvalEvery = final ? options.FinalEvalEvery : 0,

@@ -27,7 +27,7 @@ namespace PeftWorkbench.Tuning;
 /// A store works where it is: records name their predictions relative to the store, and a manifest's store is the
 /// folder it lies in (<see cref="SweepManifest.Load"/>), so a copied or moved store resumes in place.
 /// </summary>
-public sealed class ResultsStore
+public sealed partial class ResultsStore
 {
     public string Dir { get; }
     public TimeSpan StaleAfter { get; init; } = TimeSpan.FromMinutes(5);

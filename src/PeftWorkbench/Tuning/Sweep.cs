@@ -144,12 +144,16 @@ public static class Sweep
             }
         }
         trials.AddRange(finals);
-        return new SweepManifest
+        var manifest = new SweepManifest
         {
             Store = Path.GetFullPath(store), Suite = suite, Profile = options.Profile, Protocol = options.Protocol,
             Backbone = backbone, Bf16 = options.Train.Bf16, Trials = trials,
             Checkpoint = checkpoint is null || checkpoint.StartsWith("shipped:") ? checkpoint : Path.GetFullPath(checkpoint),
         };
+        // Before any worker starts: the store must not hold these tasks' trials under another budget.
+        var results = new ResultsStore(store);
+        foreach (var task in taskList) results.CheckBudget(Study.OptionsFor(manifest, env.GroupOf(suite, task)), task);
+        return manifest;
     }
 
     /// <summary>
@@ -292,9 +296,12 @@ public static class Sweep
     static TrialRecord Run(SweepManifest manifest, TrialConfig trial, ResultsStore store, ITrialEnvironment env,
         Dictionary<string, Vtab1kTask> tasks, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel)
     {
-        if (!tasks.TryGetValue(trial.Task, out var task)) tasks[trial.Task] = task = env.LoadTask(manifest, trial.Task);
+        bool firstOfTask = !tasks.TryGetValue(trial.Task, out var task);
+        if (firstOfTask) tasks[trial.Task] = task = env.LoadTask(manifest, trial.Task);
         var factory = env.Factory(manifest, trial.Method);
-        var options = Study.OptionsFor(manifest, task.Group);
+        var options = Study.OptionsFor(manifest, task!.Group);
+        // A manifest may be older than the profile table it now runs under (a worker started later, a slurm array).
+        if (firstOfTask) store.CheckBudget(options, trial.Task);
         if (trial.Phase != "final") return Protocol.RunTrial(trial, task, factory, options, store, progressFor?.Invoke(trial), cancel);
         // In the manifest's (grid) order: the study's tie-break takes the last tied trial.
         var byKey = store.Records().GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.First());

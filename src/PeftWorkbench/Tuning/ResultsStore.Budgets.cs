@@ -1,0 +1,64 @@
+using System.Text.Json;
+using PeftWorkbench.Checkpoints;
+
+namespace PeftWorkbench.Tuning;
+
+/// <summary>
+/// budgets.json: per profile, protocol and task, the training budget its trials were recorded under. A trial key
+/// names the profile, not what the profile says (epochs, warmup, schedule ...), so when a profile's budget changes
+/// (a new release, an edited table) the finished trials of the old budget would be read back as if they were the
+/// new one's. <see cref="CheckBudget"/> refuses that before any trial runs.
+/// </summary>
+public sealed partial class ResultsStore
+{
+    string BudgetsPath => Path.Combine(Dir, "budgets.json");
+
+    /// <summary>
+    /// Records the budget of <paramref name="options"/> for <paramref name="task"/> the first time, and throws
+    /// <see cref="InvalidOperationException"/> (naming the store, both budgets and what to do) when the store holds
+    /// another one. A store from before budgets.json is judged by its records' epoch counts.
+    /// </summary>
+    public void CheckBudget(ProtocolOptions options, string task)
+    {
+        string scope = $"{options.Profile}/{options.Protocol}/{task}", budget = options.Budget;
+        using var _ = Lock();
+        var budgets = ReadBudgets();
+        if (budgets.TryGetValue(scope, out var recorded))
+        {
+            if (recorded != budget) throw Mismatch(scope, $"its trials were trained with: {recorded}", budget);
+            return;
+        }
+        if (HasTrials() && UnstampedMismatch(options, task) is { } found) throw Mismatch(scope, found, budget);
+        budgets[scope] = budget;
+        AtomicFile.Write(BudgetsPath, fs => JsonSerializer.Serialize(fs, budgets, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    SortedDictionary<string, string> ReadBudgets()
+    {
+        if (!File.Exists(BudgetsPath)) return new(StringComparer.Ordinal);
+        try
+        {
+            var read = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(BudgetsPath));
+            if (read is null || read.Values.Any(v => v is null)) throw new JsonException("not an object of strings");
+            return new(read, StringComparer.Ordinal);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Results store {Dir}: {BudgetsPath} is not a budgets file ({e.Message}). " +
+                "It says what budget each profile's trials were trained with; restore it or move the store aside.", e);
+        }
+    }
+
+    /// <summary>For a store written before budgets.json: an "ok" record of this scope whose epoch count is not the
+    /// one its phase trains now (diverged trials may stop early and say nothing).</summary>
+    string? UnstampedMismatch(ProtocolOptions options, string task)
+    {
+        var odd = Parse(ReadTrialsText()).Records.FirstOrDefault(r => r.Ok && r.Config.Profile == options.Profile
+            && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Epochs != options.TrainFor(r.Config.Phase).Epochs);
+        return odd is null ? null : $"it holds {odd.Key}, trained for {odd.Epochs} epochs (recorded before stores noted their budget)";
+    }
+
+    InvalidOperationException Mismatch(string scope, string what, string budget) => new(
+        $"Results store {Dir} holds {scope} trials of another budget: {what}; profile '{scope.Split('/')[0]}' now trains: {budget}. " +
+        $"Reusing them would mix the two. Move the store aside (mv '{Dir}' '{Dir}.old') or use another store.");
+}
