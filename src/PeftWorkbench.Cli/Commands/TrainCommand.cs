@@ -31,8 +31,9 @@ public static class TrainCommand
         {
             var given = Cli.Split(r.GetValue(hp));
             var clock = Stopwatch.StartNew();
+            var store = r.GetValue(outDir) is "none" ? null : r.GetValue(outDir); // Study.Run's null: a temporary store
             using var run = Study.Run(r.GetValue(task)!, r.GetValue(method)!, r.GetValue(profile)!, given.Count > 0 ? TrialConfig.ParseHp(given) : null,
-                r.GetValue(outDir), r.GetValue(suite)!, r.GetValue(protocol)!, r.GetValue(checkpoint), r.GetValue(preset)!, r.GetValue(bf16),
+                store, r.GetValue(suite)!, r.GetValue(protocol)!, r.GetValue(checkpoint), r.GetValue(preset)!, r.GetValue(bf16),
                 c => new ConsoleProgressBar($"{c.Phase} lr={c.Lr} wd={c.WeightDecay} {c.HpText}".TrimEnd()), cancel);
             Console.WriteLine($"{run.Method} on {run.Task}, profile {run.Profile.Name}: {run.Tuning.Count} tune trials + 1 final; store {run.Store}");
             foreach (var rec in run.Tuning.Append(run.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec));
