@@ -25,7 +25,7 @@ public sealed partial class ResultsStore
         var budgets = ReadBudgets();
         if (budgets.TryGetValue(scope, out var recorded))
         {
-            if (recorded != budget) throw Mismatch(scope, $"its trials were trained with: {recorded}", budget);
+            if (recorded != budget) throw Mismatch(scope, $"its trials were trained with {Differences(recorded, budget)} (all of it: {recorded})", budget);
             return;
         }
         if (HasTrials() && UnstampedMismatch(options, task) is { } found) throw Mismatch(scope, found, budget);
@@ -56,6 +56,20 @@ public sealed partial class ResultsStore
         var odd = Parse(ReadTrialsText()).Records.FirstOrDefault(r => r.Ok && r.Config.Profile == options.Profile
             && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Epochs != options.TrainFor(r.Config.Phase).Epochs);
         return odd is null ? null : $"it holds {odd.Key}, trained for {odd.Epochs} epochs (recorded before stores noted their budget)";
+    }
+
+    /// <summary>The phrases of <paramref name="recorded"/> that <paramref name="now"/> lacks, e.g. "tune 5 epochs".</summary>
+    static string Differences(string recorded, string now)
+    {
+        static IEnumerable<string> Phrases(string b) => b.Split("; ").SelectMany(part =>
+        {
+            var items = part.Split(", ");
+            // "tune 2 epochs, warmup 1" -> "tune 2 epochs", "tune warmup 1": each item says which phase it belongs to.
+            var phase = items[0].Split(' ')[0];
+            return items.Select((x, i) => i == 0 || phase is not ("tune" or "final") ? x : $"{phase} {x}");
+        });
+        var ours = Phrases(now).ToHashSet();
+        return string.Join(", ", Phrases(recorded).Where(x => !ours.Contains(x)).DefaultIfEmpty("another budget"));
     }
 
     InvalidOperationException Mismatch(string scope, string what, string budget) => new(

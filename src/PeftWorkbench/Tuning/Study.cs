@@ -68,7 +68,11 @@ public static class Study
         var options = OptionsFor(manifest, protocol == "manyshot" ? Environment.GroupOf(suite, task) : "natural");
         if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
         options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
-        if (store is not null && ReadFinished(task, info.Id, p, methodGrid, options, results) is { } finished) return finished;
+        if (store is not null)
+        {
+            results.CheckBudget(options, task); // before the finished trials are read back as this budget's
+            if (ReadFinished(task, info.Id, p, methodGrid, options, results) is { } finished) return finished;
+        }
         using var vtab = Environment.LoadTask(manifest, task);
         var result = Protocol.Vtab1k(vtab, info.Id, methodGrid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
         return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final));

@@ -55,8 +55,8 @@ public class TuneBudgetTests
         var e = Assert.Throws<InvalidOperationException>(() => Protocol.Vtab1k(task, "full", null, counting.Build, longer, store));
         Assert.Contains(store.Dir, e.Message);
         Assert.Contains("smoke/vtab1k/toy-3", e.Message);
-        Assert.Contains("tune 1 epochs", e.Message);
-        Assert.Contains("tune 2 epochs", e.Message);
+        Assert.Contains("its trials were trained with tune 1 epochs (all of it: tune 1 epochs", e.Message);
+        Assert.Contains("now trains: tune 2 epochs", e.Message);
         Assert.Equal(3, counting.Calls);
         Assert.Equal(before, File.ReadAllText(Path.Combine(store.Dir, "trials.jsonl")));
 
@@ -113,5 +113,17 @@ public class TuneBudgetTests
         // A task with no old trials plans (and stamps its budget).
         Sweep.Plan(dir, "toy", new[] { "toy-4" }, new[] { "full" }, o, TinyData.Config(), new DefaultTrialEnvironment());
         Assert.Contains("smoke/vtab1k/toy-4", File.ReadAllText(Path.Combine(dir, "budgets.json")));
+    }
+
+    [Fact]
+    public void StudyRunChecksTheBudgetBeforeReadingFinishedTrialsBack()
+    {
+        var store = Temp.Dir();
+        StudyRun Go() => Study.Run("toy-3", "linear", "smoke", store: store, suite: "toy", checkpoint: "none", preset: "mini");
+        using (Go()) { }
+        var path = Path.Combine(store, "budgets.json");
+        File.WriteAllText(path, File.ReadAllText(path).Replace("tune 1 epochs", "tune 9 epochs"));
+        var e = Assert.Throws<InvalidOperationException>(() => Go());
+        Assert.Contains("tune 9 epochs", e.Message);
     }
 }
