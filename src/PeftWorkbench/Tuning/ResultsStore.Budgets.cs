@@ -28,7 +28,7 @@ public sealed partial class ResultsStore
             if (recorded != budget) throw Mismatch(scope, $"its trials were trained with {Differences(recorded, budget)} (all of it: {recorded})", budget);
             return;
         }
-        if (HasTrials() && UnstampedMismatch(options, task) is { } found) throw Mismatch(scope, found, budget);
+        if (UnstampedMismatch(options, task) is { } found) throw Mismatch(scope, found, budget);
         budgets[scope] = budget;
         AtomicFile.Write(BudgetsPath, fs => JsonSerializer.Serialize(fs, budgets, new JsonSerializerOptions { WriteIndented = true }));
     }
@@ -53,7 +53,7 @@ public sealed partial class ResultsStore
     /// one its phase trains now (diverged trials may stop early and say nothing).</summary>
     string? UnstampedMismatch(ProtocolOptions options, string task)
     {
-        var odd = Parse(ReadTrialsText()).Records.FirstOrDefault(r => r.Ok && r.Config.Profile == options.Profile
+        var odd = Read().Records.FirstOrDefault(r => r.Ok && r.Config.Profile == options.Profile
             && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Epochs != options.TrainFor(r.Config.Phase).Epochs);
         return odd is null ? null : $"it holds {odd.Key}, trained for {odd.Epochs} epochs (recorded before stores noted their budget)";
     }
