@@ -14,6 +14,15 @@ public static class Workbench
         Environment.GetEnvironmentVariable("PEFT_DATA") is { Length: > 0 } d ? d
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "peft-workbench");
 
+    /// <summary>The profile a notebook starts with: $PEFT_PROFILE when set (checked against the profile table, so a typo
+    /// fails in the parameters cell, naming the value), else "default". The variable reaches a notebook however it is
+    /// opened: a Jupyter server started with it, `jupyter execute`, or `peft notebooks run` (which also injects it).</summary>
+    public static string Profile =>
+        Environment.GetEnvironmentVariable("PEFT_PROFILE") is { Length: > 0 } name
+            ? (Tuning.Profiles.Names.Contains(name) ? name
+               : throw new ArgumentException($"PEFT_PROFILE='{name}' is not a profile. Known profiles: {string.Join(", ", Tuning.Profiles.Names)}."))
+            : "default";
+
     /// <summary>Checkpoint folders searched in order: $PEFT_CHECKPOINTS (':'-separated), the data cache's checkpoints/.</summary>
     public static IReadOnlyList<string> CheckpointDirs
     {
