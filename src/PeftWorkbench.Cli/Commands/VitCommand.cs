@@ -37,7 +37,7 @@ public static class VitCommand
             using var _ = torch.no_grad();
             var x = torch.randn(r.GetValue(batch), config.InChans, config.ImageSize, config.ImageSize, generator: new torch.Generator(0));
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            var y = model.forward(x);
+            var y = model.call(x);
             Console.WriteLine($"{config.Name}: input [{string.Join(", ", x.shape)}] -> logits [{string.Join(", ", y.shape)}] in {sw.ElapsedMilliseconds} ms");
             return 0;
         }));

@@ -176,7 +176,7 @@ public static class Wise
         {
             using var scope = torch.NewDisposeScope();
             var x = set.Images.narrow(0, i, Math.Min(batchSize, set.Count - i)).to(first.dtype, first.device);
-            onBatch(model.forward(x).to(torch.float32));
+            onBatch(model.call(x).to(torch.float32));
         }
     }
 

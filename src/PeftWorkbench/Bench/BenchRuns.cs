@@ -72,7 +72,7 @@ public sealed class MethodRun : IBenchRun
         // TorchSharp's zero_grad zeroes in place (PyTorch 1.13's default too; the reference asks for it explicitly).
         opt.zero_grad();
         mixed?.ZeroModelGrads();
-        var logits = model.forward(x);
+        var logits = model.call(x);
         if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
         torch.nn.functional.cross_entropy(logits, y).backward();
         mixed?.GradsToMasters();
@@ -127,7 +127,7 @@ public sealed class InferenceRun : IBenchRun
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        vit.forward(x);
+        vit.call(x);
     }
 
     public void Warmup() { Step(); Step(); }

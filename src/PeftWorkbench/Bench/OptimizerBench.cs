@@ -43,7 +43,7 @@ public static class OptimizerBench
         using (var scope = torch.NewDisposeScope())
         {
             model.train();
-            nn.functional.cross_entropy(model.forward(data.Images.narrow(0, 0, batch)), data.Labels.narrow(0, 0, batch)).backward();
+            nn.functional.cross_entropy(model.call(data.Images.narrow(0, 0, batch)), data.Labels.narrow(0, 0, batch)).backward();
         }
         var stepMs = new Dictionary<bool, List<double>> { [false] = new(), [true] = new() };
         var ips = new Dictionary<bool, List<double>> { [false] = new(), [true] = new() };

@@ -53,7 +53,7 @@ sealed class ByteInput : nn.Module<Tensor, Tensor>
     public readonly VisionTransformer vit;
     readonly Normalization norm;
     public ByteInput(VisionTransformer vit, Normalization norm) : base(nameof(ByteInput)) { this.vit = vit; this.norm = norm; RegisterComponents(); }
-    public override Tensor forward(Tensor x) => vit.forward(x.dtype == ScalarType.Byte ? Transforms.Normalize(x, norm) : x);
+    public override Tensor forward(Tensor x) => vit.call(x.dtype == ScalarType.Byte ? Transforms.Normalize(x, norm) : x);
 }
 
 public static class Pretraining
@@ -159,7 +159,7 @@ public static class ZeroShot
             {
                 using var scope = torch.NewDisposeScope();
                 long n = Math.Min(batchSize, digits.Count - i);
-                var logits = model.forward(digits.Images.narrow(0, i, n)).narrow(1, 0, 10);
+                var logits = model.call(digits.Images.narrow(0, i, n)).narrow(1, 0, 10);
                 correct += logits.argmax(1).eq(digits.Labels.narrow(0, i, n)).sum().item<long>();
             }
         model.train(wasTraining);

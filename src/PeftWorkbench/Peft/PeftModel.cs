@@ -66,7 +66,7 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
 
     // ---------------------------------------------------------------- forward and strength
 
-    public override Tensor forward(Tensor x) => Run(x, model.forward);
+    public override Tensor forward(Tensor x) => Run(x, model.call);
 
     /// <summary>The token sequence after the final norm, with the method (and Strength) applied.</summary>
     public Tensor ForwardFeatures(Tensor x) => Run(x, model.ForwardFeatures);

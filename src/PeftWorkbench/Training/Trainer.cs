@@ -114,7 +114,7 @@ public static class Trainer
                     var y = train.Labels.index_select(0, idx).to(device);
                     optimizer.zero_grad();
                     mixed?.ZeroModelGrads();
-                    var logits = model.forward(x);
+                    var logits = model.call(x);
                     if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
                     if (step == 0) CheckLogits(logits, batch, train);
                     var lossT = nn.functional.cross_entropy(logits, y, label_smoothing: options.LabelSmoothing);
@@ -200,7 +200,7 @@ public static class Trainer
                     using var scope = torch.NewDisposeScope();
                     var x = set.Inputs.narrow(0, i, Math.Min(batchSize, n - i)).to(device);
                     if (x.is_floating_point() && x.dtype != dtype) x = x.to(dtype);
-                    chunks.Add(model.forward(x).to(torch.float32).cpu().MoveToOuterDisposeScope());
+                    chunks.Add(model.call(x).to(torch.float32).cpu().MoveToOuterDisposeScope());
                 }
             }
             using var _ = torch.NewDisposeScope();

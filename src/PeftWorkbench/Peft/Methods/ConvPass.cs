@@ -100,12 +100,12 @@ public sealed class ConvPassAdapter : nn.Module<Tensor, Tensor>
         long b = x.shape[0], n = x.shape[1];
         if (n != 1 + grid * grid)
             throw new InvalidOperationException($"ConvPass expects 1 + {grid}x{grid} tokens (class token + patch grid), got {n}");
-        var down = act.forward(adapter_down.forward(x));
+        var down = act.call(adapter_down.call(x));
         var patches = down[.., 1..].reshape(b, grid, grid, bottleneck).permute(0, 3, 1, 2);
-        patches = adapter_conv.forward(patches).permute(0, 2, 3, 1).reshape(b, grid * grid, bottleneck);
+        patches = adapter_conv.call(patches).permute(0, 2, 3, 1).reshape(b, grid * grid, bottleneck);
         // The class token alone on a 1x1 "image" with padding 1 meets only the kernel's centre tap.
         var cls = F.linear(down[.., ..1], adapter_conv.weight[.., .., 1, 1], adapter_conv.bias);
-        var y = act.forward(torch.cat(new[] { cls, patches }, 1));
-        return adapter_up.forward(dropout.forward(y)) * scale;
+        var y = act.call(torch.cat(new[] { cls, patches }, 1));
+        return adapter_up.call(dropout.call(y)) * scale;
     }
 }

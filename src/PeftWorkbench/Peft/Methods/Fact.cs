@@ -115,9 +115,9 @@ public sealed class FactLinear : LinearSlot
 
     protected override Tensor ForwardTuned(Tensor x, double strength) => Base(x) + Delta(x) * (scale * strength);
 
-    Tensor U(Tensor x) => f.Value.FacTu.forward(x);
-    Tensor V(Tensor h) => f.Value.FacTv.forward(h);
-    Tensor Dp(Tensor h) => dropout.forward(h);
+    Tensor U(Tensor x) => f.Value.FacTu.call(x);
+    Tensor V(Tensor h) => f.Value.FacTv.call(h);
+    Tensor Dp(Tensor h) => dropout.call(h);
 
     Tensor Delta(Tensor x)
     {
@@ -133,25 +133,25 @@ public sealed class FactLinear : LinearSlot
                     var c = f.Value.Cores(column, 3);
                     return torch.cat(new[] { V(Dp(Checked.MatMul(u, c[.., .., 0]))), V(Dp(Checked.MatMul(u, c[.., .., 1]))), V(Dp(Checked.MatMul(u, c[.., .., 2]))) }, -1);
                 }
-                return torch.cat(new[] { V(Dp(q_FacTs!.forward(u))), V(Dp(k_FacTs!.forward(u))), V(Dp(v_FacTs!.forward(u))) }, -1);
+                return torch.cat(new[] { V(Dp(q_FacTs!.call(u))), V(Dp(k_FacTs!.call(u))), V(Dp(v_FacTs!.call(u))) }, -1);
             }
             case FactSite.Proj:
             {
                 var u = U(x);
-                return V(Dp(tk ? Checked.MatMul(u, f.Value.Cores(column, 1)[.., .., 0]) : FacTs!.forward(u)));
+                return V(Dp(tk ? Checked.MatMul(u, f.Value.Cores(column, 1)[.., .., 0]) : FacTs!.call(u)));
             }
             case FactSite.Fc1:
             {
                 // One k x m k core; its output splits into m chunks of k, each mapped by the shared V.
                 var u = U(x);
-                var h = Dp(tk ? Checked.MatMul(u, f.Value.Cores(column, m).reshape(k, m * k)) : FacTs!.forward(u));
+                var h = Dp(tk ? Checked.MatMul(u, f.Value.Cores(column, m).reshape(k, m * k)) : FacTs!.call(u));
                 return V(h.reshape(lead.Concat(new long[] { m, k }).ToArray())).reshape(lead.Append(m * d).ToArray());
             }
             default:
             {
                 // The MLP's hidden input splits into m chunks of d, each mapped by the shared U.
                 var u = U(x.reshape(lead.Concat(new long[] { m, d }).ToArray())).reshape(lead.Append(m * k).ToArray());
-                return V(Dp(tk ? Checked.MatMul(u, f.Value.Cores(column + m, m).reshape(k, m * k).t()) : FacTs!.forward(u)));
+                return V(Dp(tk ? Checked.MatMul(u, f.Value.Cores(column + m, m).reshape(k, m * k).t()) : FacTs!.call(u)));
             }
         }
     }

@@ -74,7 +74,7 @@ public sealed class LoraLinear : LinearSlot
 
     protected override Tensor ForwardTuned(Tensor x, double strength)
     {
-        var delta = lora_B.forward(lora_A.forward(lora_dropout.forward(x)));
+        var delta = lora_B.call(lora_A.call(lora_dropout.call(x)));
         double k = scaling * strength;
         return Base(x) + (k == 1 ? delta : delta * k);
     }

@@ -80,7 +80,7 @@ public sealed class RepAdapterLinear : LinearSlot
     }
 
     protected override Tensor ForwardTuned(Tensor x, double strength) =>
-        Base(x + conv_B.forward(dropout.forward(conv_A.forward(x))) * (scale * strength));
+        Base(x + conv_B.call(dropout.call(conv_A.call(x))) * (scale * strength));
 }
 
 /// <summary>
