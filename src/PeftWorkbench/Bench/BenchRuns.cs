@@ -44,7 +44,7 @@ public sealed class MethodRun : IBenchRun
         model = PeftApi.Attach(vit, MethodRegistry.Create(method, null, config), seed: 0);
         TrainableExclHead = model.TrainableParameterCountExcludingHead;
         var options = new Training.TrainOptions { Lr = 1e-3, WeightDecay = 1e-4 };
-        var (decay, noDecay) = Training.WeightDecayGroups.Split(model.named_parameters(), options.WeightDecayRule);
+        var (decay, noDecay) = Training.WeightDecayGroups.Split(model, options.WeightDecayRule);
         if (bf16)
         {
             mixed = new Training.Bf16Masters(model);

@@ -36,7 +36,7 @@ public static class OptimizerBench
     {
         using var model = PeftWorkbench.Peft.Peft.Attach(new VisionTransformer(config, seed: 0), method, seed: 1);
         var options = new TrainOptions { Epochs = 1, BatchSize = batch, WarmupEpochs = 0 };
-        var (decay, noDecay) = WeightDecayGroups.Split(model.named_parameters(), options.WeightDecayRule);
+        var (decay, noDecay) = WeightDecayGroups.Split(model, options.WeightDecayRule);
         var trainable = decay.Concat(noDecay).ToList();
 
         // Real gradients once, so both optimizers step on the tensors a training step leaves.

@@ -231,7 +231,7 @@ public sealed class SequentialBranch : TransparentWrapper
 /// token before it, and optionally removes <c>strip</c> tokens after the class token once it has run. At
 /// Strength 0 the block runs untouched (the pre-trained model).
 /// </summary>
-public sealed class PromptedBlock : TransparentWrapper
+public sealed class PromptedBlock : TransparentWrapper, INoWeightDecay
 {
     public Parameter? prompt_embeddings;
     public nn.Module<Tensor, Tensor>? prompt_dropout;
@@ -247,6 +247,9 @@ public sealed class PromptedBlock : TransparentWrapper
     }
 
     public int NumPrompts => prompt_embeddings is null ? 0 : (int)prompt_embeddings.shape[0];
+
+    /// <summary>Prompts are tokens, like the class token: they never decay (timm's VPT keeps them out of decay too).</summary>
+    public IEnumerable<string> NoWeightDecay() => prompt_embeddings is null ? Array.Empty<string>() : new[] { nameof(prompt_embeddings) };
 
     public override Tensor forward(Tensor x)
     {

@@ -39,7 +39,7 @@ public static class Trainer
         var device = options.Device ?? Workbench.Device;
         model.to(device);
 
-        var (decay, noDecay) = WeightDecayGroups.Split(model.named_parameters(), options.WeightDecayRule);
+        var (decay, noDecay) = WeightDecayGroups.Split(model, options.WeightDecayRule);
         if (decay.Count + noDecay.Count == 0)
             throw new ArgumentException("Trainer.Fit: the model has no trainable parameters (requires_grad is false everywhere).");
         long trainableParams = decay.Concat(noDecay).Sum(p => p.Param.numel());

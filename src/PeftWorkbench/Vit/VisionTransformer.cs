@@ -10,7 +10,7 @@ namespace PeftWorkbench.Vit;
 /// patch embed -> class token + positions -> blocks -> norm -> class-token pooling -> head.
 /// It knows nothing of PEFT: methods attach by replacing its slots (see Peft/).
 /// </summary>
-public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
+public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>, INoWeightDecay
 {
     public nn.Module<Tensor, Tensor> patch_embed;
     public Parameter cls_token, pos_embed;
@@ -119,11 +119,14 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Parameters exempt from weight decay: positions, class token, every 1-D tensor (norms, biases),
-    /// as timm's no_weight_decay plus its "no decay on ndim &lt;= 1" rule.
+    /// as timm's no_weight_decay plus its "no decay on ndim &lt;= 1" rule. The trainer's decay groups read it
+    /// (<see cref="Training.WeightDecayGroups"/>).
     /// </summary>
     public ISet<string> NoWeightDecay() =>
         named_parameters().Where(p => p.parameter.dim() <= 1 || p.name is "pos_embed" or "cls_token")
             .Select(p => p.name).ToHashSet();
+
+    IEnumerable<string> INoWeightDecay.NoWeightDecay() => NoWeightDecay();
 
     /// <summary>Parameter count per top-level module (blocks summed), and the total.</summary>
     public IReadOnlyList<(string Module, long Params)> ParameterSummary()

@@ -18,7 +18,7 @@ public class FlatAdamWTests
 
     static (optim.Optimizer Opt, List<(string Name, Parameter Param)> Trainable) Build(nn.Module<Tensor, Tensor> model, bool flat)
     {
-        var (decay, noDecay) = WeightDecayGroups.Split(model.named_parameters());
+        var (decay, noDecay) = WeightDecayGroups.Split(model);
         Assert.NotEmpty(decay); Assert.NotEmpty(noDecay);
         var opt = Trainer.MakeOptimizer(Options with { FlatAdamW = flat }, decay.Select(p => p.Param), noDecay.Select(p => p.Param));
         return (opt, decay.Concat(noDecay).ToList());

@@ -7,22 +7,34 @@ namespace PeftWorkbench.Tests.Training;
 
 public class WeightDecayGroupTests
 {
-    sealed class WithPrompts : nn.Module<Tensor, Tensor>
+    /// <summary>Declares its prompt; its child declares a token; the other 2-D tensors decay whatever their names.</summary>
+    sealed class WithPrompts : nn.Module<Tensor, Tensor>, PeftWorkbench.Vit.INoWeightDecay
     {
         public Parameter deep_prompt = nn.Parameter(torch.zeros(2, 3, 16));
         public Parameter lora_A = nn.Parameter(torch.zeros(4, 16));
         public Parameter ssf_scale = nn.Parameter(torch.ones(16));
         public Parameter gamma_2d = nn.Parameter(torch.ones(2, 16));
         public Linear frozen = nn.Linear(16, 16);
+        public WithToken child = new();
         public WithPrompts() : base("WithPrompts") { RegisterComponents(); frozen.weight!.requires_grad = false; frozen.bias!.requires_grad = false; }
         public override Tensor forward(Tensor x) => x;
+        public IEnumerable<string> NoWeightDecay() => new[] { nameof(deep_prompt) };
+    }
+
+    sealed class WithToken : nn.Module<Tensor, Tensor>, PeftWorkbench.Vit.INoWeightDecay
+    {
+        public Parameter token = nn.Parameter(torch.zeros(1, 16));
+        public Parameter prompt_named_but_undeclared = nn.Parameter(torch.zeros(1, 16));
+        public WithToken() : base("WithToken") { RegisterComponents(); }
+        public override Tensor forward(Tensor x) => x;
+        public IEnumerable<string> NoWeightDecay() => new[] { nameof(token) };
     }
 
     [Fact]
     public void VitDecaysOnlyItsMatrices()
     {
         using var vit = TinyData.Vit();
-        var (decay, noDecay) = WeightDecayGroups.Split(vit.named_parameters());
+        var (decay, noDecay) = WeightDecayGroups.Split(vit);
         var d = decay.Select(p => p.Name).ToHashSet();
         Assert.Equal(new HashSet<string>
         {
@@ -38,11 +50,11 @@ public class WeightDecayGroupTests
     }
 
     [Fact]
-    public void PromptsScalesAndGammasNeverDecayFrozenParametersAreLeftOut()
+    public void DeclaredTensorsAndOneDimensionalOnesNeverDecayFrozenParametersAreLeftOut()
     {
         using var m = new WithPrompts();
-        var (decay, noDecay) = WeightDecayGroups.Split(m.named_parameters());
-        Assert.Equal(new[] { "lora_A" }, decay.Select(p => p.Name));
-        Assert.Equal(new[] { "deep_prompt", "ssf_scale", "gamma_2d" }.OrderBy(s => s), noDecay.Select(p => p.Name).OrderBy(s => s));
+        var (decay, noDecay) = WeightDecayGroups.Split(m);
+        Assert.Equal(new[] { "child.prompt_named_but_undeclared", "gamma_2d", "lora_A" }, decay.Select(p => p.Name).OrderBy(s => s, StringComparer.Ordinal));
+        Assert.Equal(new[] { "child.token", "deep_prompt", "ssf_scale" }, noDecay.Select(p => p.Name).OrderBy(s => s, StringComparer.Ordinal));
     }
 }

@@ -44,7 +44,7 @@ public class WeightDecayTableTests
     {
         using var vit = MethodMatrixTests.Backbone();
         using var model = Peft.Attach(vit, MethodMatrixTests.TinyOptions(id), seed: 1);
-        var (decay, noDecay) = WeightDecayGroups.Split(model.named_parameters());
+        var (decay, noDecay) = WeightDecayGroups.Split(model);
         static string Names(IEnumerable<(string Name, TorchSharp.Modules.Parameter Param)> g) => string.Join(" ",
             g.Select(p => System.Text.RegularExpressions.Regex.Replace(p.Name, @"\.\d+\.", ".*.")).Distinct().OrderBy(n => n, StringComparer.Ordinal));
         return $"decay: {Names(decay)} | no decay: {Names(noDecay)}";

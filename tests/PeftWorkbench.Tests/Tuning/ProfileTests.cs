@@ -41,8 +41,8 @@ public class ProfileTests
     {
         using var vit = TinyData.Vit();
         using var model = PeftWorkbench.Peft.Peft.Attach(vit, "bitfit");
-        var paper = WeightDecayGroups.Split(model.named_parameters(), Profiles.Paper.WeightDecay);
-        var def = WeightDecayGroups.Split(model.named_parameters(), Profiles.Default.WeightDecay);
+        var paper = WeightDecayGroups.Split(model, Profiles.Paper.WeightDecay);
+        var def = WeightDecayGroups.Split(model, Profiles.Default.WeightDecay);
         // The study: plain AdamW on every tuned tensor, biases included. Default: timm's exemptions (biases never decay).
         Assert.Empty(paper.NoDecay);
         Assert.Contains(paper.Decay, p => p.Name.EndsWith("qkv.bias"));
