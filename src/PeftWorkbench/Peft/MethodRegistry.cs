@@ -9,13 +9,41 @@ namespace PeftWorkbench.Peft;
 /// </summary>
 public static class MethodRegistry
 {
-    /// <summary>Every method, in the order the study's tables list them.</summary>
-    public static IReadOnlyList<PeftMethod> All { get; } = new[]
+    /// <summary>The methods this library ships, in the order the study's tables list them. Adding a method is its
+    /// file plus one entry here.</summary>
+    public static IReadOnlyList<PeftMethod> BuiltIn { get; } = new[]
     {
         LinearProbeOptions.Info, FullFineTuneOptions.Info, BitFitOptions.Info, LayerNormOptions.Info, DiffFitOptions.Info,
         VptShallowOptions.Info, VptDeepOptions.Info, HoulsbyOptions.Info, PfeifferOptions.Info, AdaptFormerOptions.Info,
         ConvPassOptions.Info, RepAdapterOptions.Info, SsfOptions.Info, LoraOptions.Info, FactTtOptions.Info, FactTkOptions.Info,
     };
+
+    static PeftMethod[] all = BuiltIn.ToArray();
+    static readonly object registering = new();
+
+    /// <summary>Every method: the built-in ones, then those added with <see cref="Register"/>.</summary>
+    public static IReadOnlyList<PeftMethod> All => all;
+
+    /// <summary>
+    /// Adds a method defined outside this file (e.g. a test's toy method): it then attaches, saves, loads and
+    /// appears in <see cref="All"/> like a built-in one. Its id must be new (not an id or alias already known)
+    /// and its options type must describe this very method.
+    /// </summary>
+    public static void Register(PeftMethod method)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        if (string.IsNullOrWhiteSpace(method.Id)) throw new ArgumentException("a method needs a non-empty id");
+        if (!typeof(PeftOptions).IsAssignableFrom(method.OptionsType) || method.OptionsType.GetConstructor(Type.EmptyTypes) is null)
+            throw new ArgumentException($"method '{method.Id}': {method.OptionsType.Name} must be a PeftOptions record with a parameterless constructor");
+        if (method.Defaults().Describe() != method)
+            throw new ArgumentException($"method '{method.Id}': {method.OptionsType.Name}.Describe() returns another method");
+        lock (registering)
+        {
+            if (all.Any(m => string.Equals(m.Id, method.Id, StringComparison.OrdinalIgnoreCase)) || Aliases.ContainsKey(method.Id))
+                throw new ArgumentException($"method id '{method.Id}' is already taken");
+            all = all.Append(method).ToArray();
+        }
+    }
 
     /// <summary>Readable names accepted besides the study's ids.</summary>
     public static IReadOnlyDictionary<string, string> Aliases { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)

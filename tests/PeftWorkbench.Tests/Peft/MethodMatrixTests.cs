@@ -25,7 +25,8 @@ public class MethodMatrixTests
         return data;
     }
 
-    /// <summary>Options that fit the tiny ViT (the study's adapter default of 64 exceeds its width of 32).</summary>
+    /// <summary>Options that fit the tiny ViT (the study's adapter default of 64 exceeds its width of 32). A method not
+    /// named here runs with its defaults, or where they do not fit, with the first point of its grid that does.</summary>
     internal static PeftOptions TinyOptions(string id) => id switch
     {
         "rand_h_adapter" => new HoulsbyOptions { Bottleneck = 8 },
@@ -35,8 +36,12 @@ public class MethodMatrixTests
         "fact_tk" => new FactTkOptions { Dim = 8, Scale = 1 },
         "vpt_shallow" => new VptShallowOptions { NumPrompts = 3 },
         "vpt_deep" => new VptDeepOptions { NumPrompts = 3 },
-        _ => MethodRegistry.Get(id).Defaults(),
+        _ => FirstFitting(MethodRegistry.Get(id)),
     };
+
+    static PeftOptions FirstFitting(PeftMethod method) =>
+        new[] { method.Defaults() }.Concat(method.GridPoints().Select(p => MethodRegistry.Create(method.Id, p)))
+            .First(o => { try { o.Validate(Tiny); return true; } catch (ArgumentException) { return false; } });
 
     static readonly Dictionary<long, Dictionary<string, Tensor>> pretrained = new();
 
@@ -331,6 +336,17 @@ public class MethodMatrixTests
         Assert.Contains("'lora_rank'", e.Message);
         Assert.Contains("Allowed:", e.Message);
         foreach (var o in MethodRegistry.Get(id).Options) Assert.Contains(o.Key, e.Message);
+    }
+
+    [Fact]
+    public void TheMatrixRunsEveryRegisteredMethodIncludingOneAddedOutsideTheLibrary()
+    {
+        var ids = ((System.Collections.IEnumerable)AllMethods()).Cast<object[]>().Select(row => (string)row[0]).ToList();
+        Assert.Equal(MethodRegistry.All.Select(m => m.Id), ids);
+        Assert.Contains("toy_gain", ids);
+        Assert.Equal(MethodRegistry.BuiltIn.Count + 1, ids.Count);
+        var e = Assert.Throws<ArgumentException>(() => MethodRegistry.Register(ToyGainOptions.Info));
+        Assert.Contains("'toy_gain' is already taken", e.Message);
     }
 
     [Fact]

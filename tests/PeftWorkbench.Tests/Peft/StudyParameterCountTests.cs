@@ -59,7 +59,7 @@ public class StudyParameterCountTests : IClassFixture<VitB16Fixture>
     {
         var rows = ReadRows();
         Assert.Equal(19 * 16, rows.Count);
-        Assert.Equal(MethodRegistry.All.Select(m => m.Id).OrderBy(x => x), rows.Select(r => r.Method).Distinct().OrderBy(x => x));
+        Assert.Equal(MethodRegistry.BuiltIn.Select(m => m.Id).OrderBy(x => x), rows.Select(r => r.Method).Distinct().OrderBy(x => x));
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public class StudyParameterCountTests : IClassFixture<VitB16Fixture>
     {
         var c = VitConfig.Preset("vit-b16");
         int points = 0;
-        foreach (var m in MethodRegistry.All)
+        foreach (var m in MethodRegistry.BuiltIn)
             foreach (var point in m.GridPoints())
             {
                 var options = MethodRegistry.Create(m.Id, point, c);
