@@ -24,9 +24,8 @@ public static class CheckpointCommand
         format.AcceptOnlyFromAmong("pth", "safetensors");
         var classes = new Option<int?>("--classes") { Description = "Head size (default: the preset's)." };
         var cmd = new Command("export", "Write a checkpoint as a timm-named state dict for PyTorch (.pth or safetensors).") { preset, checkpoint, output, format, classes };
-        cmd.SetAction(r =>
+        cmd.SetAction(r => Cli.Guard(() =>
         {
-            try
             {
                 var config = VitConfig.Preset(r.GetValue(preset)!);
                 if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
@@ -36,12 +35,7 @@ public static class CheckpointCommand
                 Console.WriteLine($"  wrote {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
                 return 0;
             }
-            catch (Exception e) when (e is InvalidDataException or IOException or KeyNotFoundException or NotSupportedException or ArgumentException)
-            {
-                Console.Error.WriteLine(e.Message);
-                return 1;
-            }
-        });
+        }));
         return cmd;
     }
 
@@ -61,7 +55,6 @@ public static class CheckpointCommand
             { preset, checkpoint, classes, imageSize, key, save };
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            try
             {
                 var config = VitConfig.Preset(r.GetValue(preset)!);
                 if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
@@ -78,11 +71,6 @@ public static class CheckpointCommand
                     Console.WriteLine($"  saved {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
                 }
                 return 0;
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or KeyNotFoundException or NotSupportedException or ArgumentException)
-            {
-                Console.Error.WriteLine(e.Message);
-                return 1;
             }
         }));
         return cmd;
