@@ -27,6 +27,40 @@ public enum DropPathMasks
 }
 
 /// <summary>
+/// The options Houlsby, Pfeiffer and AdaptFormer share (the study's adapter_* keys and defaults) and their checks;
+/// each method sets only its grid and where the adapter goes.
+/// </summary>
+public abstract record BottleneckAdapterOptions : PeftOptions
+{
+    /// <summary>Bottleneck width r (adapter_bottleneck; the study's default 64).</summary>
+    public int Bottleneck { get; init; } = 64;
+    /// <summary>Output scale s (adapter_scaler; the study's default 0.1).</summary>
+    public double Scale { get; init; } = 0.1;
+    public double Dropout { get; init; } = 0.1;
+    /// <summary>Drop-path masks of the adapter (drop_path_masks): independent as the study's block.py, or shared with the branch.</summary>
+    public DropPathMasks DropPathMasks { get; init; } = DropPathMasks.Independent;
+
+    /// <summary>The four options with the study's grids of r and s for one method.</summary>
+    private protected static OptionSpec[] Specs(object[] bottleneckGrid, object[] scaleGrid) => new OptionSpec[]
+    {
+        new("adapter_bottleneck", nameof(Bottleneck), "bottleneck width r", bottleneckGrid),
+        new("adapter_scaler", nameof(Scale), "output scale s", scaleGrid),
+        new("adapter_dropout", nameof(Dropout), "dropout after the ReLU"),
+        new("drop_path_masks", nameof(DropPathMasks), "independent (the study's block.py: the adapter's own drop-path masks) or shared (one mask over branch + adapter)"),
+    };
+
+    public override void Validate(Vit.VitConfig vit)
+    {
+        CheckRange(nameof(Bottleneck), Bottleneck, 1, vit.EmbedDim, "1 to the ViT's embedding dimension");
+        CheckPositive(nameof(Scale), Scale);
+        CheckProbability(nameof(Dropout), Dropout);
+    }
+
+    /// <summary>A fresh adapter of this width, scale and dropout.</summary>
+    private protected BottleneckAdapter NewAdapter(int dim, AdapterInit init) => new(dim, Bottleneck, Scale, Dropout, init);
+}
+
+/// <summary>
 /// The bottleneck adapter the study uses for Houlsby, Pfeiffer and AdaptFormer:
 /// up(dropout(relu(down(x)))) * scale. The caller adds the residual or the parallel path.
 /// </summary>

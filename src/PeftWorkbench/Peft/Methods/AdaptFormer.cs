@@ -11,37 +11,16 @@ namespace PeftWorkbench.Peft;
 /// normalisation moves into the MLP wrapper: norm2's slot keeps norm2's tensors (same keys) and passes x
 /// through; the MLP wrapper normalises for the MLP and hands x unnormalised to the adapter.
 /// </summary>
-public sealed record AdaptFormerOptions : PeftOptions
+public sealed record AdaptFormerOptions : BottleneckAdapterOptions
 {
-    /// <summary>Bottleneck width r (adapter_bottleneck; the study's default 64).</summary>
-    public int Bottleneck { get; init; } = 64;
-    /// <summary>Output scale s (adapter_scaler; the study's default 0.1).</summary>
-    public double Scale { get; init; } = 0.1;
-    public double Dropout { get; init; } = 0.1;
-    /// <summary>Drop-path masks of the adapter (drop_path_masks): independent as the study's block.py, or shared with the branch.</summary>
-    public DropPathMasks DropPathMasks { get; init; } = DropPathMasks.Independent;
-
     public static PeftMethod Info { get; } = new(
         Id: "adaptformer", Name: "AdaptFormer", OptionsType: typeof(AdaptFormerOptions),
         Where: "in parallel with the MLP branch, fed the block input before norm2",
         Init: "down Kaiming-uniform, up and biases zero; ReLU; dropout 0.1",
-        Options: new OptionSpec[]
-        {
-            new("adapter_bottleneck", nameof(Bottleneck), "bottleneck width r", new object[] { 4, 16, 32 }),
-            new("adapter_scaler", nameof(Scale), "output scale s", new object[] { 0.05, 0.1, 0.2 }),
-            new("adapter_dropout", nameof(Dropout), "dropout after the ReLU"),
-            new("drop_path_masks", nameof(DropPathMasks), "independent (the study's block.py: the adapter's own drop-path masks) or shared (one mask over branch + adapter)"),
-        },
+        Options: Specs(new object[] { 4, 16, 32 }, new object[] { 0.05, 0.1, 0.2 }),
         Mergeable: false, IdentityAtInit: true);
 
     public override PeftMethod Describe() => Info;
-
-    public override void Validate(Vit.VitConfig vit)
-    {
-        CheckRange(nameof(Bottleneck), Bottleneck, 1, vit.EmbedDim, "1 to the ViT's embedding dimension");
-        CheckPositive(nameof(Scale), Scale);
-        CheckProbability(nameof(Dropout), Dropout);
-    }
 
     internal override void Attach(AttachContext ctx)
     {
@@ -51,7 +30,7 @@ public sealed record AdaptFormerOptions : PeftOptions
             var block = ctx.Block(i);
             var norm = ctx.Wrap(block, nameof(block.norm2), n => new DeferredLayerNorm(n));
             var dp = DropPathMasks == DropPathMasks.Independent ? ctx.Wrap(block, nameof(block.drop_path2), p => new DeferredDropPath(p)) : null;
-            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, new BottleneckAdapter(d, Bottleneck, Scale, Dropout, AdapterInit.LoraKaiming), ctx.State, norm, dp));
+            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, NewAdapter(d, AdapterInit.LoraKaiming), ctx.State, norm, dp));
         }
     }
 }

@@ -33,6 +33,41 @@ public sealed class FactFactors : nn.Module
     public Tensor Cores(long start, long n) => Checked.MatMul(FacTc!, FacTp![.., (int)start..(int)(start + n)], "FacT cores");
 }
 
+/// <summary>
+/// FacT-TT's and FacT-TK's options: the same three (the study's fact_dim, fact_scaler, fact_dropout), the same
+/// checks and the same attach, apart from where the cores come from.
+/// </summary>
+public abstract record FactOptions : PeftOptions
+{
+    /// <summary>Factor rank k (fact_dim; the study's default 8).</summary>
+    public int Dim { get; init; } = 8;
+    /// <summary>Scale s (fact_scaler; the study's default 1).</summary>
+    public double Scale { get; init; } = 1;
+    public double Dropout { get; init; } = 0.1;
+
+    /// <summary>FacT-TK (cores from the shared C @ P) rather than FacT-TT (cores per block).</summary>
+    private protected abstract bool Tk { get; }
+
+    /// <summary>The options both variants share; only the study's grid of k differs.</summary>
+    private protected static OptionSpec[] Specs(object[] dimGrid) => new OptionSpec[]
+    {
+        new("fact_dim", nameof(Dim), "factor rank k", dimGrid),
+        new("fact_scaler", nameof(Scale), "scale s", new object[] { 0.01, 0.1, 1, 10, 100 }),
+        new("fact_dropout", nameof(Dropout), "dropout after the core"),
+    };
+
+    public override void Validate(VitConfig vit)
+    {
+        CheckRange(nameof(Dim), Dim, 1, vit.EmbedDim, "1 to the ViT's embedding dimension");
+        CheckPositive(nameof(Scale), Scale);
+        if (vit.MlpHidden % vit.EmbedDim != 0)
+            throw new ArgumentException($"{GetType().Name}: FacT needs an MLP hidden size that is a whole multiple of the embedding dimension; ViT '{vit.Name}' has {vit.MlpHidden} / {vit.EmbedDim}.");
+        CheckProbability(nameof(Dropout), Dropout);
+    }
+
+    internal override void Attach(AttachContext ctx) => Fact.Attach(ctx, Dim, Scale, Dropout, Tk);
+}
+
 /// <summary>Which linear layer of a block a FacT wrapper updates.</summary>
 public enum FactSite { Qkv, Proj, Fc1, Fc2 }
 
@@ -44,15 +79,6 @@ public static class Fact
 
     /// <summary>FacT-TK's sites per block: q, k, v, proj, then m for fc1 and m for fc2 (12 in ViT-B).</summary>
     public static int ColumnsPerBlock(VitConfig c) => 4 + 2 * MlpRatio(c);
-
-    internal static void Validate(PeftOptions o, string dimProperty, int dim, string scaleProperty, double scale, VitConfig vit,
-        Action<string, double, double, double, string?> checkRange, Action<string, double> checkPositive)
-    {
-        checkRange(dimProperty, dim, 1, vit.EmbedDim, "1 to the ViT's embedding dimension");
-        checkPositive(scaleProperty, scale);
-        if (vit.MlpHidden % vit.EmbedDim != 0)
-            throw new ArgumentException($"{o.GetType().Name}: FacT needs an MLP hidden size that is a whole multiple of the embedding dimension; ViT '{vit.Name}' has {vit.MlpHidden} / {vit.EmbedDim}.");
-    }
 
     internal static void Attach(AttachContext ctx, int k, double scale, double dropout, bool tk)
     {
