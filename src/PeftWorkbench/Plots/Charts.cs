@@ -245,11 +245,15 @@ public static class Charts
     /// </summary>
     public static string InlineHtml(PlotlyChart chart)
     {
+        // XPlot's inline JS is the whole script element; its body lies between the first opening tag and the last
+        // closing one (a name's own "</script>" comes earlier, inside the data).
         var js = chart.GetInlineJS();
         var html = chart.GetInlineHtml();
-        if (!html.Contains(js, StringComparison.Ordinal))
-            throw new InvalidOperationException("XPlot's inline HTML no longer carries its inline JS verbatim: Charts.InlineHtml must learn the new layout.");
-        return html.Replace(js, ScriptText(js), StringComparison.Ordinal);
+        int open = js.IndexOf("<script", StringComparison.Ordinal), close = js.LastIndexOf("</script>", StringComparison.Ordinal);
+        int body = open < 0 ? -1 : js.IndexOf('>', open) + 1;
+        if (!html.Contains(js, StringComparison.Ordinal) || body <= 0 || close < body)
+            throw new InvalidOperationException("XPlot's inline HTML is no longer a div and one script element: Charts.InlineHtml must learn the new layout.");
+        return html.Replace(js, js[..body] + ScriptText(js[body..close]) + js[close..], StringComparison.Ordinal);
     }
 
     /// <summary>Script text that cannot end its script element or open a comment in it ('&lt;' as \u003c).</summary>
