@@ -5,7 +5,7 @@
 # 2. Registers that folder as the NuGet source "peft-workbench" in the user's NuGet config, which is where
 #    .NET Interactive's `#r "nuget: PeftWorkbench, <version>"` restores from.
 # 3. Installs the dotnet-interactive tool, pinned, into a tool path in the data cache (no global tool).
-# 4. Registers the kernelspecs `.net-csharp` (argv pointing at that tool) and ours, `peft-workbench`, for this user.
+# 4. Registers the kernelspecs `.net-csharp` (argv pointing at that tool, its HTTP API on loopback only) and ours, `peft-workbench`, for this user.
 # Nothing else on the machine changes.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,20 +75,14 @@ fi
 # 4. Kernelspecs. The tool writes the global-tool form of argv (`dotnet interactive jupyter ...`) and three kernels:
 #    keep .net-csharp only, with argv[0..1] replaced by the tool's path.
 spec="$kernels/.net-csharp/kernel.json"
-if [ -f "$spec" ] && grep -q "\"$tool_dir/dotnet-interactive\"" "$spec"; then
+if [ -f "$spec" ] && grep -q "\"$tool_dir/dotnet-interactive\"" "$spec" && grep -q '"--http-local-only"' "$spec"; then
     log "kernelspec .net-csharp present"
 else
     tmp_k="$(mktemp -d)"
     mkdir -p "$tmp_k/kernels"
     "$tool_dir/dotnet-interactive" jupyter install --path "$tmp_k/kernels" >/dev/null
-    python3 - "$tmp_k/kernels/.net-csharp/kernel.json" "$tool_dir/dotnet-interactive" <<'EOF'
-import json, sys
-path, tool = sys.argv[1], sys.argv[2]
-spec = json.load(open(path))
-assert spec["argv"][:2] == ["dotnet", "interactive"], spec["argv"]
-spec["argv"][:2] = [tool]
-json.dump(spec, open(path, "w"), indent=2)
-EOF
+    # argv: the tool by its path, and its unauthenticated HTTP API on loopback only (see the script).
+    /usr/bin/python3 "$here/dotnet-kernelspec.py" "$tmp_k/kernels/.net-csharp/kernel.json" "$tool_dir/dotnet-interactive"
     mkdir -p "$kernels"
     rm -rf "$kernels/.net-csharp"
     cp -r "$tmp_k/kernels/.net-csharp" "$kernels/.net-csharp"

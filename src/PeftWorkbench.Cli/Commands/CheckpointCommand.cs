@@ -24,17 +24,16 @@ public static class CheckpointCommand
         format.AcceptOnlyFromAmong("pth", "safetensors");
         var classes = new Option<int?>("--classes") { Description = "Head size (default: the preset's)." };
         var cmd = new Command("export", "Write a checkpoint as a timm-named state dict for PyTorch (.pth or safetensors).") { preset, checkpoint, output, format, classes };
+        // Cli.Guard: a folder we may not write to (UnauthorizedAccessException) is a one-line error too, not a trace.
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            {
-                var config = VitConfig.Preset(r.GetValue(preset)!);
-                if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
-                string outPath = r.GetValue(output)!;
-                var report = VitWeights.Export(config, Resolve(r.GetValue(checkpoint)!), outPath, r.GetValue(format));
-                Console.WriteLine(report);
-                Console.WriteLine($"  wrote {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
-                return 0;
-            }
+            var config = WithClasses(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(classes));
+            string outPath = r.GetValue(output)!;
+            Checkpoints.RegularFile.RequireReplaceable(Path.GetFullPath(outPath)); // before the checkpoint is read
+            var report = VitWeights.Export(config, Resolve(r.GetValue(checkpoint)!), outPath, r.GetValue(format));
+            Console.WriteLine(report);
+            Console.WriteLine($"  wrote {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
+            return 0;
         }));
         return cmd;
     }
@@ -56,8 +55,7 @@ public static class CheckpointCommand
         cmd.SetAction(r => Cli.Guard(() =>
         {
             {
-                var config = VitConfig.Preset(r.GetValue(preset)!);
-                if (r.GetValue(classes) is int n) config = config with { NumClasses = n };
+                var config = WithClasses(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(classes));
                 if (r.GetValue(imageSize) is int s) config = config with { ImageSize = s };
                 string path = Resolve(r.GetValue(checkpoint)!);
                 using var model = new VisionTransformer(config, seed: 0);
@@ -75,6 +73,18 @@ public static class CheckpointCommand
         }));
         return cmd;
     }
+
+    /// <summary>The most classes --classes takes: far above any real head (ImageNet-21k has 21,843), far below one that
+    /// libtorch cannot allocate (2,000,000,000 x 768 floats ended in an allocation trace).</summary>
+    public const int MaxClasses = 1_000_000;
+
+    /// <summary>The preset with <paramref name="classes"/> outputs, checked before any tensor is made.</summary>
+    public static VitConfig WithClasses(VitConfig config, int? classes) => classes switch
+    {
+        null => config,
+        < 1 or > MaxClasses => throw new ArgumentException($"--classes {classes}: give a head size from 1 to {MaxClasses:N0}."),
+        int n => config with { NumClasses = n },
+    };
 
     static string Resolve(string path)
     {

@@ -31,6 +31,7 @@ public static class NotebooksCommand
             TimeSpan? limit = seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
             var (notebookPaths, @out, kernelName) = (r.GetValue(paths)!, r.GetValue(outDir)!, r.GetValue(kernel)!);
             if (notebookPaths.FirstOrDefault(nb => !File.Exists(nb)) is { } missing) { Console.Error.WriteLine($"notebooks run: {missing}: no such file"); return 2; }
+            NotebookRunner.CheckRun(notebookPaths, p); // before the first cell: the profile, the names, each notebook's shape
             bool child = r.GetValue(statusFile) is not null; // one notebook for a parent, which writes the index
             var entries = new List<IndexEntry>();
             int exit = 0;

@@ -49,6 +49,8 @@ public static class SweepCommand
             var manifestPath = Path.Combine(dir, "manifest.json");
             var taskList = Cli.Split(r.GetValue(tasks));
             var methodList = Cli.Split(r.GetValue(methods));
+            // A store path that the slurm scripts cannot carry is refused before the manifest is written.
+            if (r.GetValue(export) == "slurm") Tuning.Sweep.CheckSlurmFolder(Path.Combine(dir, "slurm"));
             SweepManifest manifest;
             if (taskList.Count == 0 && methodList.Count == 0 && File.Exists(manifestPath)) manifest = SweepManifest.Load(manifestPath);
             else

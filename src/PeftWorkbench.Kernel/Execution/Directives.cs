@@ -1,17 +1,17 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace PeftWorkbench.Kernel.Execution;
 
 /// <summary>The .NET Interactive forms our notebooks use, handled before Roslyn sees the cell. Handled lines become
-/// spaces of the same length, so compile errors and cursor positions keep their line and column within the cell.</summary>
-internal static partial class Directives
+/// spaces of the same length, so compile errors and cursor positions keep their line and column within the cell.
+/// Each line is read once, left to right, by <see cref="Scanner"/>: the work grows with the cell's length and nothing
+/// else (the regular expressions it replaces backtracked cubically on a line of spaces: 20,000 of them hung a kernel).</summary>
+internal static class Directives
 {
     public sealed record Parsed(string Code, bool Time);
 
-    [GeneratedRegex(@"^\s*#r\s+""nuget:\s*([^,""]+?)\s*(?:,\s*([^""]*?)\s*)?""\s*$")] private static partial Regex NugetReference();
-    [GeneratedRegex(@"^\s*#i\s+""nuget:\s*([^""]*?)\s*""\s*$")] private static partial Regex NugetSource();
-    [GeneratedRegex(@"^\s*#!(\S+)")] private static partial Regex Magic();
+    /// <summary>Characters the parser has looked at in this process (tests count it against the input's length).</summary>
+    internal static long CharsExamined;
 
     public static Parsed Parse(string cell, PackageCatalog packages)
     {
@@ -19,31 +19,101 @@ internal static partial class Directives
         bool time = false;
         for (int i = 0; i < lines.Length; i++)
         {
-            var line = lines[i];
-            if (Magic().Match(line) is { Success: true } magic)
+            var s = new Scanner(lines[i]);
+            try
             {
-                switch (magic.Groups[1].Value.ToLowerInvariant())
-                {
-                    case "csharp" or "c#": break;
-                    case "time": time = true; break;
-                    case var other:
-                        throw new DirectiveException(i, $"#!{other} is not supported: this kernel runs C# only (#!csharp, #!time).");
-                }
-                lines[i] = new string(' ', line.Length);
+                if (Handle(s, i, packages, ref time)) lines[i] = new string(' ', lines[i].Length);
             }
-            else if (NugetSource().Match(line) is { Success: true })
-            {
-                lines[i] = new string(' ', line.Length); // package sources are irrelevant: the kernel ships its packages
-            }
-            else if (NugetReference().Match(line) is { Success: true } r)
-            {
-                var name = r.Groups[1].Value;
-                var version = r.Groups[2].Success ? r.Groups[2].Value : "";
-                packages.Require(name, version, i);
-                lines[i] = new string(' ', line.Length);
-            }
+            finally { Interlocked.Add(ref CharsExamined, s.Looked); }
         }
         return new Parsed(string.Join('\n', lines), time);
+    }
+
+    /// <summary>Whether line <paramref name="i"/> is a directive this kernel handles (it then becomes blank); a
+    /// malformed nuget directive is our error, not Roslyn's "Metadata file ... could not be found" later.</summary>
+    static bool Handle(Scanner s, int i, PackageCatalog packages, ref bool time)
+    {
+        s.SkipSpaces();
+        if (s.Take("#!"))
+        {
+            var magic = s.Word();
+            if (magic.Length == 0) return false;
+            switch (magic.ToLowerInvariant())
+            {
+                case "csharp" or "c#": return true;
+                case "time": time = true; return true;
+                case var other: throw new DirectiveException(i, $"#!{other} is not supported: this kernel runs C# only (#!csharp, #!time).");
+            }
+        }
+        bool reference = s.Take("#r");
+        if (!reference && !s.Take("#i")) return false;
+        var kind = reference ? "#r" : "#i";
+        if (!s.SkipSpaces() && !s.Next('"')) return false; // #region, #if, ...: not ours
+        if (!s.Take("\"nuget:")) return false;              // #r "some.dll": Roslyn's
+        var body = s.Until('"');
+        if (!s.Take("\""))
+            throw new DirectiveException(i, $"{kind} \"nuget:{Clip(body)}: no closing quote; write {kind} \"nuget: NAME, VERSION\".");
+        s.SkipSpaces();
+        if (!s.End)
+            throw new DirectiveException(i, $"{kind} \"nuget:{Clip(body)}\" is followed by '{Clip(s.Rest())}': put comments and code on a line of their own.");
+        if (!reference) return true; // package sources are irrelevant: the kernel ships its packages
+        int comma = body.IndexOf(',');
+        var name = (comma < 0 ? body : body[..comma]).Trim();
+        var version = comma < 0 ? "" : body[(comma + 1)..].Trim();
+        if (name.Length == 0)
+            throw new DirectiveException(i, "#r \"nuget:\" names no package; write #r \"nuget: PeftWorkbench, VERSION\".");
+        packages.Require(name, version, i);
+        return true;
+    }
+
+    /// <summary>At most 60 characters of a value in a message (a hostile line may be megabytes).</summary>
+    static string Clip(string s) => s.Length <= 60 ? s : s[..57] + "...";
+
+    /// <summary>One pass over a line, counting every character it looks at.</summary>
+    sealed class Scanner(string text)
+    {
+        int at;
+        public long Looked { get; private set; }
+        public bool End => at >= text.Length;
+        char Look(int k) { Looked++; return text[k]; }
+
+        /// <summary>Skips blanks; true if there were any.</summary>
+        public bool SkipSpaces()
+        {
+            int from = at;
+            while (at < text.Length && char.IsWhiteSpace(Look(at))) at++;
+            return at > from;
+        }
+
+        public bool Next(char c) => at < text.Length && Look(at) == c;
+
+        /// <summary>Consumes <paramref name="word"/> if the line continues with it.</summary>
+        public bool Take(string word)
+        {
+            for (int k = 0; k < word.Length; k++)
+                if (at + k >= text.Length || Look(at + k) != word[k]) return false;
+            at += word.Length;
+            return true;
+        }
+
+        /// <summary>The characters up to a blank or the end.</summary>
+        public string Word()
+        {
+            int from = at;
+            while (at < text.Length && !char.IsWhiteSpace(Look(at))) at++;
+            return text[from..at];
+        }
+
+        /// <summary>The characters up to <paramref name="stop"/> (not consumed) or the end.</summary>
+        public string Until(char stop)
+        {
+            int from = at;
+            while (at < text.Length && Look(at) != stop) at++;
+            Looked += at - from; // the substring copies them once more
+            return text[from..at];
+        }
+
+        public string Rest() { Looked += text.Length - at; var r = text[at..]; at = text.Length; return r; }
     }
 }
 

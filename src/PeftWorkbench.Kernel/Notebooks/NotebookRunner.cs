@@ -31,7 +31,8 @@ public static class NotebookRunner
     {
         var fullPath = Path.GetFullPath(notebookPath);
         var notebook = Load(fullPath);
-        var cells = notebook["cells"] as JsonArray ?? throw new InvalidDataException($"{notebookPath}: no \"cells\" array.");
+        Validate(notebook, notebookPath);
+        var cells = (JsonArray)notebook["cells"]!;
         var sourceIndex = InjectParameters(cells, profile);
 
         var sink = new NotebookSink();
@@ -113,6 +114,54 @@ public static class NotebookRunner
         catch (JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e); }
     }
 
+    /// <summary>
+    /// Checks a run before its first cell: the profile is in the profile table, no notebook is called index (its page
+    /// would be overwritten by the run's index.html), no two share a name (one's outputs would replace the other's
+    /// while the index lists both), and each notebook is well-formed (<see cref="Validate"/>). Throws naming the
+    /// notebook (and cell) at fault.
+    /// </summary>
+    public static void CheckRun(IReadOnlyList<string> notebooks, string profile)
+    {
+        if (!PeftWorkbench.Tuning.Profiles.Names.Contains(profile))
+            throw new ArgumentException($"--profile {profile}: not a profile. Known profiles: {string.Join(", ", PeftWorkbench.Tuning.Profiles.Names)}.");
+        foreach (var group in notebooks.GroupBy(n => Path.GetFileNameWithoutExtension(n), StringComparer.OrdinalIgnoreCase))
+        {
+            if (group.Key.Equals("index", StringComparison.OrdinalIgnoreCase))
+                throw new ArgumentException($"{group.First()}: a notebook named index would write index.html, which the run writes as its index; rename the notebook.");
+            if (group.Count() > 1)
+                throw new ArgumentException($"{string.Join(" and ", group)} share the name {group.Key}: their executed notebooks and pages would overwrite each other in the output folder; rename one.");
+        }
+        foreach (var nb in notebooks) Validate(Load(Path.GetFullPath(nb)), nb);
+    }
+
+    /// <summary>
+    /// nbformat 4's shape where the runner relies on it, checked before any cell runs: nbformat and nbformat_minor are
+    /// integers; "cells" is an array of objects with a string cell_type, a string id (if any), a string or array of
+    /// strings as source, and tags (if any) an array of strings. Throws InvalidDataException naming the notebook and cell.
+    /// </summary>
+    public static void Validate(JsonObject notebook, string name)
+    {
+        foreach (var key in new[] { "nbformat", "nbformat_minor" })
+            if (notebook[key] is { } v && !(v is JsonValue jv && jv.TryGetValue<int>(out _)))
+                throw new InvalidDataException($"{name}: {key} is {v.ToJsonString()}, not an integer.");
+        if (notebook["cells"] is not JsonArray cells) throw new InvalidDataException($"{name}: no \"cells\" array.");
+        for (int i = 0; i < cells.Count; i++)
+        {
+            string At(string what) => $"{name}: cell {i}: {what}";
+            if (cells[i] is not JsonObject cell) throw new InvalidDataException(At($"is {cells[i]?.ToJsonString() ?? "null"}, not an object."));
+            if (!IsString(cell["cell_type"])) throw new InvalidDataException(At($"cell_type is {Shown(cell["cell_type"])}, not a string."));
+            if (cell["id"] is { } id && !IsString(id)) throw new InvalidDataException(At($"id is {Shown(id)}, not a string."));
+            if (cell["source"] is { } source && !IsString(source) && !(source is JsonArray parts && parts.All(IsString)))
+                throw new InvalidDataException(At("source is neither a string nor an array of strings."));
+            if (cell["metadata"] is { } metadata && metadata is not JsonObject) throw new InvalidDataException(At("metadata is not an object."));
+            if (cell["metadata"]?["tags"] is { } tags && !(tags is JsonArray list && list.All(IsString)))
+                throw new InvalidDataException(At($"metadata.tags is {Shown(tags)}, not an array of strings."));
+        }
+    }
+
+    static bool IsString(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out _);
+    static string Shown(JsonNode? n) { var text = n?.ToJsonString() ?? "missing"; return text.Length <= 60 ? text : text[..57] + "..."; }
+
     /// <summary>papermill's convention: after the cell tagged "parameters" (or first, if none) a cell tagged
     /// "injected-parameters" sets Profile. Returns, for each cell, its index in the source notebook.</summary>
     internal static int[] InjectParameters(JsonArray cells, string profile)
@@ -169,12 +218,7 @@ public static class NotebookRunner
         return o;
     }
 
-    static void WriteAtomically(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
-    }
+    static void WriteAtomically(string path, string text) => PeftWorkbench.Checkpoints.AtomicFile.WriteText(path, text);
 
     /// <summary>Stores outputs as nbformat outputs: consecutive stream text merged, display updates applied in place.
     /// The stream output being written gathers its text in a StringBuilder and becomes a string once another output

@@ -39,8 +39,7 @@ public static class KernelSpec
             spec["env"] = e;
         }
         var path = Path.Combine(dir, "kernel.json");
-        File.WriteAllText(path + ".tmp", spec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
+        PeftWorkbench.Checkpoints.AtomicFile.WriteText(path, spec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         return path;
     }
 }

@@ -446,12 +446,8 @@ public static class CurveFile
 
     public static void Write(string dir, WiseCurve curve)
     {
-        Directory.CreateDirectory(dir);
-        var path = Path.Combine(dir, FileName);
-        var tmp = path + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(new Stored(curve.Method, curve.Task,
+        Checkpoints.AtomicFile.WriteText(Path.Combine(dir, FileName), System.Text.Json.JsonSerializer.Serialize(new Stored(curve.Method, curve.Task,
             curve.Points.Select(p => new StoredPoint(p.Alpha, p.Target, p.Shifts.ToDictionary(kv => kv.Key, kv => kv.Value))).ToList())));
-        File.Move(tmp, path, overwrite: true);
     }
 
     /// <summary>The curve in <paramref name="dir"/>, or null when there is none; a damaged file is an error naming it.</summary>

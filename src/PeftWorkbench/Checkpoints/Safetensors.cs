@@ -54,7 +54,7 @@ public sealed class SafetensorsFile
     /// <summary>Opens a file and validates its header: sizes, dtypes, shapes and every offset against the file length.</summary>
     public static SafetensorsFile Open(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file not found: {path}", path);
+        RegularFile.RequireForReading(path, "safetensors file");
         using var fs = File.OpenRead(path);
         long fileLength = fs.Length;
         if (fileLength < 8) throw new InvalidDataException($"{path}: truncated safetensors file ({fileLength} bytes, need at least 8 for the header length)");

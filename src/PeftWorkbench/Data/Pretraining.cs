@@ -136,12 +136,7 @@ public static class Pretraining
     static ImageSet ByteSet(RawImages raw, string name) =>
         new(Transforms.ToByteTensor(raw), torch.tensor(raw.Labels, ScalarType.Int64), raw.NumClasses, name);
 
-    internal static void WriteAtomic(string path, string text)
-    {
-        var tmp = path + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
-    }
+    internal static void WriteAtomic(string path, string text) => Checkpoints.AtomicFile.WriteText(path, text);
 }
 
 /// <summary>Zero-shot digit classification with the pre-trained character head: argmax over its first ten outputs.</summary>

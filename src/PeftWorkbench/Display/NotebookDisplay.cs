@@ -69,7 +69,7 @@ public sealed class NotebookDisplay
     {
         var sb = new StringBuilder();
         if (!plotlyEmbedded) { sb.Append(PlotlyJs.ScriptTags(warn)); plotlyEmbedded = true; }
-        return sb.Append(chart.GetInlineHtml()).ToString();
+        return sb.Append(Plots.Charts.InlineHtml(chart)).ToString(); // store strings cannot end the script
     }
 
     // ---- tables -------------------------------------------------------------------------------------------

@@ -156,9 +156,7 @@ public sealed partial class PeftModel
             Options.ToHyperparameters().ToDictionary(kv => kv.Key, kv => OptionValues.Format(kv.Value)),
             BackboneConfig, BackboneFingerprintValue, model.Config.NumClasses, Workbench.Version, TrainableParameterCountExcludingHead);
         var path = Path.Combine(dir, AdapterConfig.FileName);
-        var tmp = path + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(tmp, config.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteText(path, config.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>

@@ -236,13 +236,36 @@ public static class Charts
     /// <summary>The paper's CLIP WiSE curves (Figure 1c's data): fs-imagenet (x) against the mean of the four shifts (y).</summary>
     public static PlotlyChart PaperRobustness() => Robustness(Wise.PaperCurves(), "The paper's CLIP ViT-B/16 WiSE curves (ImageNet 100-shot vs. mean of 4 shifts)");
 
+    /// <summary>
+    /// The chart's div and its Plotly.newPlot script, safe to put in a page whatever its strings hold. XPlot writes
+    /// the data as JSON inside a script element and escapes nothing, so a method or task name from a store such as
+    /// "&lt;/script&gt;&lt;script&gt;..." would end the script and run its own. Every '&lt;' in the script becomes
+    /// \u003c, which a JSON string reads back as '&lt;' (XPlot's own code around the data has none). Every chart the
+    /// workbench shows or saves goes through here.
+    /// </summary>
+    public static string InlineHtml(PlotlyChart chart)
+    {
+        // XPlot's inline JS is the whole script element; its body lies between the first opening tag and the last
+        // closing one (a name's own "</script>" comes earlier, inside the data).
+        var js = chart.GetInlineJS();
+        var html = chart.GetInlineHtml();
+        int open = js.IndexOf("<script", StringComparison.Ordinal), close = js.LastIndexOf("</script>", StringComparison.Ordinal);
+        int body = open < 0 ? -1 : js.IndexOf('>', open) + 1;
+        if (!html.Contains(js, StringComparison.Ordinal) || body <= 0 || close < body)
+            throw new InvalidOperationException("XPlot's inline HTML is no longer a div and one script element: Charts.InlineHtml must learn the new layout.");
+        return html.Replace(js, js[..body] + ScriptText(js[body..close]) + js[close..], StringComparison.Ordinal);
+    }
+
+    /// <summary>Script text that cannot end its script element or open a comment in it ('&lt;' as \u003c).</summary>
+    public static string ScriptText(string js) => js.Replace("<", "\\u003c", StringComparison.Ordinal);
+
     /// <summary>A standalone page: plotly.js inline (offline; see <see cref="PlotlyJs"/>), then the chart.</summary>
     public static string StandaloneHtml(PlotlyChart chart, string? title = null)
     {
         var sb = new StringBuilder();
         sb.Append("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>")
           .Append(System.Net.WebUtility.HtmlEncode(title ?? "PeftWorkbench chart")).Append("</title>\n")
-          .Append(PlotlyJs.ScriptTags()).Append("</head><body>\n").Append(chart.GetInlineHtml()).Append("\n</body></html>\n");
+          .Append(PlotlyJs.ScriptTags()).Append("</head><body>\n").Append(InlineHtml(chart)).Append("\n</body></html>\n");
         return sb.ToString();
     }
 
@@ -250,10 +273,7 @@ public static class Charts
     public static string SaveHtml(this PlotlyChart chart, string path, string? title = null)
     {
         var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(tmp, StandaloneHtml(chart, title));
-        File.Move(tmp, full, overwrite: true);
+        Checkpoints.AtomicFile.WriteText(full, StandaloneHtml(chart, title));
         return full;
     }
 }

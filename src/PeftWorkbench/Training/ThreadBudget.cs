@@ -89,8 +89,17 @@ public static class ThreadBudget
     /// --threads option should call instead of torch.set_num_threads, which the next epoch would override).</summary>
     public static void Pin(int threads)
     {
-        if (threads < 1) throw new ArgumentException($"threads must be at least 1, got {threads}.", nameof(threads));
+        CheckThreads(threads, "threads");
         lock (gate) { adaptive = false; set_num_threads(threads); }
+    }
+
+    /// <summary>Throws unless 1 &lt;= <paramref name="threads"/> &lt;= the cores this process may use: more threads than
+    /// cores only wait on each other, and --threads 100000 started thousands of them and printed nothing.</summary>
+    public static void CheckThreads(int threads, string what)
+    {
+        int cores = Environment.ProcessorCount;
+        if (threads < 1 || threads > cores)
+            throw new ArgumentException($"{what} {threads}: give 1 to {cores} (the cores this machine lets this process use).");
     }
 
     /// <summary>All <paramref name="baseline"/> threads while other processes keep under half a core busy, else the

@@ -79,11 +79,8 @@ public static class TorchNatives
         var copy = Path.Combine(dir, "libLibTorchSharp.so");
         if (!File.Exists(copy) || ElfVersions.WhyLeftAlone(File.ReadAllBytes(copy), copy, GlibcxxVersion, system, out _) is null)
         {
-            Directory.CreateDirectory(dir);
-            var tmp = copy + "." + Environment.ProcessId + ".tmp";
-            File.Copy(original, tmp, overwrite: true);
-            ElfVersions.WeakenIfMissing(tmp, GlibcxxVersion, system);
-            File.Move(tmp, copy, overwrite: true);
+            Checkpoints.AtomicFile.Write(copy, fs => { using var from = File.OpenRead(original); from.CopyTo(fs); },
+                tmp => ElfVersions.WeakenIfMissing(tmp, GlibcxxVersion, system));
         }
         foreach (var lib in new[] { Path.Combine(libtorch, "libtorch_cpu.so"), Path.Combine(libtorch, "libtorch.so"), copy })
             NativeLibrary.Load(lib);

@@ -36,6 +36,7 @@ public sealed partial class ResultsStore
     SortedDictionary<string, string> ReadBudgets()
     {
         if (!File.Exists(BudgetsPath)) return new(StringComparer.Ordinal);
+        Checkpoints.RegularFile.RequireForReading(BudgetsPath, $"Results store {Dir}: its budgets file"); // a FIFO would hang the read
         try
         {
             var read = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(BudgetsPath));
@@ -74,5 +75,5 @@ public sealed partial class ResultsStore
 
     InvalidOperationException Mismatch(string scope, string what, string budget) => new(
         $"Results store {Dir} holds {scope} trials of another budget: {what}; profile '{scope.Split('/')[0]}' now trains: {budget}. " +
-        $"Reusing them would mix the two. Move the store aside (mv '{Dir}' '{Dir}.old') or use another store.");
+        $"Reusing them would mix the two. Move the store aside (mv {Shell.Quote(Dir)} {Shell.Quote(Dir + ".old")}) or use another store.");
 }

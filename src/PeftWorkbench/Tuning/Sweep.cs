@@ -37,10 +37,7 @@ public sealed record SweepManifest
         var full = Path.GetFullPath(path);
         if (Path.GetDirectoryName(full) != Path.GetFullPath(Store).TrimEnd(Path.DirectorySeparatorChar))
             throw new ArgumentException($"A sweep manifest lives in its store: save it in {Store}, not {full}.");
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + $".{Environment.ProcessId}.tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(this, Json));
-        File.Move(tmp, full, overwrite: true);
+        Checkpoints.AtomicFile.WriteText(full, JsonSerializer.Serialize(this, Json));
     }
 
     public static SweepManifest Load(string path)
@@ -345,23 +342,26 @@ public static class Sweep
             if (value is not null && (value.Length == 0 || value.Any(c => char.IsWhiteSpace(c) || c is '\'' or '"' or '#' or '$' or '`')))
                 throw new ArgumentException($"{name} '{value}' is not a plain slurm value.");
         foreach (var d in slurm.ExtraDirectives)
-            if (!d.StartsWith("--") || d.Contains('\n'))
+            if (!d.StartsWith("--") || d.Any(char.IsControl))
                 throw new ArgumentException($"--sbatch '{d}': give one sbatch option per value, e.g. --sbatch=--exclusive or --sbatch=--constraint=avx512.");
         var command = ResolveCommand(slurm.PeftCommand);
         var dataDir = Path.GetFullPath(slurm.DataDir ?? Workbench.DataDir);
         var dir = Path.GetFullPath(outDir);
+        string LogPattern(string name) => SbatchQuote(Path.Combine(dir, "logs", $"{name}-") + "%A_%a.out", dir);
+        LogPattern("tune"); // refuses a folder sbatch cannot be told about, before anything is written
         Directory.CreateDirectory(Path.Combine(dir, "logs"));
         var manifestFull = Path.GetFullPath(manifestPath);
         var visible = new List<string>
         {
             "# Every node that runs these tasks must see, at the same paths (a shared filesystem):",
-            $"#   the sweep's results store (read and written)   {manifest.Store}",
-            $"#   this folder and logs/ (sbatch --output)        {dir}",
-            $"#   the peft command (and the .NET runtime)        {string.Join(" ", command)}",
-            $"#   the data cache, pinned as PEFT_DATA            {dataDir}" + (Directory.Exists(dataDir) ? "" : "  (missing here: run environment/setup.sh)"),
+            // Paths in comments are quoted too: Quote never yields a line break, so a path cannot end the comment.
+            $"#   the sweep's results store (read and written)   {Quote(manifest.Store)}",
+            $"#   this folder and logs/ (sbatch --output)        {Quote(dir)}",
+            $"#   the peft command (and the .NET runtime)        {string.Join(" ", command.Select(Quote))}",
+            $"#   the data cache, pinned as PEFT_DATA            {Quote(dataDir)}" + (Directory.Exists(dataDir) ? "" : "  (missing here: run environment/setup.sh)"),
         };
-        if (manifest.Checkpoint is string ck && !ck.StartsWith("shipped:")) visible.Add($"#   the backbone checkpoint                        {ck}");
-        if (manifest.Suite.StartsWith("vtab:")) visible.Add($"#   the VTAB-1K folders                            {manifest.Suite[5..]}");
+        if (manifest.Checkpoint is string ck && !ck.StartsWith("shipped:")) visible.Add($"#   the backbone checkpoint                        {Quote(ck)}");
+        if (manifest.Suite.StartsWith("vtab:")) visible.Add($"#   the VTAB-1K folders                            {Quote(manifest.Suite[5..])}");
         visible.AddRange(new[]
         {
             "# Two tasks never run one trial twice: they claim it in the store's claims/ under the store's lock (flock),",
@@ -375,7 +375,7 @@ public static class Sweep
             $"#SBATCH --array={first}-{last}" + (slurm.MaxParallel > 0 ? $"%{slurm.MaxParallel}" : ""),
             $"#SBATCH --cpus-per-task={slurm.CpusPerTask}",
             $"#SBATCH --time={slurm.Time}",
-            $"#SBATCH --output={Path.Combine(dir, "logs", $"{name}-%A_%a.out")}",
+            $"#SBATCH --output={LogPattern(name)}",
         }.Concat(new[] { ("partition", slurm.Partition), ("mem", slurm.Mem), ("account", slurm.Account), ("qos", slurm.Qos) }
             .Where(o => o.Item2 is not null).Select(o => $"#SBATCH --{o.Item1}={o.Item2}"))
          .Concat(slurm.ExtraDirectives.Select(d => "#SBATCH " + d))
@@ -410,7 +410,8 @@ public static class Sweep
             "        echo \"  $check\" >&2",
             "        echo \"  it asks for: $(grep -E '^#SBATCH --(cpus-per-task|time|mem|partition|account|qos)=' \"$script\" | cut -c9- | tr '\\n' ' ')\" >&2",
             "        echo \"  the nodes offer (partition cpus memory timelimit): $(sinfo -h -o '%P %c %m %l' 2>/dev/null | sort -u | tr '\\n' ';')\" >&2",
-            $"        echo \"  export again with values that fit, e.g.: peft sweep --out {Quote(manifest.Store)} --export slurm --cpus-per-task N\" >&2",
+            // One quoted word: the store path is data here, never expanded ($(...) or backticks in it stay text).
+            $"        echo {Quote($"  export again with values that fit, e.g.: peft sweep --out {Quote(manifest.Store)} --export slurm --cpus-per-task N")} >&2",
             "        exit 1",
             "    fi",
             "done",
@@ -438,16 +439,33 @@ public static class Sweep
         return command.Skip(1).Select(a => a.Contains('/') && !a.StartsWith('-') ? Path.GetFullPath(a) : a).Prepend(full).ToList();
     }
 
-    static string Quote(string s) => s.All(c => char.IsLetterOrDigit(c) || "/._-+=:,".Contains(c)) ? s : "'" + s.Replace("'", "'\\''") + "'";
+    static string Quote(string s) => Shell.Quote(s);
 
-    static void WriteScript(string path, string text)
+    /// <summary>
+    /// A path as one argument of an #SBATCH line, which sbatch parses itself (not bash): it splits at blanks, groups
+    /// with quotes, takes \\ as an escape and '#' as the start of a comment, and reads up to the line's end. So the
+    /// value goes in double quotes with " and \\ escaped when it is not plain; '%' is doubled (sbatch's output
+    /// patterns read %A, %a, ...; "%%" is a '%'), the pattern's own %A_%a excepted. What cannot be written there is
+    /// refused: a control character (a line break would end the directive and start a script line) and a
+    /// backslash (it turns every output pattern off).
+    /// </summary>
+    static string SbatchQuote(string pathPattern, string folder)
     {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text, new UTF8Encoding(false));
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        File.Move(tmp, path, overwrite: true);
+        if (folder.Any(char.IsControl) || folder.Contains('\\'))
+            throw new ArgumentException($"The slurm folder {Quote(folder)} holds a line break, another control character or a backslash, " +
+                "which an #SBATCH --output line cannot carry; export the sweep into a store whose path has none (--out).");
+        const string Pattern = "%A_%a.out";
+        var literal = pathPattern[..^Pattern.Length].Replace("%", "%%") + Pattern;
+        if (literal.All(c => char.IsAsciiLetterOrDigit(c) || "/._-+=:,@%".Contains(c))) return literal;
+        return "\"" + literal.Replace("\"", "\\\"") + "\"";
     }
+
+    /// <summary>Refuses a store whose slurm folder an export could not write (see <see cref="SbatchQuote"/>); for a caller
+    /// that would otherwise write the manifest first.</summary>
+    public static void CheckSlurmFolder(string outDir) => SbatchQuote(Path.Combine(Path.GetFullPath(outDir), "logs", "x-%A_%a.out"), Path.GetFullPath(outDir));
+
+    static void WriteScript(string path, string text) => Checkpoints.AtomicFile.WriteText(path, text,
+        UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 }
 
 /// <summary>sbatch settings for <see cref="Sweep.ExportSlurm"/>.</summary>

@@ -26,7 +26,7 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load
         int w = workers ?? EnvInt("PEFT_WORKERS") ?? c;
         if (w < 1) throw new ArgumentException($"workers must be at least 1, got {w}" + (workers is null ? " (PEFT_WORKERS)." : "."));
         int t = threads ?? EnvInt("PEFT_THREADS") ?? Math.Max(1, c / w);
-        if (t < 1) throw new ArgumentException($"threads must be at least 1, got {t}" + (threads is null ? " (PEFT_THREADS)." : "."));
+        if (t < 1 || t > c) throw new ArgumentException($"threads {t}" + (threads is null ? " (PEFT_THREADS)" : "") + $": give 1 to {c} (the cores this process may use).");
         return new WorkerPlan(w, t, c, l);
     }
 

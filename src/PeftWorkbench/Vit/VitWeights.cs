@@ -115,7 +115,7 @@ public static class VitWeights
     /// <summary>The container of a checkpoint by its first bytes: "safetensors", "npz" or "torch".</summary>
     public static string DetectContainer(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
+        RegularFile.RequireForReading(path, "checkpoint"); // a FIFO would block the read below for good
         var head = new byte[9];
         int n;
         using (var fs = File.OpenRead(path)) n = fs.Read(head, 0, head.Length);
