@@ -46,7 +46,7 @@ public static class PeftCommand
                 Console.WriteLine();
             }
             var aliases = string.Join(", ", MethodRegistry.Aliases.Select(a => $"{a.Key} = {a.Value}"));
-            Console.WriteLine($"aliases: {aliases}; training keys accepted and ignored: {string.Join(", ", MethodRegistry.TrainingKeys)}");
+            Console.WriteLine($"aliases: {aliases}; training keys (not method options; peft train --hp takes them as its learning rate and weight decay): {string.Join(", ", MethodRegistry.TrainingKeys)}");
             return 0;
         }));
         return cmd;

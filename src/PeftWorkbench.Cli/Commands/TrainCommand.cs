@@ -17,7 +17,7 @@ public static class TrainCommand
     {
         var task = new Option<string>("--task") { Description = "Task name (see `peft data list`).", Required = true };
         var method = new Option<string>("--method") { Description = "One of the study's 16 methods (see `peft methods`).", Required = true };
-        var hp = new Option<string[]>("--hp") { Description = "Method hyperparameters key=value (the study's keys); given: no method grid.", AllowMultipleArgumentsPerToken = true };
+        var hp = new Option<string[]>("--hp") { Description = "Method hyperparameters key=value (the study's keys); given: no method grid. lr= and wd= fix the learning rate and weight decay.", AllowMultipleArgumentsPerToken = true };
         var profile = new Option<string>("--profile") { Description = string.Join(" | ", Profiles.Names), DefaultValueFactory = _ => "default" };
         var protocol = new Option<string>("--protocol") { Description = "vtab1k | manyshot (the task's full training set)", DefaultValueFactory = _ => "vtab1k" };
         var suite = new Option<string>("--suite") { Description = "mini | toy | vtab:ROOT", DefaultValueFactory = _ => "mini" };
@@ -38,9 +38,14 @@ public static class TrainCommand
             Console.WriteLine($"{run.Method} on {run.Task}, profile {run.Profile.Name}: {run.Tuning.Count} tune trials + 1 final; store {run.Store}");
             foreach (var rec in run.Tuning.Append(run.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec));
             var f = run.Final;
+            if (f.Status != "ok")
+            {
+                Console.Error.WriteLine($"The final trial {f.Key} is {f.Status}{(f.Error is null ? "" : $": {f.Error}")}{(ResultsStore.Retryable(f) ? " (a rerun retries it)" : "")}.");
+                return Task.FromResult(1);
+            }
             Console.WriteLine($"test top-1 {f.Top1Last:F2} (best epoch {f.Top1Best:F2}), {f.TrainableParams:N0} trainable params excl. head, " +
                 $"selected lr={f.Config.Lr} wd={f.Config.WeightDecay} {f.Config.HpText}; {clock.Elapsed.TotalSeconds:F1} s");
-            return Task.FromResult(f.Status == "ok" ? 0 : 1);
+            return Task.FromResult(0);
         }));
         return cmd;
     }

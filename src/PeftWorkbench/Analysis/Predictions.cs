@@ -33,6 +33,11 @@ public sealed class MethodPredictions
         if (numClasses <= 0) throw new ArgumentException($"{source}: {method} on {task}: logits have {numClasses} classes.");
         if (logits.Length != labels.Length * numClasses)
             throw new ArgumentException($"{source}: {method} on {task} ({split}): {logits.Length} logits do not make [{labels.Length}, {numClasses}] for {labels.Length} labels.");
+        // NaN or infinite logits (a diverged run, a damaged file) would rank as arbitrary predictions: refuse them.
+        for (int j = 0; j < logits.Length; j++)
+            if (!float.IsFinite(logits[j]))
+                throw new ArgumentException($"{source}: {method} on {task} ({split}): logit {logits[j]} at sample {j / numClasses}, class {j % numClasses} is not finite " +
+                    $"({logits.Count(x => !float.IsFinite(x))} of {logits.Length} are not); predictions must be finite to be compared.");
         for (int i = 0; i < labels.Length; i++)
             if (labels[i] < 0 || labels[i] >= numClasses)
                 throw new ArgumentException($"{source}: {method} on {task} ({split}): label {labels[i]} at sample {i} is outside 0..{numClasses - 1}.");

@@ -68,18 +68,44 @@ public static class StoreReport
 
         public void Table(string name, DataFrame df, bool print = true)
         {
-            DataFrame.SaveCsv(df, Path.Combine(dir, name + ".csv"));
+            DataFrame.SaveCsv(df, PathOf(name, ".csv"));
             if (print) Log($"\n== {name}\n{Format(df)}");
         }
 
-        public void Save(string name, PlotlyChart chart) => chart.SaveHtml(Path.Combine(dir, name + ".html"), name);
+        public void Save(string name, PlotlyChart chart) => chart.SaveHtml(PathOf(name, ".html"), name);
+
+        /// <summary>A file in the report folder for <paramref name="name"/> (task and method names come from a store):
+        /// characters other than letters, digits, '.', '_' and '-' become '_', a leading '.' too, and a renamed name gets
+        /// a digest of the original so two names never share a file. Never a path outside the folder.</summary>
+        string PathOf(string name, string extension)
+        {
+            var safe = new string(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' ? c : '_').ToArray());
+            if (safe.StartsWith('.')) safe = "_" + safe[1..];
+            if (safe != name || safe.Length > 150)
+                safe = safe[..Math.Min(safe.Length, 150)] + "-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)))[..8];
+            var path = Path.GetFullPath(Path.Combine(dir, safe + extension));
+            if (Path.GetDirectoryName(path) != Path.GetFullPath(dir).TrimEnd(Path.DirectorySeparatorChar))
+                throw new InvalidOperationException($"report file '{name}' would land outside {dir}");
+            return path;
+        }
+
+        /// <summary>Runs one analysis; one that cannot be drawn from what the store holds is skipped with a note.</summary>
+        public void OrSkip(string what, Action step)
+        {
+            try { step(); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or FileNotFoundException)
+            {
+                Log($"\nskipped {what}: {e.Message}");
+            }
+        }
     }
 
     static void StoreAnalyses(StoreReportOptions o, string storeDir, Writer w)
     {
         var tasks = Predictions.StoreFinals(storeDir, o.Profile).Select(r => r.Config.Task).Distinct().OrderBy(t => Suite(t)).ToList();
         var ensembles = new List<EnsembleResult>();
-        foreach (var task in tasks)
+        if (tasks.Count == 0) w.Log($"\nno successful final trials in {storeDir}{(o.Profile is null ? "" : $" (profile {o.Profile})")}: only the paper's charts follow.");
+        foreach (var task in tasks) w.OrSkip($"task {task}", () =>
         {
             var (test, val) = w.Timed($"{task}: load predictions (test, val)", () =>
                 (Predictions.Load(storeDir, task, "test", profile: o.Profile), Predictions.Load(storeDir, task, "val", profile: o.Profile)));
@@ -87,14 +113,16 @@ public static class StoreReport
             var trio = (o.VennMethods ?? StudyTrio).Where(test.Names.Contains).Take(3).ToList();
             if (trio.Count < 3) trio = test.Names.Where(m => m is not "linear" and not "full").Take(3).ToList();
             var four = trio.Concat(test.Names.Where(m => !trio.Contains(m) && m is not "linear")).Take(4).ToList();
+            // Venns need 3 and 4 methods; with fewer they are skipped (below), the rest still runs.
+            bool three = trio.Count == 3, fourSets = four.Count == 4;
             // Timed together: the issue's "agreement, confident sets and ensembles over all methods of one task".
             var (identical, jaccard, conditional, order, venn3, venn4, wrong3, results) = w.Timed(
                 $"{task}: agreement (3 matrices) + clustering + Venn (3, 4, least-confident) + greedy ensembles (3 rules) over {test.Methods.Count} methods", () =>
                 {
                     var id = Agreement.Identical(test);
                     return (id, Agreement.WrongJaccard(test), Agreement.WrongGivenWrong(test), Agreement.ClusterOrder(id),
-                        ConfidentSets.CorrectAmongMostConfident(test, trio), ConfidentSets.CorrectAmongMostConfident(test, four),
-                        ConfidentSets.WrongAmongLeastConfident(test, trio),
+                        three ? ConfidentSets.CorrectAmongMostConfident(test, trio) : null, fourSets ? ConfidentSets.CorrectAmongMostConfident(test, four) : null,
+                        three ? ConfidentSets.WrongAmongLeastConfident(test, trio) : null,
                         Enum.GetValues<EnsembleRule>().Select(rule => Ensembles.Greedy(val, test, rule)).ToList());
                 });
             ensembles.AddRange(results);
@@ -103,27 +131,50 @@ public static class StoreReport
             w.Table($"{task}-wrong-jaccard", jaccard.Reorder(order).ToDataFrame(), print: false);
             w.Table($"{task}-wrong-given-wrong", conditional.Reorder(order).ToDataFrame(), print: false);
             w.Table($"{task}-pairs", Agreement.Pairs(test), print: false);
-            w.Table($"{task}-venn3", trio.SequenceEqual(StudyTrio) ? venn3.Beside(ConfidentSets.StudyCifar100) : venn3.ToDataFrame());
-            w.Table($"{task}-venn4", venn4.ToDataFrame(), print: false);
-            w.Table($"{task}-least-confident-wrong", wrong3.ToDataFrame());
             w.Save($"{task}-identical-heatmap", Charts.Heatmap(identical, title: $"{task}: share of identical predictions (clustered)"));
             w.Save($"{task}-wrong-jaccard-heatmap", Charts.Heatmap(jaccard, title: $"{task}: Jaccard of wrong predictions (clustered)"));
-            w.Save($"{task}-venn3", Charts.Venn3(venn3, ConfidentSets.StudyCifar100, $"{task}: {venn3.What}<br>(the study's CIFAR-100 count in brackets)"));
-            w.Save($"{task}-upset4", Charts.UpSet(venn4, null, $"{task}: {venn4.What}"));
-        }
-        w.Table("ensembles", Ensembles.Table(ensembles));
-        w.Table("ensemble-group-gains", Ensembles.GroupGains(ensembles));
-        w.Save("ensembles", Charts.EnsembleGains(ensembles));
+            if (venn3 is not null && wrong3 is not null)
+            {
+                w.Table($"{task}-venn3", trio.SequenceEqual(StudyTrio) ? venn3.Beside(ConfidentSets.StudyCifar100) : venn3.ToDataFrame());
+                w.Table($"{task}-least-confident-wrong", wrong3.ToDataFrame());
+                w.Save($"{task}-venn3", Charts.Venn3(venn3, ConfidentSets.StudyCifar100, $"{task}: {venn3.What}<br>(the study's CIFAR-100 count in brackets)"));
+            }
+            else w.Log($"\nskipped {task}: Venn of 3 methods (the store has {trio.Count} PEFT method(s) with predictions there)");
+            if (venn4 is not null)
+            {
+                w.Table($"{task}-venn4", venn4.ToDataFrame(), print: false);
+                w.Save($"{task}-upset4", Charts.UpSet(venn4, null, $"{task}: {venn4.What}"));
+            }
+            else w.Log($"\nskipped {task}: UpSet of 4 methods (the store has {four.Count} method(s) besides linear there)");
+        });
+        w.OrSkip("ensembles", () =>
+        {
+            w.Table("ensembles", Ensembles.Table(ensembles));
+            w.Table("ensemble-group-gains", Ensembles.GroupGains(ensembles));
+            w.Save("ensembles", Charts.EnsembleGains(ensembles));
+        });
 
-        var scores = w.Timed("ranks (store)", () => Ranks.FromStore(storeDir, o.Profile));
-        w.Table("ranks-per-task", Ranks.PerTask(scores), print: false);
-        w.Table("rank-frequency", Ranks.RankFrequency(scores), print: false);
-        w.Table("mean-rank", Ranks.MeanRank(scores));
-        w.Save("mean-rank", Charts.MeanRank(scores));
-        w.Table("figure1a-ours", GainOverLinear.Table(scores));
-        w.Save("figure1a-ours", Charts.GainOverLinear(scores, "Gain over linear probing per mini task (ours, default profile)"));
-        w.Table("beside-paper", Paper.Beside(scores));
-        w.Save("beside-paper", Charts.BesidePaper(scores));
+        w.OrSkip("ranks, Figure 1a and the paper beside ours", () =>
+        {
+            var scores = w.Timed("ranks (store)", () => Ranks.FromStore(storeDir, o.Profile));
+            w.OrSkip("ranks", () =>
+            {
+                w.Table("ranks-per-task", Ranks.PerTask(scores), print: false);
+                w.Table("rank-frequency", Ranks.RankFrequency(scores), print: false);
+                w.Table("mean-rank", Ranks.MeanRank(scores));
+                w.Save("mean-rank", Charts.MeanRank(scores));
+            });
+            w.OrSkip("Figure 1a (ours)", () =>
+            {
+                w.Table("figure1a-ours", GainOverLinear.Table(scores));
+                w.Save("figure1a-ours", Charts.GainOverLinear(scores, "Gain over linear probing per mini task (ours, default profile)"));
+            });
+            w.OrSkip("the paper beside ours", () =>
+            {
+                w.Table("beside-paper", Paper.Beside(scores));
+                w.Save("beside-paper", Charts.BesidePaper(scores));
+            });
+        });
     }
 
     static void RobustnessRuns(StoreReportOptions o, Writer w)

@@ -54,8 +54,9 @@ public static class MethodRegistry
     };
 
     /// <summary>
-    /// Keys of the study's result files that belong to training, not to a method (lr, wd): accepted
-    /// wherever a method is chosen, so a row's selected_hyperparameters can be passed as is, and ignored.
+    /// Keys of the study's result files that belong to training, not to a method (lr, wd): accepted wherever a method
+    /// is chosen, so a row's selected_hyperparameters can be passed as is. A method's options leave them out; a run
+    /// (Study.Run, `peft train --hp`) takes them as its learning rate and weight decay.
     /// </summary>
     public static IReadOnlySet<string> TrainingKeys { get; } = new HashSet<string> { "lr", "wd" };
 
@@ -81,7 +82,7 @@ public static class MethodRegistry
         {
             if (TrainingKeys.Contains(key)) continue;
             var spec = info.FindOption(key) ?? throw new ArgumentException(
-                $"Unknown hyperparameter '{key}' for method '{info.Id}'. Allowed: {(info.Options.Count == 0 ? "none (the method has no options)" : string.Join(", ", info.Options.Select(o => o.Key)))}; training keys {string.Join(", ", TrainingKeys)} are accepted and ignored.");
+                $"Unknown hyperparameter '{key}' for method '{info.Id}'. Allowed: {(info.Options.Count == 0 ? "none (the method has no options)" : string.Join(", ", info.Options.Select(o => o.Key)))}; training keys {string.Join(", ", TrainingKeys)} are not method options (a run takes them as its learning rate and weight decay).");
             OptionValues.Set(options, spec, value);
         }
         if (vit is not null) options.Validate(vit);
@@ -107,15 +108,17 @@ public static class MethodRegistry
         return result;
     }
 
-    /// <summary>Parses "key=value" strings (the CLI's --hp).</summary>
+    /// <summary>Parses "key=value" strings (the CLI's --hp, the one key=value parser): key and value trimmed; an empty
+    /// key or value, or a key given twice, is refused naming the pair.</summary>
     public static Dictionary<string, string> ParsePairs(IEnumerable<string> pairs)
     {
-        var result = new Dictionary<string, string>();
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pair in pairs)
         {
             int eq = pair.IndexOf('=');
-            if (eq <= 0) throw new ArgumentException($"hyperparameter '{pair}' is not of the form key=value");
-            result[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
+            string key = eq < 0 ? "" : pair[..eq].Trim(), value = eq < 0 ? "" : pair[(eq + 1)..].Trim();
+            if (key.Length == 0 || value.Length == 0) throw new ArgumentException($"Hyperparameter '{pair}' is not of the form key=value.");
+            if (!result.TryAdd(key, value)) throw new ArgumentException($"Hyperparameter '{key}' is given twice ({key}={result[key]} and {pair.Trim()}).");
         }
         return result;
     }

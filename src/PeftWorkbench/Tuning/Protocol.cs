@@ -240,16 +240,19 @@ public static class Protocol
     static TrialRecord RunOrReuse(string key, ResultsStore? store, CancellationToken cancel, Func<TrialRecord> run)
     {
         if (store is null) return run();
+        // A failed trial is retried once per run (ResultsStore.Retryable); what this run records then stands.
+        var failed = store.Find(key) is { } f && ResultsStore.Retryable(f) ? f : null;
+        if (failed is not null) store.Notices?.Invoke($"retrying {key}: its recorded run failed ({failed.Status}: {failed.Error})");
         while (true)
         {
             cancel.ThrowIfCancellationRequested();
-            if (store.Find(key) is { } done) return done;
-            using (var claim = store.TryClaim(key))
+            if (store.Find(key) is { } done && !ResultsStore.IsSameFailure(done, failed)) return done;
+            using (var claim = store.TryClaim(key, failed))
             {
                 if (claim is not null)
                 {
                     var record = run();
-                    return store.Append(record) ? record : store.Find(key)!;
+                    return store.Append(record, failed) ? record : store.Find(key)!;
                 }
             }
             cancel.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(250));

@@ -14,7 +14,9 @@ namespace PeftWorkbench.Tuning;
 ///                    every line is checked when read (<see cref="Read"/>): a torn line (a writer killed mid-write),
 ///                    wrong JSON types, a record whose Key does not match its Config, an "ok" without a top-1, or a
 ///                    record whose predictions file is gone is skipped, counted and named, never a finished trial
-///                    (so a rerun runs that trial again and appends a valid record);
+///                    (so a rerun runs that trial again and appends a valid record); a failed trial ("error", or a
+///                    "no-selection" final) is recorded but retried by the next run (<see cref="Retryable"/>), whose
+///                    record then stands for the key;
 ///   claims/*.claim   a trial being run: created with O_EXCL (FileMode.CreateNew), holding host, pid and start time,
 ///                    kept fresh by a heartbeat; a claim whose process is gone (same host) is taken over at once, one
 ///                    of another host (or unreadable) once it has been silent for <see cref="StaleAfter"/> (unreadable:
@@ -56,7 +58,8 @@ public sealed partial class ResultsStore
         Directory.CreateDirectory(ClaimsDir);
     }
 
-    /// <summary>Every finished trial, in the order they finished (the first valid record of a key).</summary>
+    /// <summary>Every recorded trial, in the order they finished: per key the first valid record, or the one that
+    /// replaced a failed one.</summary>
     public IReadOnlyList<TrialRecord> Records() => Read().Records;
 
     /// <summary>The valid records and the lines of trials.jsonl that were skipped, with why.</summary>
@@ -91,8 +94,8 @@ public sealed partial class ResultsStore
 
     StoreContents Parse(string text)
     {
-        var seen = new Dictionary<string, int>();
-        var records = new List<TrialRecord>();
+        var seen = new Dictionary<string, (int Line, int Slot)>();
+        var records = new List<TrialRecord?>(); // a replaced failure leaves a null slot (linear time however many reruns)
         var invalid = new List<InvalidLine>();
         var lines = text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
@@ -101,18 +104,29 @@ public sealed partial class ResultsStore
             if (line.Length == 0) continue;
             TrialRecord? r = null;
             string? problem;
+            Interlocked.Add(ref charsParsed, line.Length);
             try { r = JsonSerializer.Deserialize<TrialRecord>(line, Json); problem = r is null ? "not a record (null)" : Problem(r); }
             catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException or FormatException)
             {
                 problem = i == lines.Length - 1 ? "unfinished last line (a writer killed mid-write)" : $"not a trial record ({e.GetType().Name}: {Shorten(e.Message)})";
             }
-            if (problem is null && seen.TryGetValue(r!.Key, out int first)) problem = $"a second record of {r.Key} (line {first} holds it)";
+            if (problem is null && seen.TryGetValue(r!.Key, out var first))
+            {
+                // A rerun's record of a failed trial replaces it; any other second record is a duplicate.
+                if (Retryable(records[first.Slot]!)) records[first.Slot] = null;
+                else problem = $"a second record of {r.Key} (line {first.Line} holds it)";
+            }
             if (problem is not null) { invalid.Add(new InvalidLine(i + 1, problem)); continue; }
-            seen[r!.Key] = i + 1;
+            seen[r!.Key] = (i + 1, records.Count);
             records.Add(r);
         }
-        return new StoreContents(records, invalid);
+        return new StoreContents(records.OfType<TrialRecord>().ToList(), invalid);
     }
+
+    long charsParsed;
+    /// <summary>Characters handed to the JSON reader by this instance so far: the work a read does, which tests bound by
+    /// the file's size (each line parsed once per read) instead of timing it.</summary>
+    internal long CharsParsed => Interlocked.Read(ref charsParsed);
 
     static string Shorten(string s) => s.Length > 120 ? s[..120] + "..." : s;
 
@@ -150,13 +164,24 @@ public sealed partial class ResultsStore
     public TrialRecord? Find(string key) => Records().FirstOrDefault(r => r.Key == key);
     public bool IsFinished(string key) => Find(key) is not null;
 
+    /// <summary>A failed trial ("error", or a final with no successful tune trial to select): recorded, but a rerun
+    /// runs it again (a typo'd path or a lost GPU must not stand for the trial's result).</summary>
+    public static bool Retryable(TrialRecord r) => r.Status is "error" or "no-selection";
+
+    /// <summary>Whether <paramref name="current"/> is the failed record <paramref name="retrying"/> (so not yet replaced).</summary>
+    public static bool IsSameFailure(TrialRecord? current, TrialRecord? retrying) =>
+        current is not null && retrying is not null && Retryable(current) && current.Key == retrying.Key
+        && current.FinishedUtc == retrying.FinishedUtc && current.Pid == retrying.Pid && current.Host == retrying.Host;
+
     /// <summary>Claims <paramref name="key"/> for this process, or returns null when it is finished or a live
     /// worker holds it (another host's claim is reported to <see cref="Notices"/>: who holds it, since when, and
-    /// when it would be taken over). Dispose the claim when done (after <see cref="Append"/>, or on failure to give it back).</summary>
-    public TrialClaim? TryClaim(string key)
+    /// when it would be taken over). <paramref name="retrying"/>: the failed record this run means to replace (the key
+    /// counts as unfinished while it is the key's record). Dispose the claim when done (after <see cref="Append"/>,
+    /// or on failure to give it back).</summary>
+    public TrialClaim? TryClaim(string key, TrialRecord? retrying = null)
     {
         using var _ = Lock();
-        if (IsFinished(key)) return null;
+        if (Find(key) is { } done && !IsSameFailure(done, retrying)) return null;
         var path = ClaimPath(key);
         if (File.Exists(path) || Directory.Exists(path))
         {
@@ -198,14 +223,15 @@ public sealed partial class ResultsStore
         Notices(taken ? $"taking over {h.Describe()}" : $"waiting: {h.Describe()}");
     }
 
-    /// <summary>Appends a finished trial. Returns false (and writes nothing) when the key is already recorded.</summary>
-    public bool Append(TrialRecord record)
+    /// <summary>Appends a finished trial. Returns false (and writes nothing) when the key is already recorded, unless
+    /// its record is <paramref name="retrying"/> (a failed one this record replaces).</summary>
+    public bool Append(TrialRecord record, TrialRecord? retrying = null)
     {
         var line = JsonSerializer.Serialize(record, Json);
         if (line.Contains('\n')) throw new InvalidOperationException("a trial record serialised over several lines");
         using var _ = Lock();
         string existing = HasTrials() ? ReadTrialsText() : "";
-        if (Parse(existing).Records.Any(r => r.Key == record.Key)) return false;
+        if (Parse(existing).Records.FirstOrDefault(r => r.Key == record.Key) is { } current && !IsSameFailure(current, retrying)) return false;
         using var fs = new FileStream(TrialsPath, FileMode.Append, FileAccess.Write, FileShare.Read);
         // A torn line left by a killed writer gets its own line ended, so it cannot swallow this one.
         var bytes = Encoding.UTF8.GetBytes((existing.Length > 0 && existing[^1] != '\n' ? "\n" : "") + line + "\n");
@@ -343,6 +369,8 @@ public sealed partial class ResultsStore
     /// <summary>The store-wide exclusive lock; waits (polling) for other workers.</summary>
     FileStream Lock()
     {
+        // A folder in the lock's place reads as "Access denied" from the open below: say what it is.
+        if (Directory.Exists(LockPath)) throw new IOException($"Results store {Dir}: {LockPath} is a folder, not the store's lock file; remove it.");
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
         while (true)
         {

@@ -34,7 +34,8 @@ public static class Study
     /// <param name="task">A task of <paramref name="suite"/>.</param>
     /// <param name="method">One of the study's 16 methods (or an alias).</param>
     /// <param name="profile">smoke, default, mini-full or paper (Profiles.cs).</param>
-    /// <param name="hp">Method hyperparameters (the study's keys); given: this one point instead of the profile's method grid.</param>
+    /// <param name="hp">Method hyperparameters (the study's keys); given: this one point instead of the profile's method grid.
+    /// lr and wd among them (a study row's selected_hyperparameters) fix the learning rate and weight decay.</param>
     /// <param name="store">A results store directory (resumable, shareable); null: a fresh temporary one (nothing reused).</param>
     /// <param name="suite">"mini" (default), "toy", or "vtab:ROOT" (processed VTAB-1K folders).</param>
     /// <param name="protocol">"vtab1k" or "manyshot" (the task's full training set, the profile's many-shot recipe).</param>
@@ -54,14 +55,16 @@ public static class Study
         var info = Peft.MethodRegistry.Get(method);
         var ckpt = CheckpointFor(checkpoint, suite);
         var backbone = PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset));
-        var (methodGrid, lrs, wds) = grid is not null ? HyperGrid.Split(info.Id, grid)
-            : (hp is null ? p.Grid(info.Id) : new[] { new SortedDictionary<string, string>(hp.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal) }, null, null);
+        // hp is a grid of one point: its lr and wd (the study's training keys) fix the learning rate and weight decay.
+        var asGrid = grid ?? hp?.ToDictionary(kv => kv.Key, kv => new[] { kv.Value });
+        var (methodGrid, lrs, wds) = asGrid is not null ? HyperGrid.Split(info.Id, asGrid) : (p.Grid(info.Id), null, null);
         Protocol.ValidateGrid(info.Id, methodGrid, backbone);
 
         var manifest = new SweepManifest
         {
             Store = store ?? "", Suite = suite, Profile = p.Name, Protocol = protocol, Checkpoint = ckpt, Bf16 = bf16, Backbone = backbone, Trials = new(),
         };
+        var identity = TrialIdentity.Of(manifest, task); // checks the task and checkpoint before the store is touched
         var storeDir = store ?? Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
         var results = new ResultsStore(storeDir);
         // The group matters only to many-shot options (its recipe per group), and is known without loading the task.
@@ -70,6 +73,7 @@ public static class Study
         options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
         if (store is not null)
         {
+            results.CheckIdentity(TrialIdentity.Scope(options, task), identity);
             results.CheckBudget(options, task); // before the finished trials are read back as this budget's
             if (ReadFinished(task, info.Id, p, methodGrid, options, results) is { } finished) return finished;
         }
@@ -85,9 +89,9 @@ public static class Study
     {
         var byKey = results.Records().ToDictionary(r => r.Key);
         var tuning = Protocol.TuneConfigs(task, method, methodGrid, options).Select(c => byKey.GetValueOrDefault(c.Key)).ToList();
-        if (tuning.Any(r => r is null)) return null;
+        if (tuning.Any(r => r is null || ResultsStore.Retryable(r))) return null; // failed trials: the long way retries them
         var tuned = tuning.Select(r => r!).ToList();
-        if (!byKey.TryGetValue(Protocol.FinalKey(task, method, options, tuned.Select(t => t.Key)), out var final)) return null;
+        if (!byKey.TryGetValue(Protocol.FinalKey(task, method, options, tuned.Select(t => t.Key)), out var final) || ResultsStore.Retryable(final)) return null;
         return new StudyRun(task, method, p, options, results.Dir, tuned, Protocol.Select(tuned, options.TieBreak), final, LoadPredictions(results, final));
     }
 

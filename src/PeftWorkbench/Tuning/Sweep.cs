@@ -147,8 +147,10 @@ public static class Sweep
             Backbone = backbone, Bf16 = options.Train.Bf16, Trials = trials,
             Checkpoint = checkpoint is null || checkpoint.StartsWith("shipped:") ? checkpoint : Path.GetFullPath(checkpoint),
         };
-        // Before any worker starts: the store must not hold these tasks' trials under another budget.
+        // Before any worker starts: the store must not hold these tasks' trials under another backbone, data or budget.
+        var identities = taskList.Distinct().Select(task => (task, TrialIdentity.Of(manifest, task))).ToList(); // inputs checked before the store is touched
         var results = new ResultsStore(store);
+        foreach (var (task, identity) in identities) results.CheckIdentity(TrialIdentity.Scope(Study.OptionsFor(manifest, env.GroupOf(suite, task)), task), identity);
         foreach (var task in taskList) results.CheckBudget(Study.OptionsFor(manifest, env.GroupOf(suite, task)), task);
         return manifest;
     }
@@ -163,6 +165,9 @@ public static class Sweep
         TextWriter? log = null, CancellationToken cancel = default)
     {
         var store = new ResultsStore(manifest.Store);
+        CheckIdentities(manifest, store, env, manifest.Trials.Select(t => t.Task));
+        // Failed trials recorded before this worker started are run again (once: what this run records then stands).
+        var failed = Failures(manifest, store);
         var tasks = new Dictionary<string, Vtab1kTask>();
         int ran = 0;
         try
@@ -170,17 +175,19 @@ public static class Sweep
             while (true)
             {
                 cancel.ThrowIfCancellationRequested();
-                var finished = store.Records().Select(r => r.Key).ToHashSet();
+                var finished = store.Records().Where(r => !ResultsStore.IsSameFailure(r, failed.GetValueOrDefault(r.Key))).Select(r => r.Key).ToHashSet();
                 var open = manifest.Trials.Where(t => !finished.Contains(t.Key)).ToList();
                 if (open.Count == 0) { store.PruneClaims(); return ran; }
                 bool progressed = false;
                 foreach (var trial in open)
                 {
                     if (trial.Phase == "final" && !TuneFinished(manifest, trial, finished)) continue;
-                    using var claim = store.TryClaim(trial.Key);
+                    var retrying = failed.GetValueOrDefault(trial.Key);
+                    using var claim = store.TryClaim(trial.Key, retrying);
                     if (claim is null) continue;
+                    if (retrying is not null) log?.WriteLine($"retrying {trial.Key}: its recorded run failed ({retrying.Status}: {retrying.Error})");
                     var record = Run(manifest, trial, store, env, tasks, progressFor, cancel);
-                    store.Append(record);
+                    store.Append(record, retrying);
                     ran++; progressed = true;
                     log?.WriteLine(Describe(record));
                     break; // re-read the store: other workers may have finished trials meanwhile
@@ -256,6 +263,11 @@ public static class Sweep
             throw new ArgumentOutOfRangeException(nameof(index), index, $"the manifest has {manifest.Trials.Count} trials (indices 0..{manifest.Trials.Count - 1}).");
         var trial = manifest.Trials[index];
         store ??= new ResultsStore(manifest.Store);
+        CheckIdentities(manifest, store, env, new[] { trial.Task });
+        // This index's failed record (from an earlier run) is run again; tune trials a final needs count as done
+        // once recorded, failed or not (the final selects among the successful ones).
+        var retrying = store.Find(trial.Key) is { } f && ResultsStore.Retryable(f) ? f : null;
+        if (retrying is not null) log?.WriteLine($"retrying {trial.Key}: its recorded run failed ({retrying.Status}: {retrying.Error})");
         var tasks = new Dictionary<string, Vtab1kTask>();
         var waitingOn = new HashSet<string>();
         try
@@ -264,7 +276,7 @@ public static class Sweep
             {
                 cancel.ThrowIfCancellationRequested();
                 var finished = store.Records().Select(r => r.Key).ToHashSet();
-                if (finished.Contains(trial.Key)) return new TrialRun(store.Find(trial.Key)!, AlreadyFinished: true);
+                if (store.Find(trial.Key) is { } done && !ResultsStore.IsSameFailure(done, retrying)) return new TrialRun(done, AlreadyFinished: true);
                 var blockers = trial.Phase != "final" ? new List<int>()
                     : manifest.Trials.Select((t, i) => (t, i)).Where(x => IsTuneOf(x.t, trial) && !finished.Contains(x.t.Key)).Select(x => x.i).ToList();
                 var unclaimed = blockers.Where(i => store.Holder(manifest.Trials[i].Key) is not { Stale: false }).ToList();
@@ -273,11 +285,11 @@ public static class Sweep
                         "(they are neither recorded nor running: rerun those indices, or resubmit).");
                 if (blockers.Count == 0)
                 {
-                    using var claim = store.TryClaim(trial.Key);
+                    using var claim = store.TryClaim(trial.Key, retrying);
                     if (claim is not null)
                     {
                         var record = Run(manifest, trial, store, env, tasks, _ => progress, cancel);
-                        return store.Append(record) ? new TrialRun(record, false) : new TrialRun(store.Find(trial.Key)!, AlreadyFinished: true);
+                        return store.Append(record, retrying) ? new TrialRun(record, false) : new TrialRun(store.Find(trial.Key)!, AlreadyFinished: true);
                     }
                 }
                 // Same-host holders are named here once (the store reports other hosts' claims itself, every minute).
@@ -306,6 +318,21 @@ public static class Sweep
         var final = Protocol.RunFinalTrial(task, trial.Method, tuning, factory, options, store, progressFor, cancel);
         // A manifest planned before finals carried their grid digest names the final by its old key: record it so.
         return final.Key == trial.Key ? final : final with { Key = trial.Key };
+    }
+
+    /// <summary>Checks (and, the first time, records) the identity of the manifest's trials on each task in the store,
+    /// before any of them is read back: a worker or array task may run a manifest planned for another backbone.</summary>
+    static void CheckIdentities(SweepManifest manifest, ResultsStore store, ITrialEnvironment env, IEnumerable<string> tasks)
+    {
+        foreach (var task in tasks.Distinct())
+            store.CheckIdentity(TrialIdentity.Scope(Study.OptionsFor(manifest, env.GroupOf(manifest.Suite, task)), task), TrialIdentity.Of(manifest, task));
+    }
+
+    /// <summary>The manifest's failed records (<see cref="ResultsStore.Retryable"/>) by key.</summary>
+    static Dictionary<string, TrialRecord> Failures(SweepManifest manifest, ResultsStore store)
+    {
+        var keys = manifest.Trials.Select(t => t.Key).ToHashSet();
+        return store.Records().Where(r => keys.Contains(r.Key) && ResultsStore.Retryable(r)).ToDictionary(r => r.Key);
     }
 
     static bool IsTuneOf(TrialConfig t, TrialConfig final) => t.Phase == "tune" && t.Task == final.Task && t.Method == final.Method;

@@ -20,10 +20,14 @@ public static class ToySuite
             big.Train800Val200.Subset(First(1000)), big.Test.Subset(First(test)));
     }
 
+    /// <summary>The class count a toy task's name gives ("toy-3": 3); throws for a name that is not a toy task.</summary>
+    public static int Classes(string name) =>
+        name.StartsWith("toy-", StringComparison.Ordinal) && int.TryParse(name[4..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int k) && k is >= 2 and <= 10
+            ? k : throw new ArgumentException($"Toy task '{name}': expected toy-<classes> with 2..10 classes, e.g. toy-3.");
+
     public static Vtab1kTask Load(string name, int imageSize, int inChans = 3, int perClass = 8)
     {
-        if (!name.StartsWith("toy-") || !int.TryParse(name[4..], out int k) || k is < 2 or > 10)
-            throw new ArgumentException($"Toy task '{name}': expected toy-<classes> with 2..10 classes, e.g. toy-3.");
+        int k = Classes(name);
         var protos = torch.randn(new long[] { k, inChans, imageSize, imageSize }, generator: new Generator((ulong)(100 + k)));
         ImageSet Split(string split, int count, ulong seed)
         {

@@ -40,25 +40,18 @@ public sealed record TrialConfig
 
     static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
-    /// <summary>Parses "k=v" pairs (as given on the command line) into a hyperparameter map.</summary>
-    public static SortedDictionary<string, string> ParseHp(IEnumerable<string> pairs)
-    {
-        var hp = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var pair in pairs)
-        {
-            int eq = pair.IndexOf('=');
-            if (eq <= 0 || eq == pair.Length - 1) throw new ArgumentException($"Hyperparameter '{pair}' is not of the form key=value.");
-            hp[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
-        }
-        return hp;
-    }
+    /// <summary>"k=v" pairs (as given on the command line) as a sorted hyperparameter map, by the one key=value parser
+    /// (<see cref="Peft.MethodRegistry.ParsePairs"/>).</summary>
+    public static SortedDictionary<string, string> ParseHp(IEnumerable<string> pairs) =>
+        new(Peft.MethodRegistry.ParsePairs(pairs), StringComparer.Ordinal);
 }
 
 /// <summary>
 /// A finished trial as the results store keeps it. Top1Last/Top1Best are percentages on the trial's evaluation
 /// set (val for tune, test for final) at the last epoch and at the best evaluated epoch. Status "ok", "diverged",
-/// "error" (the trial threw; see Error) or "no-selection" (a final trial whose tune trials all failed). Every status
-/// is finished: recorded, never retried by a rerun, and only "ok" is ever selected.
+/// "error" (the trial threw; see Error) or "no-selection" (a final trial whose tune trials all failed). "ok" and
+/// "diverged" are finished; "error" and "no-selection" are recorded (a sweep moves on) but the next run retries them
+/// (<see cref="ResultsStore.Retryable"/>). Only "ok" is ever selected.
 /// </summary>
 public sealed record TrialRecord
 {

@@ -40,6 +40,9 @@ public sealed partial class VisionTransformer
         return reader.ReadToEnd();
     }
 
+    /// <summary>The bytes of a shipped checkpoint (its digest is part of a trial's identity).</summary>
+    internal static Stream OpenPretrained(string name) => OpenResource($"{name}.safetensors");
+
     static Stream OpenResource(string file) =>
         typeof(VisionTransformer).Assembly.GetManifestResourceStream($"PeftWorkbench.Pretrained.{file}")
         ?? throw new FileNotFoundException($"The PeftWorkbench assembly has no embedded Pretrained/{file}; rebuild after `peft pretrain --recipe mini --out src/PeftWorkbench/Pretrained`.");

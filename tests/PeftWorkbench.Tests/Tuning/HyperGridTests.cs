@@ -51,3 +51,56 @@ public class HyperGridTests
             hp: new Dictionary<string, string> { ["lora_bottleneck"] = "1" }));
     }
 }
+
+/// <summary>Issue 26: one key=value parser that the CLI, Study.Run and the registry share; lr and wd in --hp fix the run's
+/// learning rate and weight decay; grid values that parse alike are one trial; big or null grids are clean errors.</summary>
+public class HyperGridInputTests
+{
+    [Fact]
+    public void OneKeyValueParserRefusesEmptyKeysValuesAndRepeats()
+    {
+        Assert.Equal(new Dictionary<string, string> { ["lora_bottleneck"] = "8", ["lr"] = "0.01" }, PeftWorkbench.Peft.MethodRegistry.ParsePairs(new[] { " lora_bottleneck = 8", "lr=0.01" }));
+        foreach (var bad in new[] { "k=", "=v", "k", " = ", "k= " })
+        {
+            Assert.Contains($"'{bad}' is not of the form key=value", Assert.Throws<ArgumentException>(() => PeftWorkbench.Peft.MethodRegistry.ParsePairs(new[] { bad })).Message);
+            Assert.Throws<ArgumentException>(() => TrialConfig.ParseHp(new[] { bad }));
+        }
+        Assert.Contains("'lr' is given twice", Assert.Throws<ArgumentException>(() => TrialConfig.ParseHp(new[] { "lr=1", "lr=2" })).Message);
+    }
+
+    [Fact]
+    public void LrAndWdInHpFixTheRunsLearningRateAndWeightDecay()
+    {
+        var hp = TrialConfig.ParseHp(new[] { "lora_bottleneck=4", "lr=0.02", "wd=0" });
+        using var run = Study.Run("toy-3", "lora", "smoke", hp: hp, suite: "toy", checkpoint: "none");
+        Assert.Equal(new[] { ("4", 0.02, 0.0) }, run.Tuning.Select(t => (t.Config.Hp["lora_bottleneck"], t.Config.Lr, t.Config.WeightDecay)));
+        Assert.DoesNotContain("lr", run.Final.Config.Hp.Keys);
+        // The registry's own message says what a training key is, the same way.
+        Assert.Contains("a run takes them as its learning rate", Assert.Throws<ArgumentException>(() => PeftWorkbench.Peft.MethodRegistry.Create("lora", new Dictionary<string, string> { ["depth"] = "1" })).Message);
+    }
+
+    [Fact]
+    public void ValuesThatParseAlikeAreOneTrialAndBadGridsAreCleanErrors()
+    {
+        var (method, lrs, _) = HyperGrid.Split("lora", new Dictionary<string, string[]> { ["lora_bottleneck"] = new[] { "1", " 1", "1.0", "01" }, ["lr"] = new[] { "1e-2", "0.01 " } });
+        Assert.Equal(new[] { "1" }, method.Select(p => p["lora_bottleneck"]));
+        Assert.Equal(new[] { 0.01 }, lrs);
+        Assert.Equal("lora_bottleneck {1} x lr {0.01}: 1 tune trials",
+            HyperGrid.Describe(new Dictionary<string, string[]> { ["lora_bottleneck"] = new[] { "1", " 1", "1.0", "01" }, ["lr"] = new[] { "1e-2", "0.01" } }));
+
+        Assert.Contains("'lora_bottleneck' has an empty or null value",
+            Assert.Throws<ArgumentException>(() => HyperGrid.Split("lora", new Dictionary<string, string[]> { ["lora_bottleneck"] = new string[] { null! } })).Message);
+        Assert.Equal("lora_bottleneck {null}: 1 tune trials", HyperGrid.Describe(new Dictionary<string, string[]> { ["lora_bottleneck"] = new string[] { null! } }));
+
+        // 2,000 values on each of 4 keys: 16e12 trials, said exactly (an int product wrapped to a negative count) and refused before any is built.
+        var huge = new Dictionary<string, string[]>
+        {
+            ["adapter_bottleneck"] = Enumerable.Range(1, 2000).Select(i => i.ToString()).ToArray(),
+            ["adapter_scaler"] = Enumerable.Range(1, 2000).Select(i => (i / 10.0).ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            ["lr"] = Enumerable.Range(1, 2000).Select(i => (i * 1e-5).ToString("R", System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            ["wd"] = Enumerable.Range(1, 2000).Select(i => (i * 1e-5).ToString("R", System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+        };
+        Assert.EndsWith(": 16000000000000 tune trials", HyperGrid.Describe(huge));
+        Assert.Contains("16000000000000 tune trials", Assert.Throws<ArgumentException>(() => HyperGrid.Split("rand_h_adapter", huge)).Message);
+    }
+}
