@@ -117,8 +117,12 @@ public class DotNetInteractiveTests(BothKernelRuns both) : IClassFixture<BothKer
 /// registry), and wrong setup cells in both kernels.</summary>
 public class DotNetInteractivePackageTests
 {
-    [Fact]
-    public void FreshKernelWithAnEmptyNuGetCacheRestoresThePackageAndTrainsASmokeLoraRun()
+    /// <summary>With NUGET_PACKAGES unset the restore lands in ~/.nuget/packages; set, it lands there (.NET Interactive's
+    /// restore honours it). The test sets or removes it itself, so a user's own NUGET_PACKAGES changes nothing.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FreshKernelWithAnEmptyNuGetCacheRestoresThePackageAndTrainsASmokeLoraRun(bool nugetPackagesSet)
     {
         using var temp = new TempDir();
         var feed = LocalFeed.Folder();
@@ -137,10 +141,10 @@ public class DotNetInteractivePackageTests
             """,
             "var progress = display(\"step 1 of 2\");\nprogress.Update(\"step 2 of 2\");",
             "Workbench.Version");
-        // .NET Interactive's restore ignores NUGET_PACKAGES: an empty home gives it an empty ~/.nuget/packages, and a user
-        // NuGet config with only the registry and our feed. Data and kernelspecs stay where setup put them.
+        // An empty home gives the kernel an empty ~/.nuget/packages (or NUGET_PACKAGES names another empty folder), and a
+        // user NuGet config with only the registry and our feed. Data and kernelspecs stay where setup put them.
         var home = Path.Combine(temp.Path, "home");
-        var cache = Path.Combine(home, ".nuget", "packages");
+        var cache = nugetPackagesSet ? Path.Combine(temp.Path, "nuget-packages") : Path.Combine(home, ".nuget", "packages");
         Directory.CreateDirectory(Path.Combine(home, ".nuget", "NuGet"));
         File.WriteAllText(Path.Combine(home, ".nuget", "NuGet", "NuGet.Config"), $"""
             <?xml version="1.0" encoding="utf-8"?>
@@ -152,8 +156,9 @@ public class DotNetInteractivePackageTests
             </configuration>
             """);
         var realHome = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        var env = new Dictionary<string, string>
+        var env = new Dictionary<string, string?>
         {
+            ["NUGET_PACKAGES"] = nugetPackagesSet ? cache : null,
             ["HOME"] = home, ["PEFT_DATA"] = Workbench.DataDir, ["DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1",
             ["JUPYTER_PATH"] = string.Join(':', new[] { Environment.GetEnvironmentVariable("JUPYTER_PATH"), Path.Combine(realHome, ".local", "share", "jupyter") }.Where(p => !string.IsNullOrEmpty(p))),
         };

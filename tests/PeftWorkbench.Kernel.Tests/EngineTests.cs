@@ -157,7 +157,7 @@ public class EngineTests(EngineFixture fx) : IClassFixture<EngineFixture>
         own.Interrupt();
         var r = await run;
         Assert.Equal(CellStatus.Interrupted, r.Status);
-        Assert.Contains("keeps running in the background", r.ErrorValue);
+        Assert.Contains("ignores Cancellation", r.ErrorValue);
         Assert.Equal("8", own.Execute("3 + 5").Value!["text/plain"]);
     }
 

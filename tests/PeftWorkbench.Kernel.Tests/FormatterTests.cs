@@ -15,11 +15,26 @@ public class FormatterTests
         var df = new DataFrame(new PrimitiveDataFrameColumn<int>("epoch", Enumerable.Range(0, 25)), new StringDataFrameColumn("note", Enumerable.Range(0, 25).Select(i => $"<b>{i}</b>")));
         var data = new Formatters().Format(df);
         Assert.StartsWith("<table", data["text/html"]);
-        Assert.Contains("<th>epoch</th>", data["text/html"]);
+        Assert.Contains("<th style=\"text-align: right\">epoch</th>", data["text/html"]);
         Assert.Contains("25 rows × 2 columns (first 20 shown)", data["text/html"]);
         Assert.Contains("&lt;b&gt;3&lt;/b&gt;", data["text/html"]); // values are escaped
-        Assert.DoesNotContain("<td>20</td>", data["text/html"]);
+        Assert.DoesNotContain(">20</td>", data["text/html"]);
         Assert.EndsWith("[25 rows x 2 columns]", data["text/plain"]);
+    }
+
+    /// <summary>Issue 24, item 7: text columns read from the left, numbers from the right, and numbers are rounded for a
+    /// reader (the paper column printed 68.9357).</summary>
+    [Fact]
+    public void TablesAlignTextLeftNumbersRightAndRoundNumbers()
+    {
+        var df = new DataFrame(new StringDataFrameColumn("where", new[] { "attention qkv" }),
+            new PrimitiveDataFrameColumn<double>("paper", new[] { 68.9357 }), new PrimitiveDataFrameColumn<double>("lr", new[] { 0.001 }));
+        var data = new Formatters().Format(df);
+        Assert.Contains("<td style=\"text-align: left\">attention qkv</td>", data["text/html"]);
+        Assert.Contains("<td style=\"text-align: right\">68.94</td>", data["text/html"]);
+        Assert.Contains("<td style=\"text-align: right\">0.001</td>", data["text/html"]);
+        Assert.Contains("68.94", data["text/plain"]);
+        Assert.DoesNotContain("68.9357", data["text/plain"]);
     }
 
     [Fact]

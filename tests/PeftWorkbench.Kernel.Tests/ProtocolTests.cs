@@ -75,6 +75,22 @@ public class ProtocolTests(KernelFixture fx) : IClassFixture<KernelFixture>
     }
 
     [Fact]
+    public void CellsQueuedBehindAnErrorAreAbortedWithoutAnExecutionCount()
+    {
+        // The second request is queued while the first still sleeps; the first's error aborts it.
+        var failing = client.Send(client.Shell, "execute_request", new JsonObject { ["code"] = "Thread.Sleep(500); throw new Exception(\"first\");", ["stop_on_error"] = true });
+        var queued = client.Send(client.Shell, "execute_request", new JsonObject { ["code"] = "1 + 1" });
+        var first = client.Receive(client.Shell)!;
+        var second = client.Receive(client.Shell)!;
+        Assert.Equal(failing.MsgId, S(first.ParentHeader["msg_id"]));
+        Assert.Equal("error", S(first.Content["status"]));
+        Assert.Equal(queued.MsgId, S(second.ParentHeader["msg_id"]));
+        Assert.Equal("aborted", S(second.Content["status"]));
+        // Never ran, so no number: a front end shows "In [ ]", not the failed cell's number.
+        Assert.False(second.Content.ContainsKey("execution_count"), second.Content.ToJsonString());
+    }
+
+    [Fact]
     public void IsCompleteCompleteInspectCommInfoHistory()
     {
         var r = client.Request(client.Shell, "is_complete_request", new JsonObject { ["code"] = "if (true) {" }, out _);

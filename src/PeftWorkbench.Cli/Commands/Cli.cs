@@ -70,7 +70,23 @@ sealed class Termination : IDisposable
     readonly System.Runtime.InteropServices.PosixSignalRegistration[] registrations;
     public int? Signal { get; private set; }
     public CancellationToken Token => cts.Token;
-    public int ExitCode => 128 + (Signal ?? 2);
+    public int ExitCode => stopCode != 0 ? stopCode : 128 + (Signal ?? 2);
+    /// <summary>A signal or <see cref="Stop"/> cancelled the token.</summary>
+    public bool Stopped => Signal is not null || stopCode != 0;
+    int stopCode; // 0: not stopped
+
+    /// <summary>The parent is gone: stop at the next step as a signal would, and end the process with <paramref name="exitCode"/>
+    /// after <see cref="StopGrace"/> if the running step does not return by then (nothing waits for it any more).</summary>
+    public void Stop(string why, int exitCode)
+    {
+        if (Signal is not null || Interlocked.CompareExchange(ref stopCode, exitCode, 0) != 0) return;
+        Console.Error.WriteLine($"{why}: stopping at the next step; the running trial is not recorded and its claim is released");
+        cts.Cancel();
+        var hard = new Thread(() => { Thread.Sleep(StopGrace); System.Environment.Exit(exitCode); }) { IsBackground = true };
+        hard.Start();
+    }
+
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
 
     public Termination(CancellationToken outer)
     {

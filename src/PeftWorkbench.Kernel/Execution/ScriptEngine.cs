@@ -149,8 +149,9 @@ public sealed partial class ScriptEngine
                 cell.Flush();
                 cell.Detached = true;
                 Volatile.Write(ref abandoned, run);
+                // What happens to it next is the host's to say (the kernel ends its process; a headless run ends its child).
                 return Interrupted("the cell did not stop within " + InterruptGrace.TotalSeconds +
-                    " s and keeps running in the background; pass `Cancellation` to long loops, or restart the kernel to stop it");
+                    " s: it ignores Cancellation (pass `Cancellation` to long loops)");
             }
         }
         catch (AggregateException) { } // inspected below

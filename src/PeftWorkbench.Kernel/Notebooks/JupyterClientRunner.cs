@@ -38,9 +38,9 @@ public static class JupyterClientRunner
         """;
 
     /// <param name="stopOnError">Stop at the first failing cell (as `peft notebooks run` does); false runs every cell and reports the first failure.</param>
-    /// <param name="environment">Variables for the client and the kernel it starts (e.g. NUGET_PACKAGES).</param>
+    /// <param name="environment">Variables for the client and the kernel it starts (e.g. NUGET_PACKAGES); a null value removes the variable.</param>
     public static NotebookRunResult Run(string notebookPath, string outDir, string profile, string kernelName = DotNetInteractiveKernel,
-        bool stopOnError = true, IReadOnlyDictionary<string, string>? environment = null, string python = "/usr/bin/python3")
+        bool stopOnError = true, IReadOnlyDictionary<string, string?>? environment = null, string python = "/usr/bin/python3")
     {
         var fullPath = Path.GetFullPath(notebookPath);
         var notebook = NotebookRunner.Load(fullPath);
@@ -60,7 +60,8 @@ public static class JupyterClientRunner
             };
             foreach (var a in new[] { "-c", Script, input, executed, kernelName, notebookPath, stopOnError ? "stop" : "go-on" }) psi.ArgumentList.Add(a);
             psi.Environment["PEFT_PROFILE"] = profile;
-            foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+            foreach (var (k, v) in environment ?? new Dictionary<string, string?>())
+                if (v is null) psi.Environment.Remove(k); else psi.Environment[k] = v;
             Process process;
             try { process = Process.Start(psi)!; }
             catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException($"cannot run {python} (install python3-nbclient, see environment/apt-packages.txt): {e.Message}", e); }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Markdig;
 using PeftWorkbench.Kernel.Display;
 
 namespace PeftWorkbench.Kernel.Notebooks;
@@ -16,7 +17,11 @@ public static partial class NotebookHtml
         body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
         .cell { margin: 1em 0; }
         .prompt { color: #888; font-family: monospace; font-size: 0.85em; }
-        pre.code { background: #f6f8fa; border-left: 3px solid #4a7ebb; padding: 0.6em; overflow-x: auto; }
+        pre.code { background: #f6f8fa; border-left: 3px solid #4a7ebb; padding: 0.6em; white-space: pre-wrap; overflow-wrap: anywhere; }
+        pre { overflow-x: auto; }
+        .markdown table { border-collapse: collapse; }
+        .markdown th, .markdown td { border: 1px solid #ccc; padding: 0.2em 0.5em; }
+        .output { overflow-x: auto; }
         pre.stream { margin: 0.3em 0; padding: 0.3em 0.6em; }
         pre.stderr { background: #fff4e5; }
         pre.error { background: #fdecea; color: #8b0000; padding: 0.6em; }
@@ -78,67 +83,15 @@ public static partial class NotebookHtml
         _ => "",
     };
 
-    // ---- a small Markdown subset: headings, paragraphs, lists, fenced code, inline code, bold, italics, links ----
+    // ---- Markdown: CommonMark (Markdig) with the GitHub extensions Jupyter's renderer also reads: pipe tables,
+    // strikethrough, bare links. Raw HTML is shown as text, not passed through: a notebook's markdown cannot
+    // inject markup or script into the report.
 
-    public static string Markdown(string source)
-    {
-        var sb = new StringBuilder();
-        var lines = source.Replace("\r\n", "\n").Split('\n');
-        string? list = null;
-        var paragraph = new List<string>();
-        void EndParagraph() { if (paragraph.Count > 0) { sb.Append("<p>").Append(Inline(string.Join(" ", paragraph))).Append("</p>\n"); paragraph.Clear(); } }
-        void EndList() { if (list is not null) { sb.Append($"</{list}>\n"); list = null; } }
-        for (int i = 0; i < lines.Length; i++)
-        {
-            var line = lines[i];
-            if (line.TrimStart().StartsWith("```", StringComparison.Ordinal))
-            {
-                EndParagraph(); EndList();
-                var code = new List<string>();
-                while (++i < lines.Length && !lines[i].TrimStart().StartsWith("```", StringComparison.Ordinal)) code.Add(lines[i]);
-                sb.Append("<pre class=\"code\">").Append(WebUtility.HtmlEncode(string.Join("\n", code))).Append("</pre>\n");
-            }
-            else if (Heading().Match(line) is { Success: true } h)
-            {
-                EndParagraph(); EndList();
-                int level = h.Groups[1].Length;
-                sb.Append($"<h{level}>").Append(Inline(h.Groups[2].Value)).Append($"</h{level}>\n");
-            }
-            else if (ListItem().Match(line) is { Success: true } li)
-            {
-                EndParagraph();
-                var kind = char.IsDigit(li.Groups[1].Value[0]) ? "ol" : "ul";
-                if (list != kind) { EndList(); sb.Append($"<{kind}>\n"); list = kind; }
-                sb.Append("<li>").Append(Inline(li.Groups[2].Value)).Append("</li>\n");
-            }
-            else if (line.Trim().Length == 0) { EndParagraph(); EndList(); }
-            else { EndList(); paragraph.Add(line.Trim()); }
-        }
-        EndParagraph(); EndList();
-        return sb.ToString();
-    }
+    static readonly MarkdownPipeline Pipeline = new MarkdownPipelineBuilder()
+        .UsePipeTables().UseEmphasisExtras(Markdig.Extensions.EmphasisExtras.EmphasisExtraOptions.Strikethrough).UseAutoLinks()
+        .DisableHtml().Build();
 
-    static string Inline(string text)
-    {
-        // Code spans first, so their contents are not read as emphasis.
-        var parts = text.Split('`');
-        var sb = new StringBuilder();
-        for (int i = 0; i < parts.Length; i++)
-        {
-            var encoded = WebUtility.HtmlEncode(parts[i]);
-            if (i % 2 == 1 && i < parts.Length - 1) { sb.Append("<code>").Append(encoded).Append("</code>"); continue; }
-            encoded = Link().Replace(encoded, m => $"<a href=\"{m.Groups[2].Value}\">{m.Groups[1].Value}</a>");
-            encoded = Bold().Replace(encoded, "<strong>$1</strong>");
-            encoded = Italic().Replace(encoded, "<em>$1</em>");
-            sb.Append(i % 2 == 1 ? "`" + encoded : encoded);
-        }
-        return sb.ToString();
-    }
+    public static string Markdown(string source) => Markdig.Markdown.ToHtml(source, Pipeline);
 
-    [GeneratedRegex(@"^(#{1,6})\s+(.*)$")] private static partial Regex Heading();
-    [GeneratedRegex(@"^\s*([-*+]|\d+[.)])\s+(.*)$")] private static partial Regex ListItem();
-    [GeneratedRegex(@"\[([^\]]+)\]\(([^)\s]+)\)")] private static partial Regex Link();
-    [GeneratedRegex(@"\*\*(.+?)\*\*")] private static partial Regex Bold();
-    [GeneratedRegex(@"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])")] private static partial Regex Italic();
     [GeneratedRegex(@"\x1b\[[0-9;]*m")] private static partial Regex AnsiEscape();
 }

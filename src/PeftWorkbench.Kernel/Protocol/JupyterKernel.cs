@@ -304,20 +304,21 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
             });
             return;
         }
+        // A cell that ignores Cancellation cannot be stopped inside .NET: the kernel ends its process. The error itself says
+        // so (one message, said once), rather than a second stream line contradicting the engine's.
+        bool endProcess = result.Status == CellStatus.Interrupted && Engine.AbandonedCellRunning;
+        if (endProcess)
+        {
+            var why = result.ErrorValue + "; the kernel ends its process to stop it, and Jupyter restarts the kernel (variables are lost)";
+            result = result with { ErrorValue = why, Traceback = new[] { "KeyboardInterrupt: " + why } };
+        }
         var error = ErrorContent(result.ErrorName, result.ErrorValue, result.TracebackLines);
         Publish("error", (JsonObject)error.DeepClone(), m);
         error["execution_count"] = count;
         Reply(shell, m, "execute_reply", error);
         if (stopOnError) AbortQueuedExecutions();
-        if (result.Status == CellStatus.Interrupted && Engine.AbandonedCellRunning)
+        if (endProcess)
         {
-            // .NET cannot abort a thread: the only way to stop a loop that ignores Cancellation is to end the process.
-            Publish("stream", new JsonObject
-            {
-                ["name"] = "stderr",
-                ["text"] = "The interrupted cell ignores Cancellation and keeps a thread busy: the kernel ends its process to stop it. " +
-                           "Jupyter restarts the kernel (variables are lost); pass `Cancellation` to long loops to keep them.\n",
-            }, m);
             Log("an interrupted cell would not stop: ending the kernel process so that it stops");
             AbandonedCell = true;
             Stop();
@@ -332,7 +333,8 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
     }
 
     /// <summary>After an error, execute requests already queued are answered "aborted" (as ipykernel does), so a
-    /// front end running all cells stops at the failing one.</summary>
+    /// front end running all cells stops at the failing one. The reply carries no execution_count: those cells never
+    /// ran, and a front end would otherwise label them with the failed cell's number.</summary>
     void AbortQueuedExecutions()
     {
         var keep = new List<Message>();
@@ -340,7 +342,7 @@ public sealed class JupyterKernel : IOutputSink, IDisposable
         {
             if (queued.MsgType != "execute_request") { keep.Add(queued); continue; }
             Publish("status", new JsonObject { ["execution_state"] = "busy" }, queued);
-            Reply(shell, queued, "execute_reply", new JsonObject { ["status"] = "aborted", ["execution_count"] = executionCount });
+            Reply(shell, queued, "execute_reply", new JsonObject { ["status"] = "aborted" });
             Publish("status", new JsonObject { ["execution_state"] = "idle" }, queued);
         }
         foreach (var k in keep) shellQueue.Add(k);

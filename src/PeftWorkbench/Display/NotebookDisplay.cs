@@ -78,13 +78,18 @@ public sealed class NotebookDisplay
     {
         long rows = df.Rows.Count;
         int cols = df.Columns.Count;
+        // Text reads from the left, numbers line up on the right: each column says which (Jupyter's own style and the
+        // report's would otherwise right-align both).
+        var align = df.Columns.Select(c => IsNumeric(c.DataType) ? " style=\"text-align: right\"" : " style=\"text-align: left\"").ToList();
         var sb = new StringBuilder("<table class=\"dataframe\"><thead><tr><th></th>");
-        foreach (var c in df.Columns) sb.Append("<th>").Append(WebUtility.HtmlEncode(c.Name)).Append("</th>");
+        int i = 0;
+        foreach (var c in df.Columns) sb.Append("<th").Append(align[i++]).Append('>').Append(WebUtility.HtmlEncode(c.Name)).Append("</th>");
         sb.Append("</tr></thead><tbody>");
         for (long r = 0; r < Math.Min(rows, TableRows); r++)
         {
             sb.Append("<tr><th>").Append(r).Append("</th>");
-            foreach (var c in df.Columns) sb.Append("<td>").Append(WebUtility.HtmlEncode(Cell(c[r]))).Append("</td>");
+            i = 0;
+            foreach (var c in df.Columns) sb.Append("<td").Append(align[i++]).Append('>').Append(WebUtility.HtmlEncode(Cell(c[r]))).Append("</td>");
             sb.Append("</tr>");
         }
         sb.Append("</tbody></table>");
@@ -106,14 +111,23 @@ public sealed class NotebookDisplay
         return sb.ToString();
     }
 
+    static bool IsNumeric(Type t) => t == typeof(double) || t == typeof(float) || t == typeof(int) || t == typeof(long) || t == typeof(decimal)
+        || t == typeof(short) || t == typeof(byte);
+
     static string Cell(object? v) => v switch
     {
         null => "null",
-        float f => f.ToString("G6", CultureInfo.InvariantCulture),
-        double d => d.ToString("G6", CultureInfo.InvariantCulture),
+        float f => Round(f),
+        double d => Round(d),
         IFormattable x => x.ToString(null, CultureInfo.InvariantCulture),
         _ => v.ToString() ?? "",
     };
+
+    /// <summary>A reader's precision: at most two decimals from 1 up (68.9357 -> 68.94), three significant digits below
+    /// (an lr of 0.001, a delta of 0.0123), whole numbers as they are.</summary>
+    static string Round(double x) => double.IsFinite(x) && Math.Abs(x) < 1 && x != 0
+        ? x.ToString("G3", CultureInfo.InvariantCulture)
+        : x.ToString("0.##", CultureInfo.InvariantCulture);
 
     // ---- modules ------------------------------------------------------------------------------------------
 

@@ -241,13 +241,19 @@ public static class Sweep
         }
     }
 
-    /// <summary>"[done/total trials] N worker(s): task method phase, ..." for a manifest's store.</summary>
+    /// <summary>What a running trial is, for a progress line: a tune trial names its grid point (two workers on one
+    /// method and task would otherwise read the same), a final says final.</summary>
+    public static string RunningLabel(TrialConfig t) => t.Phase == "final" ? $"{t.Task} {t.Method} final"
+        : FormattableString.Invariant($"{t.Task} {t.Method} tune lr={t.Lr:G3} wd={t.WeightDecay:G3}") +
+          (t.DropPath != 0 ? FormattableString.Invariant($" dp={t.DropPath:G3}") : "") + (t.Hp.Count > 0 ? " " + t.HpText : "");
+
+    /// <summary>"[done/total trials] N worker(s): task method phase and grid point, ..." for a manifest's store.</summary>
     public static string Progress(SweepManifest manifest, ResultsStore store, int running)
     {
         var keys = manifest.Trials.Select(t => t.Key).ToHashSet();
         int done = store.Records().Count(r => keys.Contains(r.Key));
         var byKey = manifest.Trials.GroupBy(t => t.Key).ToDictionary(g => g.Key, g => g.First());
-        var now = store.Claimed().Where(byKey.ContainsKey).Select(k => $"{byKey[k].Task} {byKey[k].Method} {byKey[k].Phase}").ToList();
+        var now = store.Claimed().Where(byKey.ContainsKey).Select(k => RunningLabel(byKey[k])).ToList();
         return $"[{done}/{manifest.Trials.Count} trials] {running} worker(s)" + (now.Count > 0 ? ": " + string.Join(", ", now) : "");
     }
 

@@ -65,17 +65,50 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load
         return env;
     }
 
-    /// <summary>Starts `COMMAND worker --manifest PATH --quiet` with this plan's environment.</summary>
+    /// <summary>Starts `COMMAND worker --manifest PATH --quiet --exit-with-parent` with this plan's environment. Its stdin
+    /// is a pipe this process holds open and never writes: when this process ends, however it ends (SIGKILL, the OOM
+    /// killer, a front end closing the kernel), the system closes the pipe and the worker stops (see <see cref="ParentWatch"/>).
+    /// The returned Process must stay undisposed while the worker runs (disposing it closes the pipe).</summary>
     public Process StartWorker(IReadOnlyList<string> peftCommand, string manifestPath)
     {
-        var psi = new ProcessStartInfo(peftCommand[0]) { UseShellExecute = false };
+        var psi = new ProcessStartInfo(peftCommand[0]) { UseShellExecute = false, RedirectStandardInput = true };
         foreach (var a in peftCommand.Skip(1)) psi.ArgumentList.Add(a);
-        foreach (var a in new[] { "worker", "--manifest", manifestPath, "--quiet" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "worker", "--manifest", manifestPath, "--quiet", ParentWatch.Flag }) psi.ArgumentList.Add(a);
         foreach (var (k, v) in WorkerEnvironment()) psi.Environment[k] = v;
         return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {peftCommand[0]}");
     }
 
     public string Describe() => $"{Workers} worker(s) x {Threads} thread(s) on {Cores} core(s), OpenMP {WaitPolicy}";
+}
+
+/// <summary>
+/// A worker's tie to the process that started it: the worker reads its stdin (a pipe only the parent holds the write
+/// end of) until end of file, which the system delivers when the parent ends for any reason, SIGKILL included. Chosen
+/// over PR_SET_PDEATHSIG (Linux only; it fires when the forking *thread* ends, not the process, and not across the
+/// `peft` launcher script) and over polling the parent's pid (a reused pid looks alive; a launcher in between is the
+/// wrong parent): the pipe works through exec and shell launchers, on every OS, with no polling.
+/// </summary>
+public static class ParentWatch
+{
+    /// <summary>The worker option that turns the watch on (a worker run by hand or by Slurm has no such parent).</summary>
+    public const string Flag = "--exit-with-parent";
+
+    /// <summary>Calls <paramref name="parentGone"/> once, on a background thread, when stdin reaches end of file.</summary>
+    public static void Start(Action parentGone)
+    {
+        var watch = new Thread(() =>
+        {
+            try
+            {
+                using var stdin = Console.OpenStandardInput();
+                var buffer = new byte[256];
+                while (stdin.Read(buffer, 0, buffer.Length) > 0) { } // the parent never writes: anything read is ignored
+            }
+            catch (IOException) { } // a broken stdin is a parent gone, too
+            parentGone();
+        }) { IsBackground = true, Name = "parent watch" };
+        watch.Start();
+    }
 }
 
 /// <summary>

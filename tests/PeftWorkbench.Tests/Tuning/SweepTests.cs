@@ -10,7 +10,7 @@ public class SweepTests
     static readonly DefaultTrialEnvironment Env = new();
 
     /// <summary>3 tasks x 2 methods x 6 tune configs + 6 finals = 42 fast trials on the 8-px test ViT.</summary>
-    static (SweepManifest Manifest, string Path) Plan(string dir, int tasks = 3)
+    internal static (SweepManifest Manifest, string Path) Plan(string dir, int tasks = 3)
     {
         var o = ProtocolOptions.Vtab1k("smoke") with { Lrs = new[] { 1e-3, 3e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.0 } };
         var m = Sweep.Plan(dir, "toy", Enumerable.Range(3, tasks).Select(k => $"toy-{k}"), new[] { "full", "linear" }, o, TinyData.Config(), Env);
@@ -19,7 +19,7 @@ public class SweepTests
         return (m, path);
     }
 
-    static void AssertCompleteAndUnique(SweepManifest m)
+    internal static void AssertCompleteAndUnique(SweepManifest m)
     {
         var lines = File.ReadAllLines(System.IO.Path.Combine(m.Store, "trials.jsonl")).Where(l => l.Length > 0).ToList();
         var store = new ResultsStore(m.Store);
