@@ -15,6 +15,7 @@ public class NotebookIndexTests
             "parameters:var Profile = \"default\";",
             "var spread = 2.5;",
             "finding:Console.WriteLine($\"Finding 1 (test): mini suite: spread {spread:F1} points ({Profile}); paper: 3.0 points.\");",
+            "verdict:Console.WriteLine(\"spread: agrees; full FT: inconclusive under this budget\");",
             "Console.WriteLine(\"after the finding\");");
         var plain = Tools.WriteNotebook(Path.Combine(dir, "00-tour.ipynb"), "Console.WriteLine(\"a tour\");");
         var fails = Tools.WriteNotebook(Path.Combine(dir, "03-fails.ipynb"),
@@ -29,7 +30,7 @@ public class NotebookIndexTests
         var md = File.ReadAllLines(Path.Combine(outDir, "index.md"));
         Assert.Contains(md, l => l.StartsWith("3 notebooks, 1 FAILED; profile smoke; kernel workbench;", StringComparison.Ordinal));
         string Line(string name) => Assert.Single(md, l => l.StartsWith($"| [{name}]({name}.html) | smoke | ", StringComparison.Ordinal));
-        Assert.EndsWith("| Finding 1 (test): mini suite: spread 2.5 points (smoke); paper: 3.0 points. |", Line("02-finding"));
+        Assert.EndsWith("| spread: agrees; full FT: inconclusive under this budget | Finding 1 (test): mini suite: spread 2.5 points (smoke); paper: 3.0 points. |", Line("02-finding"));
         Assert.EndsWith("| no finding cell (not a finding notebook) |", Line("00-tour"));
         Assert.EndsWith("| FAILED: cell 1: InvalidOperationException: no store here |", Line("03-fails"));
         Assert.Matches(@"\| \d+\.\d s \|", Line("00-tour"));
@@ -51,8 +52,8 @@ public class NotebookIndexTests
         };
         NotebookIndex.Write(temp.Path, entries);
         var md = File.ReadAllText(Path.Combine(temp.Path, "index.md"));
-        Assert.Contains("| 05-crash | default | 3.0 s | FAILED: exit code 1; no executed notebook was written |", md);
-        Assert.Contains("| 04-gone | default | 2 min 05 s | no executed notebook |", md);
+        Assert.Contains("| 05-crash | default | 3.0 s |  | FAILED: exit code 1; no executed notebook was written |", md);
+        Assert.Contains("| 04-gone | default | 2 min 05 s |  | no executed notebook |", md);
         Assert.Contains("kernel workbench, dotnet-interactive", md);
     }
 }

@@ -61,8 +61,8 @@ static class Tools
         var cells = new JsonArray();
         foreach (var s in sources)
         {
-            // "parameters:" or "finding:" before the source tags the cell.
-            var tag = new[] { "parameters", "finding" }.FirstOrDefault(t => s.StartsWith(t + ":", StringComparison.Ordinal));
+            // "parameters:", "finding:" or "verdict:" before the source tags the cell.
+            var tag = new[] { "parameters", "finding", "verdict" }.FirstOrDefault(t => s.StartsWith(t + ":", StringComparison.Ordinal));
             cells.Add(new JsonObject
             {
                 ["cell_type"] = "code",

@@ -20,6 +20,16 @@ public sealed record IndexEntry(string Notebook, string Profile, string Kernel, 
 public static class NotebookIndex
 {
     public const string FindingTag = "finding";
+    /// <summary>The cell whose printed line holds the finding's verdicts ("claim: agrees; claim: disagrees").</summary>
+    public const string VerdictTag = "verdict";
+
+    /// <summary>What an entry's verdict column says: the text its cell tagged `verdict` printed, or "" (none, or failed).</summary>
+    public static string VerdictOf(IndexEntry e)
+    {
+        if (!e.Ok || e.ExecutedPath is null || !File.Exists(e.ExecutedPath)) return "";
+        var cell = Cells(NotebookRunner.Load(e.ExecutedPath)).FirstOrDefault(c => HasTag(c, VerdictTag));
+        return cell is null ? "" : string.Join(" ", OutputText(cell).Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0));
+    }
 
     /// <summary>What an entry's finding column says.</summary>
     public static string FindingOf(IndexEntry e)
@@ -41,7 +51,7 @@ public static class NotebookIndex
     public static string Write(string outDir, IReadOnlyList<IndexEntry> entries)
     {
         Directory.CreateDirectory(outDir);
-        var rows = entries.Select(e => (Entry: e, Name: Path.GetFileNameWithoutExtension(e.Notebook), Finding: FindingOf(e),
+        var rows = entries.Select(e => (Entry: e, Name: Path.GetFileNameWithoutExtension(e.Notebook), Finding: FindingOf(e), Verdict: VerdictOf(e),
             Html: e.HtmlPath is not null && File.Exists(e.HtmlPath) ? Path.GetRelativePath(outDir, e.HtmlPath) : null)).ToList();
         int failed = rows.Count(r => !r.Entry.Ok);
         var when = DateTime.Now.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
@@ -51,21 +61,22 @@ public static class NotebookIndex
         var summary = $"{rows.Count} notebooks, {(failed == 0 ? "all ran" : $"{failed} FAILED")}; profile {profiles}; kernel {kernels}; {total} in all; {when}.";
 
         var md = new StringBuilder("# PeftWorkbench: the study's findings on the mini suite\n\n").Append(summary).Append("\n\n")
-            .Append("| notebook | profile | wall time | finding (ours; the paper's) |\n|---|---|---|---|\n");
+            .Append("| notebook | profile | wall time | verdict | finding (ours; the paper's) |\n|---|---|---|---|---|\n");
         foreach (var r in rows)
-            md.Append($"| {(r.Html is null ? r.Name : $"[{r.Name}]({r.Html})")} | {r.Entry.Profile} | {Seconds(r.Entry.WallSeconds)} | {r.Finding.Replace("|", "\\|")} |\n");
+            md.Append($"| {(r.Html is null ? r.Name : $"[{r.Name}]({r.Html})")} | {r.Entry.Profile} | {Seconds(r.Entry.WallSeconds)} | {r.Verdict.Replace("|", "\\|")} | {r.Finding.Replace("|", "\\|")} |\n");
 
         var html = new StringBuilder("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>PeftWorkbench report</title>\n<style>")
             .Append("body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }\n")
             .Append("table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }\n")
             .Append("td.failed { color: #8b0000; }</style></head>\n<body>\n<h1>PeftWorkbench: the study's findings on the mini suite</h1>\n")
             .Append("<p>").Append(WebUtility.HtmlEncode(summary)).Append("</p>\n")
-            .Append("<table><thead><tr><th>notebook</th><th>profile</th><th>wall time</th><th>finding (ours; the paper's)</th></tr></thead><tbody>\n");
+            .Append("<table><thead><tr><th>notebook</th><th>profile</th><th>wall time</th><th>verdict</th><th>finding (ours; the paper's)</th></tr></thead><tbody>\n");
         foreach (var r in rows)
         {
             var name = WebUtility.HtmlEncode(r.Name);
             html.Append("<tr><td>").Append(r.Html is null ? name : $"<a href=\"{WebUtility.HtmlEncode(Uri.EscapeDataString(r.Html).Replace("%2F", "/"))}\">{name}</a>")
                 .Append("</td><td>").Append(WebUtility.HtmlEncode(r.Entry.Profile)).Append("</td><td>").Append(Seconds(r.Entry.WallSeconds))
+                .Append("</td><td>").Append(WebUtility.HtmlEncode(r.Verdict))
                 .Append(r.Entry.Ok ? "</td><td>" : "</td><td class=\"failed\">").Append(WebUtility.HtmlEncode(r.Finding)).Append("</td></tr>\n");
         }
         html.Append("</tbody></table>\n</body></html>\n");

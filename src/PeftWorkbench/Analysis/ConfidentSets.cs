@@ -35,6 +35,20 @@ public sealed record VennCounts(string What, IReadOnlyList<string> Methods, IRea
     public double InOnlyOne => Total == 0 ? double.NaN
         : (double)Regions.Where(kv => System.Numerics.BitOperations.PopCount((uint)kv.Key) == 1).Sum(kv => kv.Value) / Total;
 
+    /// <summary>Each set's size: the samples of every region that holds it.</summary>
+    public IReadOnlyList<int> SetSizes => Enumerable.Range(0, Methods.Count).Select(i => Regions.Where(kv => (kv.Key >> i & 1) == 1).Sum(kv => kv.Value)).ToList();
+
+    /// <summary>The chance baseline of <see cref="SharedByAll"/>: the share of the union that all sets would hold if sets of
+    /// these sizes were drawn independently from <paramref name="population"/> samples (expected intersection over expected
+    /// union). The study's CIFAR-100 sets (4,925, 4,902 and 4,934 of 10,000) give 13.7 %, against its 15.6 %.</summary>
+    public double ChanceSharedByAll(int population)
+    {
+        if (population <= 0) throw new ArgumentException($"population must be positive, got {population}.");
+        var p = SetSizes.Select(s => (double)s / population).ToList();
+        double all = p.Aggregate(1.0, (a, x) => a * x), none = p.Aggregate(1.0, (a, x) => a * (1 - x));
+        return none >= 1 ? double.NaN : all / (1 - none);
+    }
+
     public string RegionName(int mask)
     {
         var names = Enumerable.Range(0, Methods.Count).Where(i => (mask >> i & 1) == 1).Select(i => Methods[i]).ToList();

@@ -303,6 +303,8 @@ public static class Protocol
                 Key = config.Key, Config = config, Status = history.Diverged ? "diverged" : "ok",
                 Top1Last = history.LastEvalTop1, Top1Best = history.BestEvalTop1, BestEpoch = history.BestEpoch,
                 TrainLoss = history.FinalLoss is double l && double.IsFinite(l) ? l : null, Epochs = history.Epochs.Count,
+                LossCurve = history.Epochs.All(e => double.IsFinite(e.Loss)) ? history.Epochs.Select(e => e.Loss).ToArray() : null,
+                EvalCurve = history.Epochs.Select(e => e.EvalTop1).ToArray(),
                 TrainableParams = built.TrainableParams, WallSeconds = clock.Elapsed.TotalSeconds,
                 ImagesPerSecond = history.ImagesPerSecond, Predictions = predictions,
             };

@@ -65,6 +65,11 @@ public sealed record TrialRecord
     public int? BestEpoch { get; init; }
     public double? TrainLoss { get; init; }
     public int Epochs { get; init; }
+    /// <summary>Mean training loss per finished epoch, and top-1 per epoch where the scored split was evaluated (null
+    /// elsewhere): what the convergence diagnostics read (Findings/Convergence). Null in records written before curves
+    /// were kept: their convergence is unknown.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double[]? LossCurve { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double?[]? EvalCurve { get; init; }
     /// <summary>Trainable parameters as the method counts them (the study excludes the head).</summary>
     public long TrainableParams { get; init; }
     public double WallSeconds { get; init; }
