@@ -155,8 +155,9 @@ public sealed class Predictions
 
     /// <summary>
     /// Predictions of every method with a successful final trial on <paramref name="task"/> in the store at
-    /// <paramref name="storeDir"/>. split "test": the finals' test logits; "val": the val logits of each final's
-    /// selected tune trial. <paramref name="methods"/> limits (and orders) the methods; <paramref name="profile"/>
+    /// <paramref name="storeDir"/>. split "test": the finals' test logits; "val": the val200 logits of a model trained
+    /// like each final (<see cref="SelectedVal"/>: the selected configuration's val refit where the profile has one,
+    /// else its tune trial). <paramref name="methods"/> limits (and orders) the methods; <paramref name="profile"/>
     /// picks one profile when the store holds several.
     /// </summary>
     public static Predictions Load(string storeDir, string task, string split = "test", IEnumerable<string>? methods = null, string? profile = null)
@@ -187,7 +188,7 @@ public sealed class Predictions
             var record = split switch
             {
                 "test" => mine[0],
-                "val" => SelectedTune(records, mine[0]) ?? throw new ArgumentException(
+                "val" => SelectedVal(records, mine[0]) ?? throw new ArgumentException(
                     $"Results store {storeDir}: method '{method}' on task '{task}': no tune trial '{(mine[0].Config with { Phase = "tune" }).Key}' (the selected one) in trials.jsonl."),
                 _ => throw new ArgumentException($"split must be 'test' or 'val', got '{split}'."),
             };
@@ -199,7 +200,7 @@ public sealed class Predictions
     /// <summary>
     /// Predictions of exactly the runs <see cref="Study.RunAll"/> returned on <paramref name="task"/> (their seed and
     /// profile, whatever else the store holds): split "test" reads each final's test logits, "val" its selected tune
-    /// trial's val logits. Methods in the runs' order.
+    /// trial's val logits (<see cref="StudyRun.Val"/>: trained like the final). Methods in the runs' order.
     /// </summary>
     public static Predictions FromRuns(IEnumerable<StudyRun> runs, string task, string split = "test")
     {
@@ -210,7 +211,7 @@ public sealed class Predictions
         return new Predictions(mine.Select(r => ReadFile(r.Store, split switch
         {
             "test" => r.Final,
-            "val" => r.Selected ?? throw new ArgumentException($"Results store {r.Store}: method '{r.Method}' on task '{task}' has no selected tune trial (val logits)."),
+            "val" => r.Val ?? throw new ArgumentException($"Results store {r.Store}: method '{r.Method}' on task '{task}' has no selected configuration trained like the final (val logits)."),
             _ => throw new ArgumentException($"split must be 'test' or 'val', got '{split}'."),
         }, split)));
     }
@@ -218,6 +219,15 @@ public sealed class Predictions
     /// <summary>The successful final trials of a store (found by phase, never by key).</summary>
     public static IReadOnlyList<TrialRecord> StoreFinals(string storeDir, string? profile = null) =>
         ReadRecords(storeDir).Where(r => r.Config.Phase == "final" && r.Ok && (profile is null || r.Config.Profile == profile)).ToList();
+
+    /// <summary>The val200 predictions that stand for a final: its val refit (the selected configuration trained like the
+    /// final on train800, phase "val", same tune-grid digest) when the store has one, else the selected tune trial
+    /// (profiles whose tune trials are as long as the final, and stores written before val refits).</summary>
+    public static TrialRecord? SelectedVal(IReadOnlyList<TrialRecord> records, TrialRecord final)
+    {
+        var key = (final.Config with { Phase = "val" }).Key;
+        return records.FirstOrDefault(r => r.Key == key && r.Ok) ?? SelectedTune(records, final);
+    }
 
     /// <summary>The selected tune trial of a final: the tune record whose config equals the final's with phase "tune".</summary>
     public static TrialRecord? SelectedTune(IEnumerable<TrialRecord> records, TrialRecord final)

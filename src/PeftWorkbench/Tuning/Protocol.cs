@@ -26,6 +26,14 @@ public sealed record ProtocolOptions
     public required TrainOptions Train { get; init; }
     /// <summary>Epochs of a tune trial (its warmup capped to them); null: as many as the final's (<see cref="Train"/>).</summary>
     public int? TuneEpochs { get; init; }
+
+    /// <summary>Whether tune trials train on another budget than the final (shorter): then the selected configuration
+    /// is trained once more like the final on train800 (phase "val", scored on val200), so the val logits the store
+    /// serves for a selection (ensembles choose members by them) come from a model trained like the final, not from
+    /// its short tune trial. Successive halving with one survivor: every grid point for <see cref="TuneEpochs"/>,
+    /// the winner for the whole budget.</summary>
+    public bool RefitsSelected => TrainFor("tune").Budget != Train.Budget;
+
     public required IReadOnlyList<double> Lrs { get; init; }
     public required IReadOnlyList<double> WeightDecays { get; init; }
     public required IReadOnlyList<double> DropPaths { get; init; }
@@ -48,18 +56,23 @@ public sealed record ProtocolOptions
     public static ProtocolOptions ManyShot(string profile, string group = "natural") => Profiles.Get(profile).ManyShotFor(group);
 
     /// <summary>What decides a trial's numbers besides its key (lr, wd, drop path, method options, seed), for
-    /// <see cref="ResultsStore.CheckBudget"/>: both phases' training, the final's evaluation, selection and probe path.</summary>
+    /// <see cref="ResultsStore.CheckBudget"/>: both phases' training, the final's evaluation, selection and probe path
+    /// (the val refit is named only where there is one, so the budget lines of stores written before it still match).</summary>
     public string Budget =>
         $"tune {TrainFor("tune").Budget}; final {Train.Budget}; final eval every {FinalEvalEvery}; tie-break {TieBreak}; " +
-        $"linear probe {LinearProbe}; many-shot images {(ManyShotTrainImages is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "all")}";
+        $"linear probe {LinearProbe}; many-shot images {(ManyShotTrainImages is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "all")}" +
+        (RefitsSelected ? "; val logits from the selected config retrained like the final" : "");
 
-    /// <summary>The training options of a trial of <paramref name="phase"/> ("tune" or "final"), before its lr, wd and seed.</summary>
+    /// <summary>The training options of a trial of <paramref name="phase"/> ("tune", "val" or "final"), before its lr,
+    /// wd and seed: "val" trains like the final.</summary>
     public TrainOptions TrainFor(string phase) =>
-        phase == "final" || TuneEpochs is not int e ? Train : Train with { Epochs = e, WarmupEpochs = Math.Min(Train.WarmupEpochs, e) };
+        phase != "tune" || TuneEpochs is not int e ? Train : Train with { Epochs = e, WarmupEpochs = Math.Min(Train.WarmupEpochs, e) };
 }
 
-/// <summary>What a protocol run found: every tune trial, the one selected, and the final (test) trial.</summary>
-public sealed record ProtocolResult(IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord Final);
+/// <summary>What a protocol run found: every tune trial, the one selected, the final (test) trial, and
+/// <paramref name="Val"/>: the trial whose val200 logits stand for the final model (the selected configuration
+/// retrained like the final where tune trials are shorter, else the selected tune trial; null without a selection).</summary>
+public sealed record ProtocolResult(IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord Final, TrialRecord? Val = null);
 
 /// <summary>
 /// The study's tuning protocol. VTAB-1K: every configuration of (method grid x lr x wd) trains on train800 and
@@ -121,7 +134,15 @@ public static class Protocol
     /// <summary>The final trial's config before selection: what its store key is made of (task, method, profile,
     /// protocol, seed, and the digest of its tune trials' keys, since those decide the selection).</summary>
     public static TrialConfig PendingFinal(string task, string method, ProtocolOptions o, IEnumerable<string> tuneKeys) =>
-        new() { Task = task, Method = method, Phase = "final", Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed, TuneGrid = GridDigest(tuneKeys) };
+        Pending("final", task, method, o, tuneKeys);
+
+    /// <summary>A trial after selection ("val" or "final") before selection: its key is known from the tune keys alone.</summary>
+    public static TrialConfig Pending(string phase, string task, string method, ProtocolOptions o, IEnumerable<string> tuneKeys) =>
+        new() { Task = task, Method = method, Phase = phase, Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed, TuneGrid = GridDigest(tuneKeys) };
+
+    /// <summary>The trials a sweep plans after a method's tune trials: the val refit where the profile has one, then the final.</summary>
+    public static IEnumerable<TrialConfig> PendingAfterTune(string task, string method, ProtocolOptions o, IReadOnlyList<string> tuneKeys) =>
+        (o.RefitsSelected ? new[] { "val", "final" } : new[] { "final" }).Select(phase => Pending(phase, task, method, o, tuneKeys));
 
     /// <summary>12 hex digits of SHA-256 over the tune keys in grid order.</summary>
     public static string GridDigest(IEnumerable<string> tuneKeys) =>
@@ -173,8 +194,11 @@ public static class Protocol
         var tuning = new List<TrialRecord>();
         foreach (var config in TuneConfigs(task.Name, method, methodGrid, options))
             tuning.Add(RunOrReuse(config, task, factory, options, store, progressFor?.Invoke(config), cancel));
+        var selected = Select(tuning, options.TieBreak);
+        var val = !options.RefitsSelected ? selected
+            : RunAfterTune("val", task, method, tuning, factory, options, store, progressFor, cancel) is { Ok: true } refit ? refit : null;
         var final = RunFinal(task, method, tuning, factory, options, store, progressFor, cancel);
-        return new ProtocolResult(tuning, Select(tuning, options.TieBreak), final);
+        return new ProtocolResult(tuning, selected, final, val);
     }
 
     /// <summary>Many-shot: tune on a seeded split of <paramref name="train"/> (options.ValidationShare held out), select on the held-out part, retrain on all of it, test.</summary>
@@ -207,27 +231,40 @@ public static class Protocol
     /// <summary>Runs (or reuses from the store) the final trial of a method on a task, given its finished tune trials.</summary>
     public static TrialRecord RunFinal(Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
         ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
-        RunOrReuse(FinalKey(task.Name, method, options, tuning.Select(t => t.Key)), store, cancel,
-            () => RunFinalTrial(task, method, tuning, factory, options, store, progressFor, cancel));
+        RunAfterTune("final", task, method, tuning, factory, options, store, progressFor, cancel);
+
+    /// <summary>Runs (or reuses from the store) the trial of <paramref name="phase"/> ("val" or "final") that follows
+    /// a method's finished tune trials.</summary>
+    public static TrialRecord RunAfterTune(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
+        ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
+        RunOrReuse(Pending(phase, task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
+            () => RunSelectedTrial(phase, task, method, tuning, factory, options, store, progressFor, cancel));
+
+    /// <summary>Selects from <paramref name="tuning"/> and runs the final trial (no reuse): <see cref="RunSelectedTrial"/>.</summary>
+    public static TrialRecord RunFinalTrial(Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
+        ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
+        RunSelectedTrial("final", task, method, tuning, factory, options, store, progressFor, cancel);
 
     /// <summary>Selects from <paramref name="tuning"/> (in grid order: the study's tie-break depends on it) and runs the
-    /// final trial (no reuse). With no successful tune trial it returns a "no-selection" record, so a sweep records it
-    /// as finished and moves on.</summary>
-    public static TrialRecord RunFinalTrial(Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
+    /// trial of <paramref name="phase"/> ("val": the selection trained like the final on train800, scored on val200;
+    /// "final": on train800val200, scored on test) with no reuse. With no successful tune trial it returns a
+    /// "no-selection" record, so a sweep records it as finished and moves on.</summary>
+    public static TrialRecord RunSelectedTrial(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
         ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel)
     {
-        var pending = PendingFinal(task.Name, method, options, tuning.Select(t => t.Key));
+        if (phase is not ("val" or "final")) throw new ArgumentException($"phase must be 'val' or 'final', got '{phase}'.", nameof(phase));
+        var pending = Pending(phase, task.Name, method, options, tuning.Select(t => t.Key));
         var selected = Select(tuning, options.TieBreak);
         if (selected is null)
         {
-            var config0 = tuning.Count > 0 ? FinalConfig(tuning[0].Config, pending.TuneGrid!) : pending;
+            var config0 = tuning.Count > 0 ? FinalConfig(tuning[0].Config, pending.TuneGrid!) with { Phase = phase } : pending;
             return new TrialRecord
             {
                 Key = pending.Key, Config = config0, Status = "no-selection",
                 Error = $"all {tuning.Count} tune trials diverged or failed",
             };
         }
-        var config = FinalConfig(selected.Config, pending.TuneGrid!);
+        var config = FinalConfig(selected.Config, pending.TuneGrid!) with { Phase = phase };
         return RunTrial(config, task, factory, options, store, progressFor?.Invoke(config), cancel);
     }
 
@@ -260,7 +297,8 @@ public static class Protocol
     }
 
     /// <summary>
-    /// Trains one trial and scores it: tune = train800 -> val200 at the last epoch; final = train800val200 -> test,
+    /// Trains one trial and scores it: tune = train800 -> val200 at the last epoch (val: the same on the final's
+    /// budget); final = train800val200 -> test,
     /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure. With a
     /// store, the logits and labels of the scored split (val or test) are saved (TrialRecord.Predictions). Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
@@ -284,7 +322,7 @@ public static class Protocol
             using var built = factory(config, task.NumClasses);
             TrainHistory history;
             EvalResult? scored = null;
-            // With a store, every trial keeps the logits of the split it is scored on (tune: val, final: test).
+            // With a store, every trial keeps the logits of the split it is scored on (tune and val: val200, final: test).
             Action<EvalResult>? keep = store is not null ? r => scored = r : null;
             // Cached features cannot be augmented (a crop or flip changes them): an augmented probe (many-shot) goes through the backbone.
             if (LinearProbeBackbone(built.Model) is { } vit && trainOptions.Augment == ImageAugment.None

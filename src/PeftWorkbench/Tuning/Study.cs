@@ -13,6 +13,13 @@ namespace PeftWorkbench.Tuning;
 public sealed record StudyRun(string Task, string Method, Profile Profile, ProtocolOptions Options, string Store,
     IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord Final, EvalResult? Test) : IDisposable
 {
+    /// <summary>The trial whose val200 logits stand for the final model (what ensembles choose members by): the selected
+    /// configuration retrained like the final on train800 where the profile's tune trials are shorter
+    /// (<see cref="ProtocolOptions.RefitsSelected"/>), else the selected tune trial; null without a selection.</summary>
+    public TrialRecord? Val { get => valSet ? val : Options.RefitsSelected ? null : Selected; init { val = value; valSet = true; } }
+    readonly TrialRecord? val;
+    readonly bool valSet;
+
     public void Dispose() => Test?.Dispose();
 }
 
@@ -79,7 +86,8 @@ public static class Study
         }
         using var vtab = Environment.LoadTask(manifest, task);
         var result = Protocol.Vtab1k(vtab, info.Id, methodGrid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
-        return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final));
+        return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final))
+            { Val = result.Val };
     }
 
     /// <summary>A run whose every trial is already in the store, read back without loading the task's images (a notebook
@@ -92,7 +100,14 @@ public static class Study
         if (tuning.Any(r => r is null || ResultsStore.Retryable(r))) return null; // failed trials: the long way retries them
         var tuned = tuning.Select(r => r!).ToList();
         if (!byKey.TryGetValue(Protocol.FinalKey(task, method, options, tuned.Select(t => t.Key)), out var final) || ResultsStore.Retryable(final)) return null;
-        return new StudyRun(task, method, p, options, results.Dir, tuned, Protocol.Select(tuned, options.TieBreak), final, LoadPredictions(results, final));
+        var selected = Protocol.Select(tuned, options.TieBreak);
+        TrialRecord? val = selected;
+        if (options.RefitsSelected)
+        {
+            if (!byKey.TryGetValue(Protocol.Pending("val", task, method, options, tuned.Select(t => t.Key)).Key, out var refit)) return null;
+            val = refit.Ok ? refit : null;
+        }
+        return new StudyRun(task, method, p, options, results.Dir, tuned, selected, final, LoadPredictions(results, final)) { Val = val };
     }
 
     /// <summary>

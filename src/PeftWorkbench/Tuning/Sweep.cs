@@ -8,7 +8,8 @@ namespace PeftWorkbench.Tuning;
 
 /// <summary>
 /// A whole sweep written down: the store, the suite and backbone, the profile, and every trial in a fixed order
-/// (all tune trials, then one final trial per task and method, whose hyperparameters the tune results choose).
+/// (all tune trials, then per task and method the trials whose hyperparameters the tune results choose: the val
+/// refit where the profile has one, and the final).
 /// Workers on one machine (`peft sweep --workers N`) or slurm array tasks (`peft trial --index i`) read it.
 /// </summary>
 public sealed record SweepManifest
@@ -137,7 +138,7 @@ public static class Sweep
                 Protocol.ValidateGrid(method, grid, backbone);
                 var tune = Protocol.TuneConfigs(task, method, grid, o);
                 trials.AddRange(tune);
-                finals.Add(Protocol.PendingFinal(task, method, o, tune.Select(t => t.Key)));
+                finals.AddRange(Protocol.PendingAfterTune(task, method, o, tune.Select(t => t.Key).ToList()));
             }
         }
         trials.AddRange(finals);
@@ -157,7 +158,7 @@ public static class Sweep
 
     /// <summary>
     /// Runs trials of the manifest until every one is finished in the store (by this or other workers): skips
-    /// finished ones, claims free ones, runs a final only when its tune trials are all finished, and waits while
+    /// finished ones, claims free ones, runs a val refit or final only when its tune trials are all finished, and waits while
     /// the rest run elsewhere. Returns how many trials this worker ran. Cancellation throws (the running trial
     /// is not recorded and its claim is released).
     /// </summary>
@@ -181,7 +182,7 @@ public static class Sweep
                 bool progressed = false;
                 foreach (var trial in open)
                 {
-                    if (trial.Phase == "final" && !TuneFinished(manifest, trial, finished)) continue;
+                    if (trial.Phase != "tune" && !TuneFinished(manifest, trial, finished)) continue;
                     var retrying = failed.GetValueOrDefault(trial.Key);
                     using var claim = store.TryClaim(trial.Key, retrying);
                     if (claim is null) continue;
@@ -283,11 +284,11 @@ public static class Sweep
                 cancel.ThrowIfCancellationRequested();
                 var finished = store.Records().Select(r => r.Key).ToHashSet();
                 if (store.Find(trial.Key) is { } done && !ResultsStore.IsSameFailure(done, retrying)) return new TrialRun(done, AlreadyFinished: true);
-                var blockers = trial.Phase != "final" ? new List<int>()
+                var blockers = trial.Phase == "tune" ? new List<int>()
                     : manifest.Trials.Select((t, i) => (t, i)).Where(x => IsTuneOf(x.t, trial) && !finished.Contains(x.t.Key)).Select(x => x.i).ToList();
                 var unclaimed = blockers.Where(i => store.Holder(manifest.Trials[i].Key) is not { Stale: false }).ToList();
                 if (unclaimed.Count > 0)
-                    throw new InvalidOperationException($"Final trial {index} ({trial.Task}/{trial.Method}) needs tune trials {string.Join(",", unclaimed)} to finish first " +
+                    throw new InvalidOperationException($"{(trial.Phase == "final" ? "Final" : "Val refit")} trial {index} ({trial.Task}/{trial.Method}) needs tune trials {string.Join(",", unclaimed)} to finish first " +
                         "(they are neither recorded nor running: rerun those indices, or resubmit).");
                 if (blockers.Count == 0)
                 {
@@ -317,11 +318,11 @@ public static class Sweep
         var options = Study.OptionsFor(manifest, task!.Group);
         // A manifest may be older than the profile table it now runs under (a worker started later, a slurm array).
         if (firstOfTask) store.CheckBudget(options, trial.Task);
-        if (trial.Phase != "final") return Protocol.RunTrial(trial, task, factory, options, store, progressFor?.Invoke(trial), cancel);
+        if (trial.Phase == "tune") return Protocol.RunTrial(trial, task, factory, options, store, progressFor?.Invoke(trial), cancel);
         // In the manifest's (grid) order: the study's tie-break takes the last tied trial.
         var byKey = store.Records().GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.First());
         var tuning = manifest.Trials.Where(t => IsTuneOf(t, trial) && byKey.ContainsKey(t.Key)).Select(t => byKey[t.Key]).ToList();
-        var final = Protocol.RunFinalTrial(task, trial.Method, tuning, factory, options, store, progressFor, cancel);
+        var final = Protocol.RunSelectedTrial(trial.Phase, task, trial.Method, tuning, factory, options, store, progressFor, cancel);
         // A manifest planned before finals carried their grid digest names the final by its old key: record it so.
         return final.Key == trial.Key ? final : final with { Key = trial.Key };
     }
@@ -341,7 +342,7 @@ public static class Sweep
         return store.Records().Where(r => keys.Contains(r.Key) && ResultsStore.Retryable(r)).ToDictionary(r => r.Key);
     }
 
-    static bool IsTuneOf(TrialConfig t, TrialConfig final) => t.Phase == "tune" && t.Task == final.Task && t.Method == final.Method;
+    static bool IsTuneOf(TrialConfig t, TrialConfig after) => t.Phase == "tune" && t.Task == after.Task && t.Method == after.Method;
 
     static bool TuneFinished(SweepManifest m, TrialConfig final, HashSet<string> finished) =>
         m.Trials.Where(t => IsTuneOf(t, final)).All(t => finished.Contains(t.Key));
@@ -352,7 +353,7 @@ public static class Sweep
 
     /// <summary>
     /// Writes slurm job arrays for <paramref name="manifest"/>, saved at <paramref name="manifestPath"/>: tune.sbatch
-    /// (the tune entries), final.sbatch (the finals) and submit.sh, which checks both with `sbatch --test-only` (a
+    /// (the tune entries), final.sbatch (the val refits and finals) and submit.sh, which checks both with `sbatch --test-only` (a
     /// request no node can fit is otherwise accepted and pends forever), creates logs/, and submits the finals with
     /// afterany on the tune array. Each array task runs `PEFT trial --manifest FILE --index $SLURM_ARRAY_TASK_ID`
     /// into the shared store. Every path is made absolute here (the command, the manifest, the logs, the data cache),
@@ -362,9 +363,9 @@ public static class Sweep
     public static SlurmExport ExportSlurm(SweepManifest manifest, string manifestPath, string outDir, SlurmOptions? slurm = null)
     {
         slurm ??= new SlurmOptions();
-        int tune = manifest.Trials.Count(t => t.Phase != "final");
+        int tune = manifest.Trials.Count(t => t.Phase == "tune"); // the second array: val refits and finals, which need the tune results
         int total = manifest.Trials.Count;
-        if (manifest.Trials.Take(tune).Any(t => t.Phase == "final"))
+        if (manifest.Trials.Take(tune).Any(t => t.Phase != "tune"))
             throw new InvalidDataException("Manifest order: every tune trial must come before the final trials.");
         if (total - 1 >= slurm.MaxArraySize)
             throw new ArgumentException($"The sweep has {total} trials; slurm array indices must stay below MaxArraySize {slurm.MaxArraySize}. " +

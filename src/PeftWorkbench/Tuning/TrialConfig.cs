@@ -5,7 +5,9 @@ namespace PeftWorkbench.Tuning;
 
 /// <summary>
 /// One training run of the protocol. Phase "tune": train on train800, score val200 (many-shot: the 90 % / 10 %
-/// split). Phase "final": retrain on train800val200 with the selected hyperparameters, score test.
+/// split). Phase "val": the selected hyperparameters trained like the final on train800, scored on val200 (only where
+/// tune trials are shorter than the final: ProtocolOptions.RefitsSelected). Phase "final": retrain on train800val200
+/// with the selected hyperparameters, score test.
 /// The <see cref="Key"/> names a trial in a results store. A final trial's key leaves out the hyperparameters
 /// (the tune results choose them) but names its tune grid by digest (<see cref="TuneGrid"/>), so a rerun with
 /// another grid (e.g. a corrected --hp) gets its own final instead of the earlier run's.
@@ -23,14 +25,14 @@ public sealed record TrialConfig
     public string Profile { get; init; } = "default";
     public string Protocol { get; init; } = "vtab1k";
     public long Seed { get; init; } = 42;
-    /// <summary>Final trials: digest of the tune trials' keys the selection was made from (Protocol.GridDigest).
+    /// <summary>Final and val trials: digest of the tune trials' keys the selection was made from (Protocol.GridDigest).
     /// null in tune trials and in finals recorded before this existed (their keys stay as they were).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? TuneGrid { get; init; }
 
     [JsonIgnore]
-    public string Key => Phase == "final"
-        ? $"{Protocol}/{Task}/{Method}/final/{Profile}/seed={Seed}" + (TuneGrid is null ? "" : $"/grid={TuneGrid}")
+    public string Key => Phase is "final" or "val"
+        ? $"{Protocol}/{Task}/{Method}/{Phase}/{Profile}/seed={Seed}" + (TuneGrid is null ? "" : $"/grid={TuneGrid}")
         : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
           (Hp.Count > 0 ? "," + string.Join(",", Hp.Select(kv => $"{kv.Key}={kv.Value}")) : "");
 
