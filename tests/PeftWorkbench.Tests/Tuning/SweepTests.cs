@@ -10,6 +10,22 @@ public class SweepTests
     static readonly DefaultTrialEnvironment Env = new();
 
     /// <summary>3 tasks x 2 methods x 6 tune configs + 6 finals = 42 fast trials on the 8-px test ViT.</summary>
+    /// <summary>The pid of the first worker a running `peft sweep` started (waits up to 60 s; fails naming its output).</summary>
+    internal static int FirstWorkerChild(Process sweep)
+    {
+        int child = 0;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (child == 0 && DateTime.UtcNow < deadline && !sweep.HasExited)
+        {
+            child = Directory.GetDirectories($"/proc/{sweep.Id}/task")
+                .SelectMany(t => { try { return File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries); } catch (IOException) { return Array.Empty<string>(); } })
+                .Select(int.Parse).FirstOrDefault();
+            Thread.Sleep(20);
+        }
+        Assert.True(child > 0, "no worker child found:\n" + PeftCli.Output(sweep));
+        return child;
+    }
+
     internal static (SweepManifest Manifest, string Path) Plan(string dir, int tasks = 3)
     {
         var o = ProtocolOptions.Vtab1k("smoke") with { Lrs = new[] { 1e-3, 3e-3, 1e-2 }, WeightDecays = new[] { 1e-4, 1e-3 }, DropPaths = new[] { 0.0 } };
@@ -242,16 +258,7 @@ public class SweepTests
         var dir2 = Temp.Dir();
         var (m2, _) = Plan(dir2);
         using var sweep = PeftCli.StartPeft(new[] { "sweep", "--out", dir2, "--workers", "2" });
-        int child = 0;
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (child == 0 && DateTime.UtcNow < deadline && !sweep.HasExited)
-        {
-            child = Directory.GetDirectories($"/proc/{sweep.Id}/task")
-                .SelectMany(t => { try { return File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries); } catch (IOException) { return Array.Empty<string>(); } })
-                .Select(int.Parse).FirstOrDefault();
-            Thread.Sleep(20);
-        }
-        Assert.True(child > 0, "no worker child found:\n" + PeftCli.Output(sweep));
+        int child = SweepTests.FirstWorkerChild(sweep);
         // Killed as soon as it is seen: on a quiet machine the parent may finish these toy trials before a worker that
         // slept first would take one, and a worker that has exited cannot be killed (the test then failed, not the sweep).
         // Taking over a dead worker's claimed trial has tests of its own (ResultsStore claims).

@@ -13,16 +13,7 @@ public class WorkerLifetimeTests
         var dir = Temp.Dir();
         var (m, _) = SweepTests.Plan(dir); // 42 toy trials: far more than a worker finishes in the seconds allowed below
         using var sweep = PeftCli.StartPeft(new[] { "sweep", "--out", dir, "--workers", "2" });
-        int child = 0;
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (child == 0 && DateTime.UtcNow < deadline && !sweep.HasExited)
-        {
-            child = Directory.GetDirectories($"/proc/{sweep.Id}/task")
-                .SelectMany(t => { try { return File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries); } catch (IOException) { return Array.Empty<string>(); } })
-                .Select(int.Parse).FirstOrDefault();
-            Thread.Sleep(20);
-        }
-        Assert.True(child > 0, "no worker child found:\n" + PeftCli.Output(sweep));
+        int child = SweepTests.FirstWorkerChild(sweep);
         Assert.Contains(ParentWatch.Flag, File.ReadAllText($"/proc/{child}/cmdline").Split('\0'));
 
         sweep.Kill(); // SIGKILL: no handler runs, RunLocal's finally never kills the children
