@@ -5,6 +5,8 @@
   still serves 2048-3000) and 1.0.712001 has no token for it, while Jupyter's own channels are HMAC-signed: on every
   interface it let anyone on the network list kernels, read variables and send commands through /kernelhub.
   --http-local-only binds it to 127.0.0.1; no notebook here needs it at all.
+- env turns off the tool's telemetry and first-run banner: this machine has no network to send it to, and a kernel
+  started in a home that never ran a .NET tool would otherwise begin with the first-run work.
 """
 import json, os, sys
 
@@ -24,6 +26,7 @@ for arg in argv:
     elif arg != "--http-local-only":
         kept.append(arg)
 spec["argv"] = kept + ["--http-local-only"]
+spec.setdefault("env", {}).update({"DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT": "1", "DOTNET_NOLOGO": "1"})
 with open(path + ".tmp", "w") as f:
     json.dump(spec, f, indent=2)
 os.replace(path + ".tmp", path)

@@ -75,7 +75,7 @@ fi
 # 4. Kernelspecs. The tool writes the global-tool form of argv (`dotnet interactive jupyter ...`) and three kernels:
 #    keep .net-csharp only, with argv[0..1] replaced by the tool's path.
 spec="$kernels/.net-csharp/kernel.json"
-if [ -f "$spec" ] && grep -q "\"$tool_dir/dotnet-interactive\"" "$spec" && grep -q '"--http-local-only"' "$spec"; then
+if [ -f "$spec" ] && grep -q "\"$tool_dir/dotnet-interactive\"" "$spec" && grep -q '"--http-local-only"' "$spec" && grep -q '"DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"' "$spec"; then
     log "kernelspec .net-csharp present"
 else
     tmp_k="$(mktemp -d)"

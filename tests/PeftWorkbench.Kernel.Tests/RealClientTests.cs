@@ -15,6 +15,19 @@ public class RealClientTests
         nbformat.write(nb, sys.argv[2])
         """;
 
+    /// <summary>When the client itself fails (here: no such kernelspec), the result carries its last messages, so a CI log
+    /// that shows only the failure still says why.</summary>
+    [Fact]
+    public void AClientThatCannotStartItsKernelSaysWhyInTheResult()
+    {
+        using var temp = new TempDir();
+        var nb = Tools.WriteNotebook(Path.Combine(temp.Path, "k.ipynb"), "1 + 1");
+        var result = PeftWorkbench.Kernel.Notebooks.JupyterClientRunner.Run(nb, Path.Combine(temp.Path, "out"), "smoke", kernelName: "no-such-kernel-here");
+        Assert.False(result.Ok);
+        Assert.Contains("no-such-kernel-here", result.Describe());
+        Assert.Contains("NoSuchKernel", result.Describe());
+    }
+
     [Fact]
     public void NbClientRunsANotebookThroughTheInstalledKernelspec()
     {

@@ -18,7 +18,7 @@ public static class JupyterClientRunner
         from nbclient.exceptions import CellExecutionError
         src, out, kernel, label, stop = sys.argv[1:6]
         nb = nbformat.read(src, as_version=4)
-        client = NotebookClient(nb, kernel_name=kernel, timeout=1800, startup_timeout=120, record_timing=False)
+        client = NotebookClient(nb, kernel_name=kernel, timeout=1800, startup_timeout=300, record_timing=False)
         failed = None
         start = time.time()
         with client.setup_kernel():
@@ -55,25 +55,32 @@ public static class JupyterClientRunner
             File.WriteAllText(input, notebook.ToJsonString());
             var psi = new ProcessStartInfo(python)
             {
-                UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = false,
+                UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
                 WorkingDirectory = Path.GetDirectoryName(fullPath)!, // cells see the notebook's folder, as under Jupyter
             };
             foreach (var a in new[] { "-c", Script, input, executed, kernelName, notebookPath, stopOnError ? "stop" : "go-on" }) psi.ArgumentList.Add(a);
             psi.Environment["PEFT_PROFILE"] = profile;
+            // No network here: .NET Interactive's first-run banner and telemetry only slow its start.
+            psi.Environment["DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"] = "1";
+            psi.Environment["DOTNET_NOLOGO"] = "1";
             foreach (var (k, v) in environment ?? new Dictionary<string, string?>())
                 if (v is null) psi.Environment.Remove(k); else psi.Environment[k] = v;
             Process process;
             try { process = Process.Start(psi)!; }
             catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException($"cannot run {python} (install python3-nbclient, see environment/apt-packages.txt): {e.Message}", e); }
             string verdict;
+            var stderr = new StderrTail();
             using (process)
             {
+                process.ErrorDataReceived += (_, e) => stderr.Add(e.Data);
+                process.BeginErrorReadLine();
                 verdict = process.StandardOutput.ReadToEnd().Trim().Split('\n')[^1].Trim(); // the last line: kernels may log on it too
                 process.WaitForExit();
                 if (process.ExitCode != 0 || !File.Exists(executed))
                     return new NotebookRunResult(notebookPath, false, null,
-                        $"Jupyter's client could not run kernel '{kernelName}' (exit code {process.ExitCode}; see its messages above)" +
-                        (kernelName == DotNetInteractiveKernel ? "; environment/setup.sh installs dotnet-interactive and its .net-csharp kernelspec" : ""));
+                        $"Jupyter's client could not run kernel '{kernelName}' (exit code {process.ExitCode})" +
+                        (kernelName == DotNetInteractiveKernel ? "; environment/setup.sh installs dotnet-interactive and its .net-csharp kernelspec" : "") +
+                        $". The client's and kernel's last messages:\n{stderr}");
             }
             var result = NotebookRunner.Load(executed);
             NotebookRunner.Normalise(result);
@@ -120,4 +127,23 @@ public static class JupyterClientRunner
     }
 
     static string Text(JsonNode? n) => n is JsonArray a ? string.Concat(a.Select(x => (string?)x)) : (string?)n ?? "";
+
+    /// <summary>stderr passed through as it comes (cell progress, the kernel's log) and its last lines kept, so a failure
+    /// says why where only the failure message is shown (a test runner, CI).</summary>
+    sealed class StderrTail
+    {
+        const int Keep = 40;
+        readonly Queue<string> lines = new();
+        public void Add(string? line)
+        {
+            if (line is null) return;
+            Console.Error.WriteLine(line);
+            lock (lines)
+            {
+                lines.Enqueue(line);
+                if (lines.Count > Keep) lines.Dequeue();
+            }
+        }
+        public override string ToString() { lock (lines) return string.Join("\n", lines); }
+    }
 }
