@@ -26,10 +26,6 @@ static class Cli
 
     public static Task<int> Guard(Func<int> action) => Guard(() => Task.FromResult(action()));
 
-    /// <summary>The 1, 5 and 15 minute load averages, printed beside benchmark figures ("?" off Linux).</summary>
-    public static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
-
     /// <summary>Values given comma-separated or repeated (--tasks a,b --tasks c), trimmed, empties dropped.</summary>
     public static List<string> Split(string[]? values) =>
         (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
