@@ -143,9 +143,8 @@ public static class IoBench
 
     static IoResult Child(IReadOnlyList<string> cli, IoCase c, string preset, string dir)
     {
-        var psi = new ProcessStartInfo(cli[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in cli.Skip(1).Concat(new[] { "bench", "io-child", "--preset", preset, "--dir", dir, "--format", c.Format, "--side", c.Side, "--op", c.Op }))
-            psi.ArgumentList.Add(a);
+        var psi = Tuning.PeftCommandLine.StartInfo(cli, "bench", "io-child", "--preset", preset, "--dir", dir, "--format", c.Format, "--side", c.Side, "--op", c.Op);
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {cli[0]}");
         var stderr = p.StandardError.ReadToEndAsync();
         var lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);

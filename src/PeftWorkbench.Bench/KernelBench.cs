@@ -15,9 +15,8 @@ public static class KernelBench
         var connection = KernelClient.FreeConnection();
         var file = Path.Combine(dir, "kernel.json");
         connection.Save(file);
-        var argv = cli.Concat(new[] { "kernel", "run", "-f", file }).ToList();
-        var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardError = true };
-        foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
+        var psi = Tuning.PeftCommandLine.StartInfo(cli, "kernel", "run", "-f", file);
+        psi.RedirectStandardError = true;
 
         var clock = Stopwatch.StartNew();
         using var kernel = Process.Start(psi)!;

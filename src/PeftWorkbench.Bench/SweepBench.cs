@@ -30,10 +30,9 @@ public static class SweepBench
     public static SweepTiming Time(IReadOnlyList<string> cli, string suite, IReadOnlyList<string> tasks, IReadOnlyList<string> methods,
         string profile, WorkerPlan plan, string store, CancellationToken cancel = default, bool bf16 = false)
     {
-        var psi = new ProcessStartInfo(cli[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in cli.Skip(1).Concat(new[] { "sweep", "--suite", suite, "--tasks", string.Join(",", tasks), "--methods", string.Join(",", methods),
-            "--profile", profile, "--workers", plan.Workers.ToString(), "--threads", plan.Threads.ToString(), "--out", store }))
-            psi.ArgumentList.Add(a);
+        var psi = PeftCommandLine.StartInfo(cli, "sweep", "--suite", suite, "--tasks", string.Join(",", tasks), "--methods", string.Join(",", methods),
+            "--profile", profile, "--workers", plan.Workers.ToString(), "--threads", plan.Threads.ToString(), "--out", store);
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         if (bf16) psi.ArgumentList.Add("--bf16");
         foreach (var (k, v) in plan.WorkerEnvironment()) psi.Environment[k] = v; // worker 1 is that process: its policy too
         var tail = new Queue<string>();

@@ -58,20 +58,12 @@ public static class PeftCommand
         var cmd = new Command("params", "Prints trainable_params_excl_head=<N> for a method on a preset (the study's \"params\" column).") { preset, method, hp };
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            try
-            {
-                var config = VitConfig.Preset(r.GetValue(preset)!);
-                var options = MethodRegistry.Create(r.GetValue(method)!, MethodRegistry.ParsePairs(r.GetValue(hp) ?? Array.Empty<string>()), config);
-                using var vit = new VisionTransformer(config, seed: 0);
-                using var model = PeftApi.Attach(vit, options);
-                Console.WriteLine($"trainable_params_excl_head={model.TrainableParameterCountExcludingHead}");
-                return 0;
-            }
-            catch (ArgumentException e)
-            {
-                Console.Error.WriteLine($"peft params: {e.Message}");
-                return 2;
-            }
+            var config = VitConfig.Preset(r.GetValue(preset)!);
+            var options = MethodRegistry.Create(r.GetValue(method)!, MethodRegistry.ParsePairs(r.GetValue(hp) ?? Array.Empty<string>()), config);
+            using var vit = new VisionTransformer(config, seed: 0);
+            using var model = PeftApi.Attach(vit, options);
+            Console.WriteLine($"trainable_params_excl_head={model.TrainableParameterCountExcludingHead}");
+            return 0;
         }));
         return cmd;
     }

@@ -49,6 +49,22 @@ public sealed record ProtocolOptions
     public TieBreak TieBreak { get; init; } = TieBreak.FewestParameters;
     public LinearProbePath LinearProbe { get; init; } = LinearProbePath.FeatureCache;
 
+    /// <summary>The options of a trial, resolved here and nowhere else: the profile's VTAB-1K options, or its many-shot
+    /// recipe for a task of <paramref name="group"/> (the study's recipe differs per dataset; VTAB-1K ignores it), in bf16
+    /// or not, with <paramref name="seed"/> (null: the profile's). Every way of running a trial (Study.Run, Study.RunAll's
+    /// workers, `peft sweep`, a manifest's worker or slurm task) gets its options from this call.</summary>
+    public static ProtocolOptions For(string profile, string protocol = "vtab1k", string group = "natural", bool bf16 = false, long? seed = null)
+    {
+        var p = Profiles.Get(profile);
+        var o = protocol switch
+        {
+            "vtab1k" => p.Vtab1k(),
+            "manyshot" => p.ManyShotFor(group),
+            _ => throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol)),
+        };
+        return o with { Train = o.Train with { Bf16 = bf16, Seed = seed ?? o.Train.Seed } };
+    }
+
     /// <summary>VTAB-1K options of a profile (see <see cref="Profiles"/>).</summary>
     public static ProtocolOptions Vtab1k(string profile) => Profiles.Get(profile).Vtab1k();
 

@@ -57,7 +57,7 @@ public static class Study
         IReadOnlyDictionary<string, string[]>? grid = null)
     {
         var p = Profiles.Get(profile);
-        if (protocol is not ("vtab1k" or "manyshot")) throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol));
+        ProtocolOptions.For(p.Name, protocol); // an unknown protocol fails before anything else
         if (hp is not null && grid is not null) throw new ArgumentException("Give hp (one point) or grid (many), not both.", nameof(grid));
         var info = Peft.MethodRegistry.Get(method);
         var ckpt = CheckpointFor(checkpoint, suite);
@@ -75,8 +75,7 @@ public static class Study
         var storeDir = store ?? Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
         var results = new ResultsStore(storeDir);
         // The group matters only to many-shot options (its recipe per group), and is known without loading the task.
-        var options = OptionsFor(manifest, protocol == "manyshot" ? Environment.GroupOf(suite, task) : "natural");
-        if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
+        var options = ProtocolOptions.For(p.Name, protocol, protocol == "manyshot" ? Environment.GroupOf(suite, task) : "natural", bf16, seed);
         options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
         if (store is not null)
         {
@@ -153,8 +152,7 @@ public static class Study
     {
         var p = Profiles.Get(profile);
         var ckpt = CheckpointFor(checkpoint, suite);
-        var options = protocol == "manyshot" ? p.ManyShotFor("natural") : p.Vtab1k();
-        if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
+        var options = ProtocolOptions.For(p.Name, protocol, seed: seed); // Sweep.Plan resolves the many-shot recipe per task group
         var manifest = Sweep.Plan(store, suite, tasks, methods, options, PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset)), Environment, ckpt);
         var finished = new ResultsStore(store).Records().Select(r => r.Key).ToHashSet();
         int open = manifest.Trials.Count(t => !finished.Contains(t.Key));
@@ -180,9 +178,7 @@ public static class Study
     /// options, or its many-shot recipe for the group; bf16 as the manifest says.</summary>
     public static ProtocolOptions OptionsFor(SweepManifest manifest, string group)
     {
-        var p = Profiles.Get(manifest.Profile);
-        var o = manifest.Protocol == "manyshot" ? p.ManyShotFor(group) : p.Vtab1k();
-        return o with { Train = o.Train with { Bf16 = manifest.Bf16 } };
+        return ProtocolOptions.For(manifest.Profile, manifest.Protocol, group, manifest.Bf16);
     }
 
     /// <summary>The logits and labels a trial saved in <paramref name="store"/> (null when it saved none).</summary>

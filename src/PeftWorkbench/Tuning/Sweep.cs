@@ -130,8 +130,7 @@ public static class Sweep
         foreach (var task in taskList)
         {
             // Many-shot grids follow the study's recipe for the task's kind (e.g. Clevr: wd 1e-4, drop path 0).
-            var o = options.Protocol == "manyshot" ? Profiles.Get(options.Profile).ManyShotFor(env.GroupOf(suite, task)) : options;
-            if (o.Train.Seed != options.Train.Seed) o = o with { Train = o.Train with { Seed = options.Train.Seed } }; // a study's own seed
+            var o = options.Protocol == "manyshot" ? ProtocolOptions.For(options.Profile, "manyshot", env.GroupOf(suite, task), seed: options.Train.Seed) : options;
             foreach (var method in methodList)
             {
                 var grid = env.Grid(method, options.Profile);
@@ -546,4 +545,12 @@ public sealed record LocalSweep(int RanHere, IReadOnlyList<WorkerStatus> Others)
 public sealed record TrialRun(TrialRecord Record, bool AlreadyFinished);
 
 public sealed record SlurmExport(string Manifest, string TuneScript, string FinalScript, string SubmitScript, int TuneTrials, int FinalTrials,
-    IReadOnlyList<string> Command);
+    IReadOnlyList<string> Command)
+{
+    /// <summary>What `peft sweep --export slurm` prints: the manifest, the scripts, the command and how to submit.</summary>
+    public IEnumerable<string> Describe() => new[]
+    {
+        $"manifest  {Manifest} ({TuneTrials} tune + {FinalTrials} final trials)", $"scripts   {TuneScript}, {FinalScript}",
+        $"command   {string.Join(" ", Command)}", $"submit    bash {SubmitScript}",
+    };
+}
