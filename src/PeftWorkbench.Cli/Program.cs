@@ -17,11 +17,10 @@ root.Subcommands.Add(TrainCommand.CreateProfiles());
 foreach (var c in SweepCommand.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(ResultsCommand.Create());
 root.Subcommands.Add(AnalyzeCommand.Create());
-// TrainBenchCommand creates the top-level `bench`; PeftCommand adds `bench methods` to it, so it comes after.
-root.Subcommands.Add(TrainBenchCommand.Create());
 PeftCommand.AddTo(root);
-IoBenchCommand.AddTo(root);
-WiseBenchCommand.AddTo(root);
-// `peft bench` itself: TorchSharp against the PyTorch reference (its subcommands stay).
-BenchCompare.AddTo(root);
+// `peft bench` and its subcommands: the benchmarks of src/PeftWorkbench.Bench.
+var bench = BenchCommand.Create();
+BenchSweepCommand.AddTo(bench);
+BenchIoCommand.AddTo(bench);
+root.Subcommands.Add(bench);
 return root.Parse(args).Invoke();

@@ -88,15 +88,3 @@ static class Tools
         Assert.True(code == 0, "nbformat rejects " + path + ":\n" + err);
     }
 }
-
-/// <summary>A fresh folder under /tmp, removed with everything in it (chromium profiles, outputs) when disposed.</summary>
-sealed class TempDir : IDisposable
-{
-    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "peft-kernel-tests-" + Guid.NewGuid().ToString("N")[..8]);
-    public TempDir() => Directory.CreateDirectory(Path);
-    public void Dispose()
-    {
-        try { Directory.Delete(Path, recursive: true); }
-        catch (IOException) { } // a child process may still hold a file for a moment; /tmp is cleaned eventually
-    }
-}

@@ -54,22 +54,18 @@ public static class CheckpointCommand
             { preset, checkpoint, classes, imageSize, key, save };
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            var config = WithClasses(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(classes));
+            if (r.GetValue(imageSize) is int s) config = config with { ImageSize = s };
+            using var model = new VisionTransformer(config, seed: 0);
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            Console.WriteLine(VitWeights.Load(model, Resolve(r.GetValue(checkpoint)!), new VitLoadOptions { StateDictKey = r.GetValue(key) }));
+            Console.WriteLine($"  {model.ParameterCount:N0} parameters, loaded in {sw.ElapsedMilliseconds} ms");
+            if (r.GetValue(save) is { } outPath)
             {
-                var config = WithClasses(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(classes));
-                if (r.GetValue(imageSize) is int s) config = config with { ImageSize = s };
-                string path = Resolve(r.GetValue(checkpoint)!);
-                using var model = new VisionTransformer(config, seed: 0);
-                var sw = System.Diagnostics.Stopwatch.StartNew();
-                var report = VitWeights.Load(model, path, new VitLoadOptions { StateDictKey = r.GetValue(key) });
-                Console.WriteLine(report);
-                Console.WriteLine($"  {model.ParameterCount:N0} parameters, loaded in {sw.ElapsedMilliseconds} ms");
-                if (r.GetValue(save) is { } outPath)
-                {
-                    VitWeights.Save(model, outPath);
-                    Console.WriteLine($"  saved {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
-                }
-                return 0;
+                VitWeights.Save(model, outPath);
+                Console.WriteLine($"  saved {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
             }
+            return 0;
         }));
         return cmd;
     }

@@ -1,8 +1,8 @@
-using System.Diagnostics;
+using PeftWorkbench.Tuning;
 
 namespace PeftWorkbench.Cli.Commands;
 
-/// <summary>What every command shares: the error guard, the comma/repeat list parser, starting this CLI again.</summary>
+/// <summary>What every command shares: the error guard, the comma/repeat list parser, this CLI's own command line.</summary>
 static class Cli
 {
     /// <summary>Bad input and I/O problems end the command with one clear line (exit code 2), not a stack trace. Every
@@ -26,36 +26,13 @@ static class Cli
 
     public static Task<int> Guard(Func<int> action) => Guard(() => Task.FromResult(action()));
 
-    /// <summary>The 1, 5 and 15 minute load averages, printed beside benchmark figures ("?" off Linux).</summary>
-    public static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
-
     /// <summary>Values given comma-separated or repeated (--tasks a,b --tasks c), trimmed, empties dropped.</summary>
     public static List<string> Split(string[]? values) =>
         (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
 
-    /// <summary>This same CLI as a command line: [dotnet, peft.dll] or [the apphost], absolute paths, then
-    /// <paramref name="args"/>. The one way the CLI starts itself again (workers, notebook children, kernelspecs, slurm).</summary>
-    public static List<string> SelfCommand(params string[] args)
-    {
-        var exe = System.Environment.ProcessPath ?? "dotnet";
-        var argv = Path.GetFileNameWithoutExtension(exe).Equals("dotnet", StringComparison.OrdinalIgnoreCase)
-            ? new List<string> { exe, typeof(Cli).Assembly.Location } : new List<string> { exe };
-        argv.AddRange(args);
-        return argv;
-    }
-
-    /// <summary>Starts this same CLI (dotnet + dll, or the apphost) with <paramref name="args"/>.</summary>
-    public static Process StartSelf(params string[] args) => StartSelf(false, args);
-
-    /// <summary>As above; with <paramref name="captureOutput"/> the child's stdout and stderr come back through the Process.</summary>
-    public static Process StartSelf(bool captureOutput, params string[] args)
-    {
-        var self = SelfCommand(args);
-        var psi = new ProcessStartInfo { UseShellExecute = false, FileName = self[0], RedirectStandardOutput = captureOutput, RedirectStandardError = captureOutput };
-        foreach (var a in self.Skip(1)) psi.ArgumentList.Add(a);
-        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {self[0]}");
-    }
+    /// <summary>This same CLI as a command line (<see cref="PeftCommandLine.Current"/>), then <paramref name="args"/>.</summary>
+    public static List<string> SelfCommand(params string[] args) =>
+        (PeftCommandLine.Current() ?? throw new InvalidOperationException("not running as the peft CLI")).Concat(args).ToList();
 }
 
 /// <summary>

@@ -71,20 +71,7 @@ public static class DataCommand
         var probe = new Command("probe", "Linear probes (train800val200 -> test) on the shipped checkpoint and on a randomly initialised ViT: does pre-training transfer?") { groups };
         probe.SetAction(r => Cli.Guard(() =>
         {
-            var wanted = r.GetValue(groups)!.Split(',', StringSplitOptions.RemoveEmptyEntries);
-            var options = new TrainOptions { Epochs = 100, WarmupEpochs = 10, BatchSize = 64, Lr = 1e-2, WeightDecay = 1e-4, Seed = 42 };
-            Console.WriteLine("| task | group | pre-trained: logistic | random init: logistic | pre-trained: ridge | random init: ridge |");
-            Console.WriteLine("|---|---|---|---|---|---|");
-            foreach (var t in Suite.Mini.Tasks.Where(t => wanted.Contains(t.Group)))
-            {
-                using var train = Suite.Mini.LoadSplit(t.Name, "train800val200");
-                using var test = Suite.Mini.LoadSplit(t.Name, "test");
-                using var pre = VisionTransformer.Pretrained("mini");
-                using var rand = new VisionTransformer(pre.Config, seed: 0);
-                double rp = TransferProbe.Ridge(pre, train, test), rr = TransferProbe.Ridge(rand, train, test);
-                double lp = TransferProbe.Logistic(pre, train, test, options), lr = TransferProbe.Logistic(rand, train, test, options);
-                Console.WriteLine($"| {t.Name} | {t.Group} | {lp:F1} | {lr:F1} | {rp:F1} | {rr:F1} |");
-            }
+            foreach (var line in TransferReport.Markdown(Cli.Split(new[] { r.GetValue(groups)! }))) Console.WriteLine(line);
             return 0;
         }));
 

@@ -46,7 +46,7 @@ public static class KernelCommand
 
         var repeats = new Option<int>("--repeats") { Description = "Cells timed per kind.", DefaultValueFactory = _ => 10 };
         var bench = new Command("bench", "Start a kernel process like Jupyter does and time its start, first cell and typical cells.") { repeats };
-        bench.SetAction(r => Cli.Guard(() => KernelBench.Run(r.GetValue(repeats))));
+        bench.SetAction(r => Cli.Guard(() => { PeftWorkbench.Bench.KernelBench.Run(Cli.SelfCommand(), r.GetValue(repeats), Console.WriteLine); return 0; }));
 
         kernel.Subcommands.Add(install);
         kernel.Subcommands.Add(run);

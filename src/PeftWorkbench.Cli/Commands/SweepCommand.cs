@@ -1,18 +1,14 @@
 using System.CommandLine;
-using System.Diagnostics;
-using PeftWorkbench.Data;
 using PeftWorkbench.Training;
 using PeftWorkbench.Tuning;
-using PeftWorkbench.Vit;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace PeftWorkbench.Cli.Commands;
 
-/// <summary>`peft sweep`, `peft worker`, `peft trial`: resumable sweeps of the protocol over methods x tasks.</summary>
+/// <summary>`peft sweep`: a resumable sweep of the protocol over methods x tasks (<see cref="SweepDirectory"/>), run here or
+/// exported as slurm job arrays; `peft worker` and `peft trial` are in WorkerCommand.</summary>
 public static class SweepCommand
 {
-    public static IEnumerable<Command> Create() => new[] { Sweep(), Worker(), Trial() };
+    public static IEnumerable<Command> Create() => new[] { Sweep(), WorkerCommand.Worker(), WorkerCommand.Trial() };
 
     static DefaultTrialEnvironment Environment => TrainCommand.Environment;
 
@@ -46,128 +42,35 @@ public static class SweepCommand
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
             var dir = Path.GetFullPath(r.GetValue(outDir)!);
-            var manifestPath = Path.Combine(dir, "manifest.json");
-            var taskList = Cli.Split(r.GetValue(tasks));
-            var methodList = Cli.Split(r.GetValue(methods));
             // A store path that the slurm scripts cannot carry is refused before the manifest is written.
+            if (r.GetValue(export) is string kind && kind != "slurm") throw new ArgumentException($"--export: only 'slurm' is supported, got '{kind}'.");
             if (r.GetValue(export) == "slurm") Tuning.Sweep.CheckSlurmFolder(Path.Combine(dir, "slurm"));
-            SweepManifest manifest;
-            if (taskList.Count == 0 && methodList.Count == 0 && File.Exists(manifestPath)) manifest = SweepManifest.Load(manifestPath);
-            else
+            var options = ProtocolOptions.For(r.GetValue(profile)!, r.GetValue(protocol)!, bf16: r.GetValue(bf16));
+            var manifest = SweepDirectory.PlanOrResume(dir, new SweepRequest(r.GetValue(suite)!, Cli.Split(r.GetValue(tasks)), Cli.Split(r.GetValue(methods)), options,
+                r.GetValue(preset)!, r.GetValue(checkpoint)), Environment);
+            if (r.GetValue(export) is not null)
             {
-                if (taskList.Count == 0 || methodList.Count == 0) throw new ArgumentException("--tasks and --methods are required for a new sweep.");
-                var options = r.GetValue(protocol) == "manyshot" ? ProtocolOptions.ManyShot(r.GetValue(profile)!) : ProtocolOptions.Vtab1k(r.GetValue(profile)!);
-                options = options with { Train = options.Train with { Bf16 = r.GetValue(bf16) } };
-                if (methodList is ["all"]) methodList = Peft.MethodRegistry.All.Select(x => x.Id).ToList();
-                if (taskList is ["all"] && r.GetValue(suite) == "mini") taskList = Suite.Mini.Tasks.Select(x => x.Name).ToList();
-                var ckpt = TrainCommand.CheckpointFor(r.GetValue(checkpoint), r.GetValue(suite)!);
-                manifest = Tuning.Sweep.Plan(dir, r.GetValue(suite)!, taskList, methodList, options,
-                    PeftFactory.BackboneFor(ckpt, VitConfig.Preset(r.GetValue(preset)!)), Environment, ckpt);
-                if (File.Exists(manifestPath))
-                {
-                    var old = SweepManifest.Load(manifestPath);
-                    if (!old.Trials.Select(t => t.Key).SequenceEqual(manifest.Trials.Select(t => t.Key)))
-                        throw new InvalidOperationException($"{dir} holds a different sweep ({old.Trials.Count} trials); use another --out, or `peft sweep --out {dir}` to resume it.");
-                }
-                else manifest.Save(manifestPath);
-            }
-            if (r.GetValue(export) is string kind)
-            {
-                if (kind != "slurm") throw new ArgumentException($"--export: only 'slurm' is supported, got '{kind}'.");
-                var e = Tuning.Sweep.ExportSlurm(manifest, manifestPath, Path.Combine(dir, "slurm"), new SlurmOptions
+                var e = Tuning.Sweep.ExportSlurm(manifest, SweepDirectory.ManifestPath(dir), Path.Combine(dir, "slurm"), new SlurmOptions
                 {
                     PeftCommand = r.GetValue(peftCmd) is string pc ? pc.Split(' ', StringSplitOptions.RemoveEmptyEntries) : Cli.SelfCommand(),
                     CpusPerTask = r.GetValue(cpus) ?? SlurmOptions.TrialThreads, Time = r.GetValue(time)!,
                     Partition = r.GetValue(partition), Mem = r.GetValue(mem), Account = r.GetValue(account), Qos = r.GetValue(qos),
                     MaxParallel = r.GetValue(maxParallel), ExtraDirectives = r.GetValue(sbatch) ?? Array.Empty<string>(), MaxArraySize = r.GetValue(maxArray),
                 });
-                Console.WriteLine($"manifest  {e.Manifest} ({e.TuneTrials} tune + {e.FinalTrials} final trials)");
-                Console.WriteLine($"scripts   {e.TuneScript}, {e.FinalScript}");
-                Console.WriteLine($"command   {string.Join(" ", e.Command)}");
-                Console.WriteLine($"submit    bash {e.SubmitScript}");
+                foreach (var line in e.Describe()) Console.WriteLine(line);
                 return Task.FromResult(0);
             }
-            var contents = new ResultsStore(dir).Read();
-            if (contents.InvalidSummary() is string bad) Console.WriteLine(bad);
-            int already = manifest.Trials.Count(t => contents.Records.Any(x => x.Key == t.Key));
-            var plan = WorkerPlan.For(r.GetValue(workers), r.GetValue(threads)).Capped(manifest.Trials.Count - already);
-            ThreadBudget.Pin(plan.Threads); // this process is worker 1 (its OpenMP policy was set when libtorch loaded)
-            Console.WriteLine($"sweep {dir}: {manifest.Trials.Count} trials" + (already > 0 ? $" ({already} already finished, skipped)" : "") +
-                $", profile {manifest.Profile}, {plan.Describe()}");
-            var clock = Stopwatch.StartNew();
             using var term = new Termination(cancel);
-            LocalSweep result;
             try
             {
-                result = Tuning.Sweep.RunLocal(manifest, plan.Workers, Environment, () => plan.StartWorker(Cli.SelfCommand(), manifestPath), Console.Out, term.Token);
+                var plan = WorkerPlan.For(r.GetValue(workers), r.GetValue(threads));
+                return Task.FromResult(SweepDirectory.RunHere(manifest, plan, Cli.SelfCommand(), Environment, Console.Out, term.Token).Ok ? 0 : 1);
             }
             catch (OperationCanceledException) when (term.Signal is not null)
             {
                 Console.Error.WriteLine($"sweep stopped by signal {term.Signal}: finished trials are kept; rerun to resume");
                 return Task.FromResult(term.ExitCode);
             }
-            Console.WriteLine($"done: {result.RanHere} trial(s) here, {result.Others.Count} other worker(s), {clock.Elapsed.TotalSeconds:F1} s");
-            Console.WriteLine($"  worker 1 (pid {System.Environment.ProcessId}, this process): ran {result.RanHere} trial(s)");
-            foreach (var w in result.Others) Console.WriteLine("  " + w.Describe());
-            ResultsCommand.PrintResults(new ResultsStore(dir), manifest);
-            return Task.FromResult(result.Ok ? 0 : 1);
-        }));
-        return cmd;
-    }
-
-    /// <summary>A worker's exit status when its parent ended (no one reads it then; it tells a log apart from a signal).</summary>
-    const int ParentGoneExitCode = 3;
-
-    static Command Worker()
-    {
-        var manifest = new Option<string>("--manifest") { Description = "Sweep manifest (manifest.json).", Required = true };
-        var quiet = new Option<bool>("--quiet") { Description = "No per-trial lines." };
-        var withParent = new Option<bool>(ParentWatch.Flag) { Description = "Stop when stdin closes (the process that started this worker holds it open; it closes when that process ends)." };
-        var cmd = new Command("worker", "Run trials of a sweep manifest until all are finished (one of several workers on a shared store).") { manifest, quiet, withParent };
-        cmd.SetAction((r, cancel) => Cli.Guard(() =>
-        {
-            var m = SweepManifest.Load(r.GetValue(manifest)!);
-            using var term = new Termination(cancel);
-            if (r.GetValue(withParent))
-                ParentWatch.Start(() => term.Stop("the process that started this worker ended", ParentGoneExitCode));
-            try
-            {
-                int ran = Tuning.Sweep.RunWorker(m, Environment, null, r.GetValue(quiet) ? null : Console.Out, term.Token);
-                if (!r.GetValue(quiet)) Console.WriteLine($"worker {System.Environment.ProcessId}: ran {ran} trial(s)");
-                return Task.FromResult(0);
-            }
-            catch (OperationCanceledException) when (term.Stopped) { return Task.FromResult(term.ExitCode); }
-        }));
-        return cmd;
-    }
-
-    static Command Trial()
-    {
-        var manifest = new Option<string>("--manifest") { Description = "Sweep manifest (manifest.json).", Required = true };
-        var index = new Option<int>("--index") { Description = "Trial index in the manifest (a slurm array task id).", Required = true };
-        var cmd = new Command("trial", "Run one trial of a sweep manifest into its store (what each slurm array task runs).") { manifest, index };
-        cmd.SetAction((r, cancel) => Cli.Guard(() =>
-        {
-            var m = SweepManifest.Load(r.GetValue(manifest)!);
-            int i = r.GetValue(index);
-            var cfg = i >= 0 && i < m.Trials.Count ? m.Trials[i] : null;
-            using var term = new Termination(cancel);
-            TrialRun run;
-            try
-            {
-                run = Tuning.Sweep.RunIndex(m, i, Environment, cfg is null ? null : new ConsoleProgressBar($"[{i}] {cfg.Task}/{cfg.Method}/{cfg.Phase}"),
-                    Console.Out, term.Token);
-            }
-            catch (OperationCanceledException) when (term.Signal is not null)
-            {
-                Console.Error.WriteLine($"[{i}] stopped by signal {term.Signal}: nothing recorded, claim released; a requeued or resubmitted task runs it again");
-                return Task.FromResult(term.ExitCode);
-            }
-            var rec = run.Record;
-            Console.WriteLine(run.AlreadyFinished
-                ? $"[{i}] already finished (recorded {rec.FinishedUtc:yyyy-MM-dd HH:mm:ss}Z by {rec.Host} pid {rec.Pid}); nothing run: {Tuning.Sweep.Describe(rec)}"
-                : $"[{i}] {Tuning.Sweep.Describe(rec)}");
-            return Task.FromResult(rec.Status is "ok" or "diverged" ? 0 : 1);
         }));
         return cmd;
     }

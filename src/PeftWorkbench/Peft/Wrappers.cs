@@ -18,8 +18,7 @@ public abstract class LinearSlot : nn.Module<Tensor, Tensor>, IPeftWrapper, IMer
     public Parameter? bias;
     protected readonly PeftState State;
     readonly Ref<Linear> original;
-    readonly TensorBackup backup = new();
-    Tensor? mergedBias; // the merged map's bias when the wrapped layer has none
+    readonly InPlaceMerge merged = new();
 
     protected LinearSlot(string name, nn.Module<Tensor, Tensor> slot, PeftState state) : base(name)
     {
@@ -36,7 +35,7 @@ public abstract class LinearSlot : nn.Module<Tensor, Tensor>, IPeftWrapper, IMer
 
     public sealed override Tensor forward(Tensor x)
     {
-        if (State.Merged) return F.linear(x, weight, bias ?? mergedBias);
+        if (State.Merged) return F.linear(x, weight, bias ?? merged.Bias);
         if (State.Strength == 0) return F.linear(x, weight, bias);
         return ForwardTuned(x, State.Strength);
     }
@@ -56,25 +55,17 @@ public abstract class LinearSlot : nn.Module<Tensor, Tensor>, IPeftWrapper, IMer
 
     public void Merge(double strength)
     {
-        if (!backup.IsEmpty) throw new InvalidOperationException("already merged");
+        merged.CheckUnmerged();
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         bool wasTraining = training;
         eval(); // dropout off while the merged map is read
         var (w, b) = MergedWeights(strength);
         train(wasTraining);
-        backup.Save(weight);
-        weight.copy_(w);
-        if (bias is not null) { backup.Save(bias); bias.copy_(b); }
-        else mergedBias = b.clone().DetachFromDisposeScope();
+        merged.Write(weight, bias, w, b);
     }
 
-    public void Unmerge()
-    {
-        backup.Restore();
-        mergedBias?.Dispose();
-        mergedBias = null;
-    }
+    public void Unmerge() => merged.Restore();
 
     public nn.Module<Tensor, Tensor> Unwrap() => Rebind.Linear(original.Value, weight, bias);
 
@@ -266,5 +257,41 @@ public sealed class PromptedBlock : TransparentWrapper, INoWeightDecay
             y = torch.cat(new[] { y[.., ..1], y[.., (1 + strip)..] }, 1);
         }
         return y;
+    }
+}
+
+/// <summary>
+/// A layer's weight and optional bias overwritten by a merge and restorable bit for bit: the one merge/unmerge of the
+/// wrappers that own a weight and a bias (<see cref="LinearSlot"/>, SSF's patch convolution). A layer without a bias
+/// (CLIP's patch embedding) cannot take the merged shift in place: it is kept here as <see cref="Bias"/>.
+/// </summary>
+public sealed class InPlaceMerge
+{
+    readonly TensorBackup backup = new();
+
+    /// <summary>The merged bias of a layer that has none; null while unmerged or when the layer has its own.</summary>
+    public Tensor? Bias { get; private set; }
+
+    public void CheckUnmerged()
+    {
+        if (!backup.IsEmpty || Bias is not null) throw new InvalidOperationException("already merged");
+    }
+
+    /// <summary>Saves <paramref name="weight"/> and <paramref name="bias"/>, then writes the merged values into them.</summary>
+    public void Write(Tensor weight, Tensor? bias, Tensor mergedWeight, Tensor mergedBias)
+    {
+        CheckUnmerged();
+        using var _ = torch.no_grad();
+        backup.Save(weight);
+        weight.copy_(mergedWeight);
+        if (bias is not null) { backup.Save(bias); bias.copy_(mergedBias); }
+        else Bias = mergedBias.detach().clone().DetachFromDisposeScope();
+    }
+
+    public void Restore()
+    {
+        backup.Restore();
+        Bias?.Dispose();
+        Bias = null;
     }
 }

@@ -49,6 +49,22 @@ public sealed record ProtocolOptions
     public TieBreak TieBreak { get; init; } = TieBreak.FewestParameters;
     public LinearProbePath LinearProbe { get; init; } = LinearProbePath.FeatureCache;
 
+    /// <summary>The options of a trial, resolved here and nowhere else: the profile's VTAB-1K options, or its many-shot
+    /// recipe for a task of <paramref name="group"/> (the study's recipe differs per dataset; VTAB-1K ignores it), in bf16
+    /// or not, with <paramref name="seed"/> (null: the profile's). Every way of running a trial (Study.Run, Study.RunAll's
+    /// workers, `peft sweep`, a manifest's worker or slurm task) gets its options from this call.</summary>
+    public static ProtocolOptions For(string profile, string protocol = "vtab1k", string group = "natural", bool bf16 = false, long? seed = null)
+    {
+        var p = Profiles.Get(profile);
+        var o = protocol switch
+        {
+            "vtab1k" => p.Vtab1k(),
+            "manyshot" => p.ManyShotFor(group),
+            _ => throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol)),
+        };
+        return o with { Train = o.Train with { Bf16 = bf16, Seed = seed ?? o.Train.Seed } };
+    }
+
     /// <summary>VTAB-1K options of a profile (see <see cref="Profiles"/>).</summary>
     public static ProtocolOptions Vtab1k(string profile) => Profiles.Get(profile).Vtab1k();
 
@@ -197,22 +213,8 @@ public static class Protocol
         var selected = Select(tuning, options.TieBreak);
         var val = !options.RefitsSelected ? selected
             : RunAfterTune("val", task, method, tuning, factory, options, store, progressFor, cancel) is { Ok: true } refit ? refit : null;
-        var final = RunFinal(task, method, tuning, factory, options, store, progressFor, cancel);
+        var final = RunAfterTune("final", task, method, tuning, factory, options, store, progressFor, cancel);
         return new ProtocolResult(tuning, selected, final, val);
-    }
-
-    /// <summary>Many-shot: tune on a seeded split of <paramref name="train"/> (options.ValidationShare held out), select on the held-out part, retrain on all of it, test.</summary>
-    public static ProtocolResult ManyShot(string taskName, ImageSet train, ImageSet test, string method,
-        IReadOnlyList<SortedDictionary<string, string>>? methodGrid, ModelFactory factory, ProtocolOptions options, ResultsStore? store = null,
-        Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default)
-    {
-        var (fit, val) = ValidationSplit(train, options.ValidationShare(train.Count), options.Train.Seed);
-        using (fit) using (val)
-        {
-            // Not disposed as a whole: train and test belong to the caller.
-            var task = new Vtab1kTask(taskName, "manyshot", fit, val, train, test);
-            return Vtab1k(task, method, methodGrid, factory, options, store, progressFor, cancel);
-        }
     }
 
     /// <summary>A seeded split into (train, validation) with round(share x N) validation examples (at least 1).</summary>
@@ -228,28 +230,19 @@ public static class Protocol
         return (set.Subset(order[(int)nVal..], set.Name + "-train"), set.Subset(order[..(int)nVal], set.Name + "-val"));
     }
 
-    /// <summary>Runs (or reuses from the store) the final trial of a method on a task, given its finished tune trials.</summary>
-    public static TrialRecord RunFinal(Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
-        ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
-        RunAfterTune("final", task, method, tuning, factory, options, store, progressFor, cancel);
-
     /// <summary>Runs (or reuses from the store) the trial of <paramref name="phase"/> ("val" or "final") that follows
     /// a method's finished tune trials.</summary>
-    public static TrialRecord RunAfterTune(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
+    static TrialRecord RunAfterTune(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
         ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
         RunOrReuse(Pending(phase, task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
             () => RunSelectedTrial(phase, task, method, tuning, factory, options, store, progressFor, cancel));
 
-    /// <summary>Selects from <paramref name="tuning"/> and runs the final trial (no reuse): <see cref="RunSelectedTrial"/>.</summary>
-    public static TrialRecord RunFinalTrial(Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
-        ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
-        RunSelectedTrial("final", task, method, tuning, factory, options, store, progressFor, cancel);
-
     /// <summary>Selects from <paramref name="tuning"/> (in grid order: the study's tie-break depends on it) and runs the
     /// trial of <paramref name="phase"/> ("val": the selection trained like the final on train800, scored on val200;
     /// "final": on train800val200, scored on test) with no reuse. With no successful tune trial it returns a
-    /// "no-selection" record, so a sweep records it as finished and moves on.</summary>
-    public static TrialRecord RunSelectedTrial(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
+    /// "no-selection" record, so a sweep records it as finished and moves on. The one way to a val refit or a final
+    /// trial: <see cref="Vtab1k"/> (through the store's reuse) and a sweep's workers and array tasks both come here.</summary>
+    internal static TrialRecord RunSelectedTrial(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
         ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel)
     {
         if (phase is not ("val" or "final")) throw new ArgumentException($"phase must be 'val' or 'final', got '{phase}'.", nameof(phase));
@@ -270,7 +263,7 @@ public static class Protocol
 
     /// <summary>Without a store: runs the trial. With one: returns the finished record, or claims and runs the
     /// trial and records it, or waits while another worker runs it.</summary>
-    public static TrialRecord RunOrReuse(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
+    static TrialRecord RunOrReuse(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
         ResultsStore? store, IProgress<TrainProgress>? progress, CancellationToken cancel) =>
         RunOrReuse(config.Key, store, cancel, () => RunTrial(config, task, factory, options, store, progress, cancel));
 
@@ -306,7 +299,7 @@ public static class Protocol
     /// <see cref="LinearProbePath.FeatureCache"/>, or when its backbone has no stochastic layers (then the same thing),
     /// unless the trial augments its images; else through the frozen backbone in train mode, as the study does.
     /// </summary>
-    public static TrialRecord RunTrial(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
+    internal static TrialRecord RunTrial(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
         ResultsStore? store, IProgress<TrainProgress>? progress, CancellationToken cancel)
     {
         bool final = config.Phase == "final";

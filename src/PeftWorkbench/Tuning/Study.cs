@@ -57,7 +57,7 @@ public static class Study
         IReadOnlyDictionary<string, string[]>? grid = null)
     {
         var p = Profiles.Get(profile);
-        if (protocol is not ("vtab1k" or "manyshot")) throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol));
+        ProtocolOptions.For(p.Name, protocol); // an unknown protocol fails before the method, grid or task is looked at
         if (hp is not null && grid is not null) throw new ArgumentException("Give hp (one point) or grid (many), not both.", nameof(grid));
         var info = Peft.MethodRegistry.Get(method);
         var ckpt = CheckpointFor(checkpoint, suite);
@@ -67,16 +67,12 @@ public static class Study
         var (methodGrid, lrs, wds) = asGrid is not null ? HyperGrid.Split(info.Id, asGrid) : (p.Grid(info.Id), null, null);
         Protocol.ValidateGrid(info.Id, methodGrid, backbone);
 
-        var manifest = new SweepManifest
-        {
-            Store = store ?? "", Suite = suite, Profile = p.Name, Protocol = protocol, Checkpoint = ckpt, Bf16 = bf16, Backbone = backbone, Trials = new(),
-        };
-        var identity = TrialIdentity.Of(manifest, task); // checks the task and checkpoint before the store is touched
+        var setup = new RunSetup(suite, p.Name, protocol, backbone, ckpt, bf16);
+        var identity = TrialIdentity.Of(setup, task); // checks the task and checkpoint before the store is touched
         var storeDir = store ?? Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
         var results = new ResultsStore(storeDir);
         // The group matters only to many-shot options (its recipe per group), and is known without loading the task.
-        var options = OptionsFor(manifest, protocol == "manyshot" ? Environment.GroupOf(suite, task) : "natural");
-        if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
+        var options = setup.Options(protocol == "manyshot" ? Environment.GroupOf(suite, task) : "natural", seed);
         options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
         if (store is not null)
         {
@@ -84,8 +80,8 @@ public static class Study
             results.CheckBudget(options, task); // before the finished trials are read back as this budget's
             if (ReadFinished(task, info.Id, p, methodGrid, options, results) is { } finished) return finished;
         }
-        using var vtab = Environment.LoadTask(manifest, task);
-        var result = Protocol.Vtab1k(vtab, info.Id, methodGrid, Environment.Factory(manifest, info.Id), options, results, progressFor, cancel);
+        using var vtab = Environment.LoadTask(setup, task);
+        var result = Protocol.Vtab1k(vtab, info.Id, methodGrid, Environment.Factory(setup, info.Id), options, results, progressFor, cancel);
         return new StudyRun(vtab.Name, info.Id, p, options, results.Dir, result.Tuning, result.Selected, result.Final, LoadPredictions(results, result.Final))
             { Val = result.Val };
     }
@@ -153,8 +149,7 @@ public static class Study
     {
         var p = Profiles.Get(profile);
         var ckpt = CheckpointFor(checkpoint, suite);
-        var options = protocol == "manyshot" ? p.ManyShotFor("natural") : p.Vtab1k();
-        if (seed is { } s) options = options with { Train = options.Train with { Seed = s } };
+        var options = ProtocolOptions.For(p.Name, protocol, seed: seed); // Sweep.Plan resolves the many-shot recipe per task group
         var manifest = Sweep.Plan(store, suite, tasks, methods, options, PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset)), Environment, ckpt);
         var finished = new ResultsStore(store).Records().Select(r => r.Key).ToHashSet();
         int open = manifest.Trials.Count(t => !finished.Contains(t.Key));
@@ -174,15 +169,6 @@ public static class Study
                     $"running {string.Join(" ", cli)}. Finished trials are kept in {store}: rerun to resume, or set PEFT_WORKERS=1 to train in this process.");
         }
         finally { try { File.Delete(path); } catch (IOException) { } }
-    }
-
-    /// <summary>The options of a manifest's trials on a task of <paramref name="group"/>: the profile's VTAB-1K
-    /// options, or its many-shot recipe for the group; bf16 as the manifest says.</summary>
-    public static ProtocolOptions OptionsFor(SweepManifest manifest, string group)
-    {
-        var p = Profiles.Get(manifest.Profile);
-        var o = manifest.Protocol == "manyshot" ? p.ManyShotFor(group) : p.Vtab1k();
-        return o with { Train = o.Train with { Bf16 = manifest.Bf16 } };
     }
 
     /// <summary>The logits and labels a trial saved in <paramref name="store"/> (null when it saved none).</summary>

@@ -30,8 +30,13 @@ public sealed record SweepManifest
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    /// <summary>The options of this manifest's VTAB-1K trials (many-shot: natural tasks'; see Study.OptionsFor per task group).</summary>
-    public ProtocolOptions Options => Study.OptionsFor(this, "natural");
+    /// <summary>What every trial of this manifest shares (suite, profile, protocol, backbone, checkpoint, precision).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public RunSetup Setup => new(Suite, Profile, Protocol, Backbone, Checkpoint, Bf16);
+
+    /// <summary>The options of this manifest's VTAB-1K trials (many-shot: natural tasks'; see RunSetup.Options per task group).
+    /// Written into manifest.json for a reader's benefit (as before RunSetup); never read back.</summary>
+    public ProtocolOptions Options => Setup.Options();
 
     public void Save(string path)
     {
@@ -61,8 +66,8 @@ public sealed record SweepManifest
 /// data suite / PEFT methods.</summary>
 public interface ITrialEnvironment
 {
-    Vtab1kTask LoadTask(SweepManifest manifest, string task);
-    ModelFactory Factory(SweepManifest manifest, string method);
+    Vtab1kTask LoadTask(RunSetup setup, string task);
+    ModelFactory Factory(RunSetup setup, string method);
     IReadOnlyList<SortedDictionary<string, string>> Grid(string method, string profile);
     /// <summary>A task's group (natural, specialized, structured) without loading it: the many-shot recipe depends on it.</summary>
     string GroupOf(string suite, string task) => "natural";
@@ -75,7 +80,7 @@ public interface ITrialEnvironment
 /// </summary>
 public sealed class DefaultTrialEnvironment : ITrialEnvironment
 {
-    public Dictionary<string, Func<SweepManifest, string, Vtab1kTask>> Tasks { get; } = new()
+    public Dictionary<string, Func<RunSetup, string, Vtab1kTask>> Tasks { get; } = new()
     {
         ["toy"] = (m, task) => ToySuite.Load(task, m.Backbone.ImageSize, m.Backbone.InChans),
         ["mini"] = (m, task) => Suite.Mini.Load(task),
@@ -84,32 +89,32 @@ public sealed class DefaultTrialEnvironment : ITrialEnvironment
 
     /// <summary>A task's VTAB-1K splits, or under the many-shot protocol its full training set (Study.LoadManyShot).
     /// VTAB-1K folders are read with the profile's pixel normalisation.</summary>
-    public Vtab1kTask LoadTask(SweepManifest manifest, string task)
+    public Vtab1kTask LoadTask(RunSetup setup, string task)
     {
-        if (manifest.Protocol == "manyshot")
+        if (setup.Protocol == "manyshot")
         {
-            var suite = SuiteOf(manifest.Suite, manifest) ?? throw new ArgumentException($"Suite '{manifest.Suite}' has no many-shot training sets (mini and vtab:ROOT folders with train-many.txt do).");
-            return Study.LoadManyShot(suite, task, Study.OptionsFor(manifest, suite.Info(task).Group));
+            var suite = SuiteOf(setup.Suite, setup) ?? throw new ArgumentException($"Suite '{setup.Suite}' has no many-shot training sets (mini and vtab:ROOT folders with train-many.txt do).");
+            return Study.LoadManyShot(suite, task, setup.Options(suite.Info(task).Group));
         }
-        if (SuiteOf(manifest.Suite, manifest) is VtabFolderSuite folder) return folder.Load(task);
-        return Tasks.TryGetValue(manifest.Suite, out var load) ? load(manifest, task)
-            : throw new ArgumentException($"Suite '{manifest.Suite}' is not available. Known suites: {string.Join(", ", Tasks.Keys)}, vtab:ROOT.");
+        if (SuiteOf(setup.Suite, setup) is VtabFolderSuite folder) return folder.Load(task);
+        return Tasks.TryGetValue(setup.Suite, out var load) ? load(setup, task)
+            : throw new ArgumentException($"Suite '{setup.Suite}' is not available. Known suites: {string.Join(", ", Tasks.Keys)}, vtab:ROOT.");
     }
 
-    static Suite? SuiteOf(string suite, SweepManifest? manifest) =>
+    static Suite? SuiteOf(string suite, RunSetup? setup) =>
         suite == "mini" ? Suite.Mini
-        : suite.StartsWith("vtab:") ? Suite.FromVtabFolder(suite[5..], manifest?.Backbone.ImageSize ?? 224,
-            manifest is null ? null : Profiles.Get(manifest.Profile).FolderNormalization)
+        : suite.StartsWith("vtab:") ? Suite.FromVtabFolder(suite[5..], setup?.Backbone.ImageSize ?? 224,
+            setup is null ? null : Profiles.Get(setup.Profile).FolderNormalization)
         : null;
 
     public string GroupOf(string suite, string task) => SuiteOf(suite, null)?.Info(task).Group ?? "natural";
 
     /// <summary>One <see cref="PeftFactory"/> per backbone + checkpoint, so weights load once per worker.</summary>
-    public ModelFactory Factory(SweepManifest manifest, string method)
+    public ModelFactory Factory(RunSetup setup, string method)
     {
         Peft.MethodRegistry.Get(method); // unknown methods fail here, naming the known ones
-        var key = System.Text.Json.JsonSerializer.Serialize(manifest.Backbone) + "|" + manifest.Checkpoint;
-        if (!factories.TryGetValue(key, out var f)) factories[key] = f = new PeftFactory(manifest.Backbone, manifest.Checkpoint);
+        var key = System.Text.Json.JsonSerializer.Serialize(setup.Backbone) + "|" + setup.Checkpoint;
+        if (!factories.TryGetValue(key, out var f)) factories[key] = f = new PeftFactory(setup.Backbone, setup.Checkpoint);
         return f.Build;
     }
 
@@ -130,8 +135,7 @@ public static class Sweep
         foreach (var task in taskList)
         {
             // Many-shot grids follow the study's recipe for the task's kind (e.g. Clevr: wd 1e-4, drop path 0).
-            var o = options.Protocol == "manyshot" ? Profiles.Get(options.Profile).ManyShotFor(env.GroupOf(suite, task)) : options;
-            if (o.Train.Seed != options.Train.Seed) o = o with { Train = o.Train with { Seed = options.Train.Seed } }; // a study's own seed
+            var o = options.Protocol == "manyshot" ? ProtocolOptions.For(options.Profile, "manyshot", env.GroupOf(suite, task), seed: options.Train.Seed) : options;
             foreach (var method in methodList)
             {
                 var grid = env.Grid(method, options.Profile);
@@ -149,10 +153,10 @@ public static class Sweep
             Checkpoint = checkpoint is null || checkpoint.StartsWith("shipped:") ? checkpoint : Path.GetFullPath(checkpoint),
         };
         // Before any worker starts: the store must not hold these tasks' trials under another backbone, data or budget.
-        var identities = taskList.Distinct().Select(task => (task, TrialIdentity.Of(manifest, task))).ToList(); // inputs checked before the store is touched
+        var identities = taskList.Distinct().Select(task => (task, TrialIdentity.Of(manifest.Setup, task))).ToList(); // inputs checked before the store is touched
         var results = new ResultsStore(store);
-        foreach (var (task, identity) in identities) results.CheckIdentity(TrialIdentity.Scope(Study.OptionsFor(manifest, env.GroupOf(suite, task)), task), identity);
-        foreach (var task in taskList) results.CheckBudget(Study.OptionsFor(manifest, env.GroupOf(suite, task)), task);
+        foreach (var (task, identity) in identities) results.CheckIdentity(TrialIdentity.Scope(manifest.Setup.Options(env.GroupOf(suite, task)), task), identity);
+        foreach (var task in taskList) results.CheckBudget(manifest.Setup.Options(env.GroupOf(suite, task)), task);
         return manifest;
     }
 
@@ -313,9 +317,9 @@ public static class Sweep
         Dictionary<string, Vtab1kTask> tasks, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel)
     {
         bool firstOfTask = !tasks.TryGetValue(trial.Task, out var task);
-        if (firstOfTask) tasks[trial.Task] = task = env.LoadTask(manifest, trial.Task);
-        var factory = env.Factory(manifest, trial.Method);
-        var options = Study.OptionsFor(manifest, task!.Group);
+        if (firstOfTask) tasks[trial.Task] = task = env.LoadTask(manifest.Setup, trial.Task);
+        var factory = env.Factory(manifest.Setup, trial.Method);
+        var options = manifest.Setup.Options(task!.Group);
         // A manifest may be older than the profile table it now runs under (a worker started later, a slurm array).
         if (firstOfTask) store.CheckBudget(options, trial.Task);
         if (trial.Phase == "tune") return Protocol.RunTrial(trial, task, factory, options, store, progressFor?.Invoke(trial), cancel);
@@ -332,7 +336,7 @@ public static class Sweep
     static void CheckIdentities(SweepManifest manifest, ResultsStore store, ITrialEnvironment env, IEnumerable<string> tasks)
     {
         foreach (var task in tasks.Distinct())
-            store.CheckIdentity(TrialIdentity.Scope(Study.OptionsFor(manifest, env.GroupOf(manifest.Suite, task)), task), TrialIdentity.Of(manifest, task));
+            store.CheckIdentity(TrialIdentity.Scope(manifest.Setup.Options(env.GroupOf(manifest.Suite, task)), task), TrialIdentity.Of(manifest.Setup, task));
     }
 
     /// <summary>The manifest's failed records (<see cref="ResultsStore.Retryable"/>) by key.</summary>
@@ -546,4 +550,12 @@ public sealed record LocalSweep(int RanHere, IReadOnlyList<WorkerStatus> Others)
 public sealed record TrialRun(TrialRecord Record, bool AlreadyFinished);
 
 public sealed record SlurmExport(string Manifest, string TuneScript, string FinalScript, string SubmitScript, int TuneTrials, int FinalTrials,
-    IReadOnlyList<string> Command);
+    IReadOnlyList<string> Command)
+{
+    /// <summary>What `peft sweep --export slurm` prints: the manifest, the scripts, the command and how to submit.</summary>
+    public IEnumerable<string> Describe() => new[]
+    {
+        $"manifest  {Manifest} ({TuneTrials} tune + {FinalTrials} final trials)", $"scripts   {TuneScript}, {FinalScript}",
+        $"command   {string.Join(" ", Command)}", $"submit    bash {SubmitScript}",
+    };
+}

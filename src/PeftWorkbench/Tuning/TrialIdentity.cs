@@ -43,7 +43,7 @@ public sealed record TrialIdentity
 
     /// <summary>The identity of <paramref name="manifest"/>'s trials on <paramref name="task"/>; throws (naming the task
     /// or file) when the task is not in the suite or the checkpoint cannot be read.</summary>
-    public static TrialIdentity Of(SweepManifest manifest, string task)
+    public static TrialIdentity Of(RunSetup manifest, string task)
     {
         if (string.IsNullOrWhiteSpace(task)) throw new ArgumentException("A task name is empty.", nameof(task));
         var (suite, data) = DataOf(manifest, task);
@@ -64,7 +64,7 @@ public sealed record TrialIdentity
         };
     }
 
-    static (string Suite, string Data) DataOf(SweepManifest manifest, string task)
+    static (string Suite, string Data) DataOf(RunSetup manifest, string task)
     {
         switch (manifest.Suite)
         {

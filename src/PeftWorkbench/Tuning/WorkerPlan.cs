@@ -71,9 +71,8 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load
     /// The returned Process must stay undisposed while the worker runs (disposing it closes the pipe).</summary>
     public Process StartWorker(IReadOnlyList<string> peftCommand, string manifestPath)
     {
-        var psi = new ProcessStartInfo(peftCommand[0]) { UseShellExecute = false, RedirectStandardInput = true };
-        foreach (var a in peftCommand.Skip(1)) psi.ArgumentList.Add(a);
-        foreach (var a in new[] { "worker", "--manifest", manifestPath, "--quiet", ParentWatch.Flag }) psi.ArgumentList.Add(a);
+        var psi = PeftCommandLine.StartInfo(peftCommand, "worker", "--manifest", manifestPath, "--quiet", ParentWatch.Flag);
+        psi.RedirectStandardInput = true;
         foreach (var (k, v) in WorkerEnvironment()) psi.Environment[k] = v;
         return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {peftCommand[0]}");
     }
@@ -122,13 +121,28 @@ public static class PeftCommandLine
     {
         if (Environment.GetEnvironmentVariable("PEFT_CLI") is { Length: > 0 } given)
             return given.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (System.Reflection.Assembly.GetEntryAssembly() is { } entry && entry.GetName().Name == "peft")
-        {
-            var exe = Environment.ProcessPath ?? "dotnet";
-            return Path.GetFileNameWithoutExtension(exe).Equals("dotnet", StringComparison.OrdinalIgnoreCase) ? new[] { exe, entry.Location } : new[] { exe };
-        }
+        if (Current() is { } self) return self;
         var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
             .Select(d => Path.Combine(d, "peft")).FirstOrDefault(File.Exists);
         return onPath is null ? null : new[] { onPath };
+    }
+
+    /// <summary>This process as a command line when it is the `peft` CLI: [dotnet, peft.dll] or [the apphost], absolute
+    /// paths; null in any other host (a notebook kernel of .NET Interactive, a test). The one way the CLI starts itself
+    /// again (workers, notebook children, kernelspecs, benchmarks, slurm scripts).</summary>
+    public static IReadOnlyList<string>? Current()
+    {
+        if (System.Reflection.Assembly.GetEntryAssembly() is not { } entry || entry.GetName().Name != "peft") return null;
+        var exe = Environment.ProcessPath ?? "dotnet";
+        return Path.GetFileNameWithoutExtension(exe).Equals("dotnet", StringComparison.OrdinalIgnoreCase) ? new[] { exe, entry.Location } : new[] { exe };
+    }
+
+    /// <summary>How to start <paramref name="command"/> (a command line as <see cref="Find"/> gives) with more
+    /// <paramref name="args"/>: no shell, every argument as given.</summary>
+    public static ProcessStartInfo StartInfo(IReadOnlyList<string> command, params string[] args)
+    {
+        var psi = new ProcessStartInfo(command[0]) { UseShellExecute = false };
+        foreach (var a in command.Skip(1).Concat(args)) psi.ArgumentList.Add(a);
+        return psi;
     }
 }

@@ -13,14 +13,6 @@ namespace PeftWorkbench.Tests.Checkpoints;
 /// </summary>
 static class FormatWriters
 {
-    /// <summary>A fresh folder under the system temp folder, deleted on dispose.</summary>
-    public sealed class TempDir : IDisposable
-    {
-        public string Path { get; } = Directory.CreateTempSubdirectory("peft-ckpt-test-").FullName;
-        public string File(string name) => System.IO.Path.Combine(Path, name);
-        public void Dispose() { try { Directory.Delete(Path, true); } catch (IOException) { } }
-    }
-
     // ---- .npy -----------------------------------------------------------------------------------------
 
     /// <summary>A .npy file: magic, version, header length, the dict literal padded to 64 bytes, then data.</summary>

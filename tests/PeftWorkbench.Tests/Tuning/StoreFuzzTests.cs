@@ -122,7 +122,7 @@ public class StoreFuzzTests
     [Fact]
     public void HostileIdentityLockAndRetryRecordsGiveACleanErrorOrTheRightRecord()
     {
-        var identity = TrialIdentity.Of(new SweepManifest { Store = "", Suite = "toy", Profile = "smoke", Backbone = PeftWorkbench.Vit.VitConfig.Preset("mini"), Trials = new() }, "toy-3");
+        var identity = TrialIdentity.Of(new SweepManifest { Store = "", Suite = "toy", Profile = "smoke", Backbone = PeftWorkbench.Vit.VitConfig.Preset("mini"), Trials = new() }.Setup, "toy-3");
         var contents = new[] { "", "null", "[]", "{\"smoke/vtab1k/toy-3\":null}", "{\"smoke/vtab1k/toy-3\":{\"suite\":7}}", "{\"a\":{\"b\":null}}",
             "{" + new string('[', 100_000), "\u00ff\u00fe", "{\"smoke/vtab1k/toy-3\":{}}" };
         foreach (var text in contents)

@@ -50,10 +50,7 @@ public class StudyRunTests
         Assert.Equal(run.Selected.Config.Lr, run.Final.Config.Lr);
 
         // Pixels in [0, 1] (the study's normalized: False): a red image reads 1, 0, 0.
-        using (var task = Study.Environment.LoadTask(new SweepManifest
-        {
-            Store = store, Suite = "vtab:" + root, Profile = "paper", Backbone = PeftWorkbench.Vit.VitConfig.Preset("mini"), Trials = new(),
-        }, "eurosat"))
+        using (var task = Study.Environment.LoadTask(new RunSetup("vtab:" + root, "paper", "vtab1k", PeftWorkbench.Vit.VitConfig.Preset("mini")), "eurosat"))
             Assert.Equal(new[] { 1f, 0f, 0f }, task.Train800.Images[0, .., 0, 0].data<float>().ToArray());
 
         // Every trial saved the predictions of its scored split (tune: val, final: test); the run hands back the test logits.

@@ -85,7 +85,7 @@ public class TrialIdentityTests
 
         var notices = new List<string>();
         new ResultsStore(store) { Notices = notices.Add }.CheckIdentity("smoke/vtab1k/toy-3",
-            TrialIdentity.Of(new SweepManifest { Store = store, Suite = "toy", Profile = "smoke", Backbone = VitConfig.Preset("mini"), Trials = new() }, "toy-3"));
+            TrialIdentity.Of(new SweepManifest { Store = store, Suite = "toy", Profile = "smoke", Backbone = VitConfig.Preset("mini"), Trials = new() }.Setup, "toy-3"));
         Assert.Contains(notices, n => n.Contains("recorded before stores noted their backbone and data"));
         File.Delete(Path.Combine(store, "identity.json"));
 

@@ -137,8 +137,7 @@ public sealed class SsfConv2d : nn.Module<Tensor, Tensor>, IPeftWrapper, IMergea
     public Parameter ssf_scale, ssf_shift;
     readonly Ref<Conv2d> original;
     readonly PeftState state;
-    readonly TensorBackup backup = new();
-    Tensor? mergedShift; // the merged shift when the convolution has no bias (CLIP)
+    readonly InPlaceMerge merged = new();
 
     public SsfConv2d(nn.Module<Tensor, Tensor> slot, double std, PeftState state) : base(nameof(SsfConv2d))
     {
@@ -160,7 +159,7 @@ public sealed class SsfConv2d : nn.Module<Tensor, Tensor>, IPeftWrapper, IMergea
 
     public override Tensor forward(Tensor x)
     {
-        if (state.Merged) return mergedShift is null ? Conv(x, bias) : Conv(x, mergedShift);
+        if (state.Merged) return Conv(x, bias ?? merged.Bias);
         var y = Conv(x, bias);
         if (state.Strength == 0) return y;
         var (g, b) = SsfOptions.AtStrength(ssf_scale, ssf_shift, state.Strength);
@@ -169,21 +168,14 @@ public sealed class SsfConv2d : nn.Module<Tensor, Tensor>, IPeftWrapper, IMergea
 
     public void Merge(double strength)
     {
-        if (!backup.IsEmpty) throw new InvalidOperationException("already merged");
+        merged.CheckUnmerged();
+        using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         var (g, b) = SsfOptions.AtStrength(ssf_scale, ssf_shift, strength);
-        backup.Save(weight);
-        weight.mul_(g.view(-1, 1, 1, 1));
-        if (bias is not null) { backup.Save(bias); bias.mul_(g).add_(b); }
-        else mergedShift = b.detach().clone();
+        merged.Write(weight, bias, weight * g.view(-1, 1, 1, 1), bias is null ? b : bias * g + b);
     }
 
-    public void Unmerge()
-    {
-        backup.Restore();
-        mergedShift?.Dispose();
-        mergedShift = null;
-    }
+    public void Unmerge() => merged.Restore();
 
     public nn.Module<Tensor, Tensor> Unwrap() => Rebind.Conv2d(original.Value, weight, bias);
 }

@@ -155,3 +155,31 @@ public static class BenchMode
     public static IReadOnlyList<string> WithBf16(IReadOnlyList<string> methods) =>
         methods.Concat(methods.Prepend("inference").Select(m => m + Bf16Suffix)).ToList();
 }
+
+/// <summary>`peft bench methods`: every method's training step (<see cref="MethodRun"/>), best of rounds, and its ratio to
+/// full fine-tuning (always run first, for the ratio).</summary>
+public static class MethodsBench
+{
+    public static void Run(VitConfig config, IReadOnlyList<string> methods, int batch, int steps, int rounds, Action<string> log)
+    {
+        if (steps < 1 || batch < 1 || rounds < 1) throw new ArgumentException($"--steps, --rounds and --batch must be at least 1 (got {steps}, {rounds}, {batch}).");
+        var ids = methods.Count > 0
+            ? methods.Select(c => MethodRegistry.Get(c).Id).Prepend("full").Distinct().ToList()
+            : MethodRegistry.All.Select(m => m.Id).OrderBy(id => id == "full" ? 0 : 1).ToList();
+        log($"bench methods: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.ImageSize} px, patch {config.PatchSize}), " +
+            $"batch {batch}, {steps} timed steps x {rounds} rounds (best kept), {torch.get_num_threads()} torch threads, AdamW, default options");
+        var runs = new List<MethodRun>();
+        try
+        {
+            foreach (var id in ids) runs.Add(new MethodRun(config, id, batch));
+            foreach (var run in runs) run.Warmup();
+            for (int round = 0; round < rounds; round++)
+                foreach (var run in runs) run.Time(steps);
+            double full = runs[0].Best;
+            log($"  {"method",-15} {"trainable",12} {"img/s",8} {"vs full",8}  frozen tensors with a gradient");
+            foreach (var run in runs)
+                log($"  {run.Id,-15} {run.TrainableExclHead,12:N0} {run.Best,8:F0} {run.Best / full,7:F2}x  {(run.FrozenWithGrad == 0 ? "none" : run.FrozenWithGrad + " (BUG)")}");
+        }
+        finally { foreach (var run in runs) run.Dispose(); }
+    }
+}

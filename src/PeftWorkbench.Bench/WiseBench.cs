@@ -1,7 +1,8 @@
 using System.Diagnostics;
+using PeftWorkbench.Analysis;
 using PeftWorkbench.Training;
 
-namespace PeftWorkbench.Analysis;
+namespace PeftWorkbench.Bench;
 
 /// <summary>One timed WiSE curve: which path, wall seconds, process CPU seconds.</summary>
 public sealed record WiseTiming(string Method, string Path, int Round, double WallSeconds, double CpuSeconds);
@@ -14,6 +15,16 @@ public sealed record WiseTiming(string Method, string Path, int Round, double Wa
 /// </summary>
 public static class WiseBench
 {
+    /// <summary>`peft bench wise`: the rounds, then the medians, each beside the machine's load.</summary>
+    public static void Print(IReadOnlyList<string> methods, int rounds, int epochs, int batchSize, Action<string> log)
+    {
+        if (rounds < 1 || epochs < 1 || batchSize < 1) throw new ArgumentException($"--rounds, --epochs and --batch must be positive (got {rounds}, {epochs}, {batchSize}).");
+        log($"bench wise: {string.Join(", ", methods)}, {rounds} rounds; load average {SweepBench.LoadAverage()}");
+        var timings = Run(methods, rounds, epochs, batchSize, line => log("  " + line));
+        log($"medians (load average {SweepBench.LoadAverage()}):");
+        foreach (var line in Summary(timings)) log("  " + line);
+    }
+
     public static IReadOnlyList<WiseTiming> Run(IReadOnlyList<string> methods, int rounds, int epochs, int batchSize, Action<string> log)
     {
         var (target, shifts) = Robustness.EvalSets();
@@ -51,7 +62,7 @@ public static class WiseBench
     /// <summary>Median wall and CPU seconds per method and path, and fast/plain ratios.</summary>
     public static IEnumerable<string> Summary(IReadOnlyList<WiseTiming> timings)
     {
-        static double Median(IEnumerable<double> xs) { var s = xs.Order().ToList(); return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
+        static double Median(IEnumerable<double> xs) => IoBench.Median(xs);
         yield return $"{"method",-12} {"plain wall",10} {"fast wall",10} {"plain CPU",10} {"fast CPU",10} {"fast/plain CPU",15}";
         foreach (var g in timings.GroupBy(t => t.Method))
         {

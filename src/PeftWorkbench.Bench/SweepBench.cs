@@ -30,10 +30,9 @@ public static class SweepBench
     public static SweepTiming Time(IReadOnlyList<string> cli, string suite, IReadOnlyList<string> tasks, IReadOnlyList<string> methods,
         string profile, WorkerPlan plan, string store, CancellationToken cancel = default, bool bf16 = false)
     {
-        var psi = new ProcessStartInfo(cli[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in cli.Skip(1).Concat(new[] { "sweep", "--suite", suite, "--tasks", string.Join(",", tasks), "--methods", string.Join(",", methods),
-            "--profile", profile, "--workers", plan.Workers.ToString(), "--threads", plan.Threads.ToString(), "--out", store }))
-            psi.ArgumentList.Add(a);
+        var psi = PeftCommandLine.StartInfo(cli, "sweep", "--suite", suite, "--tasks", string.Join(",", tasks), "--methods", string.Join(",", methods),
+            "--profile", profile, "--workers", plan.Workers.ToString(), "--threads", plan.Threads.ToString(), "--out", store);
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         if (bf16) psi.ArgumentList.Add("--bf16");
         foreach (var (k, v) in plan.WorkerEnvironment()) psi.Environment[k] = v; // worker 1 is that process: its policy too
         var tail = new Queue<string>();
@@ -61,7 +60,40 @@ public static class SweepBench
 
     public static string GroupOf(string task) => Suite.Mini.Tasks.FirstOrDefault(t => t.Name == task)?.Group ?? "natural";
 
-    static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
+    /// <summary>The 1, 5 and 15 minute load averages, printed beside every benchmark figure ("?" off Linux).</summary>
+    public static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
+
+    /// <summary>The first mini task of each group (notebook 02's default) when <paramref name="tasks"/> is empty.</summary>
+    public static List<string> TasksOrDefault(IReadOnlyList<string> tasks) =>
+        tasks.Count > 0 ? tasks.ToList() : Suite.Groups.Select(g => Suite.Mini.Tasks.First(t => t.Group == g).Name).ToList();
+
+    /// <summary>`peft bench sweep`: both plans (1 worker x all cores' threads, <paramref name="workers"/> x 1 thread) in
+    /// alternating order for <paramref name="rounds"/> rounds, each a `peft sweep` (<paramref name="cli"/>) into a fresh
+    /// store under a temp folder that goes afterwards; then the table.</summary>
+    public static void Compare(IReadOnlyList<string> cli, IReadOnlyList<string> tasks, IReadOnlyList<string> methods, string profile,
+        int? workers, int rounds, int studyPairs, Action<string> log, CancellationToken cancel = default)
+    {
+        var taskList = TasksOrDefault(tasks);
+        var methodList = methods.Count == 0 || methods is ["all"] ? Peft.MethodRegistry.All.Select(m => m.Id).ToList() : methods.ToList();
+        int n = workers ?? WorkerPlan.MachineCores;
+        var plans = new[] { (Workers: 1, Threads: WorkerPlan.MachineCores), (Workers: n, Threads: 1) };
+        log($"bench sweep: {methodList.Count} methods x {taskList.Count} tasks ({string.Join(", ", taskList)}), profile {profile}, {rounds} round(s); load {LoadAverage()}");
+        var root = Path.Combine(Path.GetTempPath(), $"peft-bench-sweep-{Environment.ProcessId}");
+        var runs = new List<SweepTiming>();
+        try
+        {
+            for (int round = 0; round < rounds; round++)
+                foreach (var (w, th) in round % 2 == 0 ? plans : plans.Reverse())
+                {
+                    var plan = WorkerPlan.For(w, th); // the wait policy by the load now
+                    var t = Time(cli, "mini", taskList, methodList, profile, plan, Path.Combine(root, $"r{round}-w{plan.Workers}x{plan.Threads}"), cancel);
+                    runs.Add(t);
+                    log($"  {plan.Describe(),-52} {t.Seconds,8:F1} s  {t.Trials,4} trials  load {t.LoadBefore} -> {t.LoadAfter}");
+                }
+        }
+        finally { if (Directory.Exists(root)) Directory.Delete(root, recursive: true); }
+        foreach (var line in Table(runs, methodList.Count, studyPairs).SkipWhile(l => l.Length > 0)) log(line);
+    }
 
     /// <summary>The figures as lines: each run, then medians per plan, the speed-up, and the extrapolations.</summary>
     public static IEnumerable<string> Table(IReadOnlyList<SweepTiming> runs, int methods, int studyPairs)

@@ -2,21 +2,21 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using PeftWorkbench.Kernel.Protocol;
 
-namespace PeftWorkbench.Cli.Commands;
+namespace PeftWorkbench.Bench;
 
-/// <summary>`peft kernel bench`: the latencies a notebook user feels, measured over the real protocol.</summary>
-static class KernelBench
+/// <summary>`peft kernel bench`: the latencies a notebook user feels, measured over the real protocol, with the kernel
+/// started as `CLI kernel run -f FILE` (cli: how to start the `peft` CLI).</summary>
+public static class KernelBench
 {
-    public static int Run(int repeats)
+    public static void Run(IReadOnlyList<string> cli, int repeats, Action<string> log)
     {
         var dir = Path.Combine(Path.GetTempPath(), "peft-kernel-bench-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
         var connection = KernelClient.FreeConnection();
         var file = Path.Combine(dir, "kernel.json");
         connection.Save(file);
-        var argv = Cli.SelfCommand("kernel", "run", "-f", file);
-        var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false, RedirectStandardError = true };
-        foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
+        var psi = Tuning.PeftCommandLine.StartInfo(cli, "kernel", "run", "-f", file);
+        psi.RedirectStandardError = true;
 
         var clock = Stopwatch.StartNew();
         using var kernel = Process.Start(psi)!;
@@ -33,12 +33,11 @@ static class KernelBench
             client.Request(client.Control, "shutdown_request", new JsonObject { ["restart"] = false }, out _);
             kernel.WaitForExit(10_000);
 
-            Console.WriteLine($"kernel start (process start to kernel_info_reply + iopub ready): {start.TotalMilliseconds,8:F0} ms");
-            Console.WriteLine($"first cell, `1 + 1` (waits for Roslyn warm-up):             {first,8:F0} ms");
-            Console.WriteLine($"first torch cell (64x64 matmul):                             {firstTorch,8:F0} ms");
-            Console.WriteLine($"typical plain cell, median of {repeats}:                          {Median(plain),8:F0} ms");
-            Console.WriteLine($"typical torch cell, median of {repeats}:                          {Median(torchCells),8:F0} ms");
-            return 0;
+            log($"kernel start (process start to kernel_info_reply + iopub ready): {start.TotalMilliseconds,8:F0} ms");
+            log($"first cell, `1 + 1` (waits for Roslyn warm-up):             {first,8:F0} ms");
+            log($"first torch cell (64x64 matmul):                             {firstTorch,8:F0} ms");
+            log($"typical plain cell, median of {repeats}:                          {Median(plain),8:F0} ms");
+            log($"typical torch cell, median of {repeats}:                          {Median(torchCells),8:F0} ms");
         }
         finally
         {
@@ -57,5 +56,5 @@ static class KernelBench
         return sw.Elapsed.TotalMilliseconds;
     }
 
-    static double Median(List<double> xs) { var s = xs.Order().ToList(); return s.Count == 0 ? 0 : s[s.Count / 2]; }
+    static double Median(List<double> xs) => IoBench.Median(xs);
 }

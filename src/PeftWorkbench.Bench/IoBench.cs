@@ -122,6 +122,37 @@ public static class IoBench
             o.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null);
     }
 
+    /// <summary>`peft bench io`: the model files written into <paramref name="dir"/> (null: a temp folder, deleted after),
+    /// every case (or only <paramref name="only"/>'s) in a fresh `peft bench io-child` (<paramref name="cli"/>), the table.
+    /// False when a case failed.</summary>
+    public static bool Compare(IReadOnlyList<string> cli, VitConfig config, int rounds, string? dir, string? only, Action<string> log)
+    {
+        string folder = dir ?? Directory.CreateTempSubdirectory("peft-bench-io-").FullName;
+        try
+        {
+            log($"bench io: {config.Name}, {rounds} rounds, files in {folder}; load average {SweepBench.LoadAverage()}");
+            Prepare(config, folder);
+            log($"  model files: {string.Join(", ", Directory.GetFiles(folder).Select(f => $"{Path.GetFileName(f)} {new FileInfo(f).Length / 1e6:F0} MB"))}");
+            var results = Run(Cases(only), rounds, c => Child(cli, c, config.Name, folder), line => log("  " + line));
+            log($"medians (load average {SweepBench.LoadAverage()}); +MB: peak RSS above the RSS with the model built");
+            foreach (var line in Table(results)) log(line);
+            return results.All(x => x.Error is null);
+        }
+        finally { if (dir is null) Directory.Delete(folder, true); }
+    }
+
+    static IoResult Child(IReadOnlyList<string> cli, IoCase c, string preset, string dir)
+    {
+        var psi = Tuning.PeftCommandLine.StartInfo(cli, "bench", "io-child", "--preset", preset, "--dir", dir, "--format", c.Format, "--side", c.Side, "--op", c.Op);
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {cli[0]}");
+        var stderr = p.StandardError.ReadToEndAsync();
+        var lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        p.WaitForExit();
+        var json = lines.LastOrDefault(l => l.StartsWith('{'));
+        return json is not null ? FromJson(json) : new IoResult(c, 0, 0, $"child exited {p.ExitCode}: {stderr.Result.Trim()}");
+    }
+
     /// <summary>All cases, <paramref name="rounds"/> times in alternating order, each through
     /// <paramref name="runChild"/> (a fresh process running <see cref="Measure"/>); the median of each case.</summary>
     public static IReadOnlyList<IoResult> Run(IReadOnlyList<IoCase> cases, int rounds, Func<IoCase, IoResult> runChild, Action<string>? log = null)
@@ -147,10 +178,11 @@ public static class IoBench
         }).ToList();
     }
 
-    internal static double Median(IEnumerable<double> xs)
+    /// <summary>The median (NaN for none): every benchmark's summary of its rounds.</summary>
+    public static double Median(IEnumerable<double> xs)
     {
         var s = xs.OrderBy(x => x).ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+        return s.Length == 0 ? double.NaN : s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     /// <summary>The table: one row per format and operation, ours beside PyBridge's, with ratios.</summary>

@@ -27,6 +27,27 @@ public static class Bf16Accuracy
         return tasks.SelectMany(t => methods.Select(m => new Bf16Pair(t, m, a.GetValueOrDefault((t, m)), b.GetValueOrDefault((t, m))))).ToList();
     }
 
+    /// <summary>`peft bench bf16-accuracy`: the sweep in float32, then in bf16, each a `peft sweep` (<paramref name="cli"/>)
+    /// into <paramref name="root"/>/fp32 and /bf16 (rerun to resume), then the table with the verdict.</summary>
+    public static void Run(IReadOnlyList<string> cli, IReadOnlyList<string> tasks, IReadOnlyList<string> methods, string profile, int? workers,
+        string root, Action<string> log, CancellationToken cancel = default)
+    {
+        var taskList = SweepBench.TasksOrDefault(tasks);
+        var methodList = (methods.Count > 0 ? methods : new[] { "linear", "full", "lora", "vpt_deep" }).Select(m => Peft.MethodRegistry.Get(m).Id).ToList();
+        root = Path.GetFullPath(root);
+        log($"bench bf16-accuracy: {methodList.Count} methods x {taskList.Count} tasks, profile {profile}, the shipped mini checkpoint; load {SweepBench.LoadAverage()}");
+        var seconds = new Dictionary<bool, double>();
+        foreach (var bf16 in new[] { false, true })
+        {
+            var plan = WorkerPlan.For(workers, null);
+            var t = SweepBench.Time(cli, "mini", taskList, methodList, profile, plan, Path.Combine(root, bf16 ? "bf16" : "fp32"), cancel, bf16);
+            seconds[bf16] = t.Seconds;
+            log($"  {(bf16 ? "bf16" : "fp32")}: {t.Seconds:F1} s, {t.Trials} trials in the store, {plan.Describe()}, load {t.LoadBefore} -> {t.LoadAfter}");
+        }
+        var pairs = Compare(Path.Combine(root, "fp32"), Path.Combine(root, "bf16"), taskList, methodList);
+        foreach (var line in Table(pairs, seconds[false], seconds[true])) log(line);
+    }
+
     public static bool AccuracyHolds(IReadOnlyList<Bf16Pair> pairs) =>
         pairs.All(p => p.Diff is not null) && Math.Abs(pairs.Average(p => p.Diff!.Value)) <= MeanBound && pairs.Min(p => p.Diff!.Value) >= -WorstBound;
 

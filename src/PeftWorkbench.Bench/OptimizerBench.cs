@@ -80,11 +80,21 @@ public static class OptimizerBench
         return IoBench.Median(times);
     }
 
-    static ImageSet Synthetic(VitConfig c, int n)
+    /// <summary>n random images and labels of the config's shape (seeded): what the throughput benchmarks train on.</summary>
+    public static ImageSet Synthetic(VitConfig c, int n)
     {
         var gen = new Generator(1);
         return new ImageSet(torch.randn(new long[] { n, c.InChans, c.ImageSize, c.ImageSize }, generator: gen),
             torch.randint(0, c.NumClasses, new long[] { n }, generator: gen, dtype: ScalarType.Int64), c.NumClasses, "synthetic");
+    }
+
+    /// <summary>`peft bench optimizer`: the header with the machine's load, one row per method as it finishes, the load after.</summary>
+    public static void Print(VitConfig config, IReadOnlyList<string> methods, int batch, int rounds, Action<string> log, CancellationToken cancel = default)
+    {
+        log($"bench optimizer: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.ImageSize} px), batch {batch}, " +
+            $"{torch.get_num_threads()} torch threads, {rounds} rounds; load {SweepBench.LoadAverage()}");
+        foreach (var line in Table(Run(config, methods, batch, rounds, stepsPerRound: 4, cancel))) log(line);
+        log($"load {SweepBench.LoadAverage()} (1, 5, 15 min); ratios are within this run, so shared cores weigh on both columns alike");
     }
 
     /// <summary>The table the CLI prints.</summary>

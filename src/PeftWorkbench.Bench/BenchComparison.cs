@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using PeftWorkbench.Vit;
 
 namespace PeftWorkbench.Bench;
 
@@ -126,6 +127,43 @@ public sealed class BenchComparison
         sb.AppendLine("bf16: ours = the whole model in bfloat16 with float32 masters and optimizer state (TrainOptions.Bf16); PyTorch = " +
             "torch.autocast(\"cpu\", torch.bfloat16) over forward and loss, float32 weights; both under the allocator settings noted above.");
         return sb.ToString();
+    }
+
+    /// <summary>`peft bench`: TorchSharp in this process against the PyTorch reference (bench.py through
+    /// <paramref name="python"/>; none with <paramref name="noReference"/>) on <paramref name="config"/>. The reference
+    /// starts first (build, warm-up, its thread timing), then each workload is timed here and at once there, so that
+    /// both sides of a ratio see the same load from other work on the machine.</summary>
+    public static BenchComparison Measure(VitConfig config, int batch, int steps, int rounds, int threads, bool bf16, bool noReference,
+        string python, Action<string> log, CancellationToken cancel = default)
+    {
+        if (batch < 1 || steps < 1 || rounds < 1 || threads < 0) throw new ArgumentException("--batch, --steps and --rounds must be at least 1, --threads at least 0");
+        if (!noReference) ReferenceBench.ConfigJson(config); // refuse a shape the reference cannot build before timing anything
+        if (threads > 0) Training.ThreadBudget.Pin(threads);
+        var methods = bf16 ? BenchMode.WithBf16(TorchSharpBench.Methods) : TorchSharpBench.Methods;
+        log($"peft bench: {config.Name} (dim {config.EmbedDim}, depth {config.Depth}, {config.NumHeads} heads, {config.ImageSize} px, patch {config.PatchSize}), " +
+            $"batch {batch}, {steps} timed steps x {rounds} rounds (best kept), AdamW lr 1e-3 wd 1e-4, default options; {Environment.ProcessorCount} CPUs");
+        ReferenceSession? session = null;
+        if (!noReference)
+        {
+            log($"PyTorch reference ({python}): build and warm-up");
+            session = ReferenceSession.Start(python, ReferenceBench.FindScript(), config, methods, batch, steps, threads, line => log("  " + line), cancel);
+        }
+        using (session)
+        {
+            log($"TorchSharp ({TorchSharp.torch.get_num_threads()} torch threads): build and warm-up, then rounds" +
+                (session is { Problem: null } ? ", each workload timed here and then at once in PyTorch" : ""));
+            var ours = TorchSharpBench.Run(config, methods, batch, steps, rounds, line => log("  " + line), session);
+            return new BenchComparison(ours, session?.Finish());
+        }
+    }
+
+    /// <summary>What `peft bench` prints after the rounds: the table, the best-mode table (with --bf16), the warnings.</summary>
+    public IEnumerable<string> Report()
+    {
+        yield return "";
+        yield return Table().TrimEnd('\n');
+        if (BestModeTable() is { Length: > 0 } best) { yield return ""; yield return best.TrimEnd('\n'); }
+        foreach (var w in Warnings()) yield return "!! " + w;
     }
 
     /// <summary>The figures as JSON (`peft bench --json FILE`).</summary>
