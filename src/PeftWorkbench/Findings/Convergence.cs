@@ -163,7 +163,7 @@ public sealed class Convergence
         int open = Count(r => r.Final != Trend.Flat), unknown = Count(r => r.Final == Trend.Unknown), chance = Count(r => r.SelectedAtChance);
         if (chance > 0) return new BudgetReading(false, $"{chance} of {n} selected tune trials sat at chance level");
         if (open > UntrustedShare * n)
-            return new BudgetReading(false, unknown == n ? "convergence unknown (no training curves on record)"
+            return new BudgetReading(false, unknown == n ? "convergence unknown (no training curve on record, or one epoch)"
                 : $"{open} of {n} finals had not settled (still improving, worsening or unknown)");
         return new BudgetReading(true, "");
     }

@@ -211,7 +211,7 @@ public sealed class ManyShot
         {
             var p = PaperDatasets.TryGetValue(Ranks.GroupOf(o.Dataset), out var d) ? paper.FirstOrDefault(x => x.Dataset == d.Name) : null;
             if (p is null || double.IsNaN(o.FullTop1)) continue;
-            string on = $"{o.Dataset} (the study's {p.Dataset})";
+            string on = $"{o.Dataset} vs {p.Dataset}";
             if (!double.IsNaN(o.LargestVsFull) && !double.IsNaN(p.LargestVsFull))
                 claims.Add(Verdicts.Make($"{on}: PEFT at width {o.LargestCapacity} - full FT", o.LargestVsFull, p.LargestVsFull,
                     Competitive(o.LargestVsFull) == Competitive(p.LargestVsFull), $"competitive (within {CompetitiveWithin:0} point of full FT, or above) in both or in neither", budget,
@@ -261,7 +261,10 @@ public sealed class ManyShot
     {
         static string Side(CapacitySummary s) =>
             $"{s.Dataset}: PEFT {s.LargestVsFull:+0.0;-0.0} at width {s.LargestCapacity}, {s.SmallestVsFull:+0.0;-0.0} at width {s.SmallestCapacity}, linear {s.LinearVsFull:+0.0;-0.0} points vs full FT ({s.FullTop1:F1} %)";
-        return $"Finding 3 (many-shot): {Verdicts.Tally(Claims)}. Mini suite: " + string.Join("; ", OurGaps.Select(Side)) + "; paper: " + string.Join("; ", PaperGaps.Select(Side)) + ".";
+        // The study's side: only its datasets that stand for a task we ran (the table shows all three).
+        var kinds = OurGaps.Select(o => PaperDatasets.TryGetValue(Ranks.GroupOf(o.Dataset), out var d) ? d.Name : null).ToHashSet();
+        return $"Finding 3 (many-shot): {Verdicts.Tally(Claims)}. Mini suite: " + string.Join("; ", OurGaps.Select(Side)) +
+            "; paper: " + string.Join("; ", PaperGaps.Where(p => kinds.Contains(p.Dataset)).Select(Side)) + ".";
     }
 
 }

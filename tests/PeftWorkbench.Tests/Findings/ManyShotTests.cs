@@ -68,7 +68,7 @@ public class ManyShotTests
         Assert.Equal(((92.40 - 87.48) + (92.84 - 87.48)) / 2, f.PaperGaps[0].LargestVsFull, 9);
         Assert.Equal(4, f.Claims.Count);                                  // one task: widest, best, widening, linear
         var widest = Find(f.Claims, "PEFT at width 32 - full FT");
-        Assert.StartsWith("fashion-mnist (the study's CIFAR-100)", widest.What);
+        Assert.Equal("fashion-mnist vs CIFAR-100: PEFT at width 32 - full FT", widest.What);
         Assert.Equal((0.3, Verdict.Agrees), (Math.Round(widest.Ours!.Value, 1), widest.Verdict));    // competitive in both
         Assert.Equal(5.1, Math.Round(widest.Paper!.Value, 1));
         Assert.Equal((1.0, Verdict.Agrees), (Math.Round(Find(f.Claims, "best PEFT run").Ours!.Value, 1), Find(f.Claims, "best PEFT run").Verdict));
@@ -90,11 +90,11 @@ public class ManyShotTests
         Assert.Equal((7.0, 0.9, Verdict.Disagrees), (Math.Round(wider.Ours!.Value, 1), Math.Round(wider.Paper!.Value, 1), wider.Verdict));
 
         // A structured task stands against Clevr-distance; without full fine-tuning there is nothing to judge.
-        Assert.Contains("clevr-count (the study's Clevr-distance)", ManyShot.From(Hand().Select(p => p with { Dataset = "clevr-count" }).ToList()).Claims[0].What);
+        Assert.Contains("clevr-count vs Clevr-distance", ManyShot.From(Hand().Select(p => p with { Dataset = "clevr-count" }).ToList()).Claims[0].What);
         Assert.Empty(ManyShot.From(Hand().Where(p => p.Method != "full").ToList()).Claims);
 
         var finding = f.FindingLine();
-        Assert.StartsWith("Finding 3 (many-shot): 3 of 4 claims agree with the study, 1 disagrees, 0 are inconclusive under this budget. Mini suite: fashion-mnist: PEFT +0.3 at width 32, -4.0 at width 1, linear -10.0 points vs full FT (80.0 %); paper: CIFAR-100: PEFT +5.1", finding);
+        Assert.Equal("Finding 3 (many-shot): 3 of 4 claims agree with the study, 1 disagrees, 0 are inconclusive under this budget. Mini suite: fashion-mnist: PEFT +0.3 at width 32, -4.0 at width 1, linear -10.0 points vs full FT (80.0 %); paper: CIFAR-100: PEFT +5.1 at width 32, +4.4 at width 1, linear -2.1 points vs full FT (87.5 %).", finding);
         Assert.DoesNotContain("\n", finding);
         Assert.Contains("width 32 - at width 1: disagrees", f.VerdictLine());
     }
