@@ -41,6 +41,24 @@ public class NotebookIndexTests
         Assert.True(File.Exists(Path.Combine(outDir, "02-finding.html")));
     }
 
+    /// <summary>The index's verdict column reads a notebook's `verdict` cell: every notebook in notebooks/ with a `finding`
+    /// cell has one, before it (04 and 05 had none).</summary>
+    [Fact]
+    public void EveryFindingNotebookHasAVerdictCellBeforeItsFindingCell()
+    {
+        var findings = 0;
+        foreach (var path in Directory.GetFiles(Path.Combine(Tools.RepoRoot, "notebooks"), "*.ipynb").Order(StringComparer.Ordinal))
+        {
+            var tags = (NotebookRunner.Load(path)["cells"] as System.Text.Json.Nodes.JsonArray)!.Select(c =>
+                (c?["metadata"]?["tags"] as System.Text.Json.Nodes.JsonArray)?.Select(t => (string?)t).ToList() ?? new List<string?>()).ToList();
+            int finding = tags.FindIndex(t => t.Contains(NotebookIndex.FindingTag)), verdict = tags.FindIndex(t => t.Contains(NotebookIndex.VerdictTag));
+            if (finding < 0) continue;
+            findings++;
+            Assert.True(verdict >= 0 && verdict < finding, $"{Path.GetFileName(path)}: its finding cell has no verdict cell before it");
+        }
+        Assert.Equal(4, findings); // 02, 03, 04, 05
+    }
+
     [Fact]
     public void ANotebookWithoutAnExecutedCopyIsReportedAsSuch()
     {

@@ -84,6 +84,26 @@ public static class Sensitivity
         }
     }
 
+    /// <summary>
+    /// Per axis both tried at two or more common values: whether our best value among those is the study's best (its mean
+    /// val200 over the tasks of the group), as a claim with a verdict. The values are in the note (a claim's numbers are
+    /// top-1 points: our val at our best value and the study's mean val at its best). A disagreement on a run the
+    /// <paramref name="budget"/> does not vouch for is inconclusive.
+    /// </summary>
+    public static IReadOnlyList<Findings.Claim> Claims(IReadOnlyList<SensitivityPoint> ours, IReadOnlyList<SensitivityPoint> paper, Findings.BudgetReading budget)
+    {
+        var claims = new List<Findings.Claim>();
+        foreach (var axis in ours.Select(p => p.Axis).Distinct().Where(a => paper.Any(p => p.Axis == a)))
+        {
+            var common = ours.Where(p => p.Axis == axis).Select(p => p.Value).Intersect(paper.Where(p => p.Axis == axis).Select(p => p.Value)).ToList();
+            if (common.Count < 2) continue;
+            var (mine, theirs) = (Best(ours, axis, common)!, Best(paper, axis, common)!);
+            claims.Add(Findings.Verdicts.Make($"{axis}: the best of {string.Join(", ", common)}", mine.Top1, theirs.Top1, mine.Value == theirs.Value,
+                "the same value as the study's (val top-1 at each side's best)", budget, note: $"ours {mine.Value}, the study's {theirs.Value}"));
+        }
+        return claims;
+    }
+
     /// <summary>A value as the curves compare it: numbers in a short invariant form (1e-3 -> "0.001"), booleans lower case.</summary>
     public static string Normalise(string value) =>
         double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) ? x.ToString("G6", CultureInfo.InvariantCulture)

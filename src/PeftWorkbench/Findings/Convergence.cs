@@ -82,6 +82,12 @@ public sealed class Convergence
         return new Convergence(list, shares);
     }
 
+    /// <summary>Runs without a tuning phase (one fine-tuning each, as notebook 05's robustness runs): each run's training-loss
+    /// trend and its test top-1; no lr shares (there is no selection to compare with the study's).</summary>
+    public static Convergence OfFinals(IEnumerable<(string Task, string Method, IReadOnlyList<double>? LossCurve, double? Test)> finals) =>
+        new(finals.Select(f => new RunDiagnosis(f.Task, f.Method, null, null, "", Trend.Unknown, "not tuned",
+            f.LossCurve is { } l ? LossTrend(l) : Trend.Unknown, 0, 0, false, null, f.Test)).ToList(), Array.Empty<(double, int, int)>());
+
     static RunDiagnosis Diagnose(RunTrials r, int? classes, int valSize)
     {
         var sel = r.Selected;
@@ -157,7 +163,7 @@ public sealed class Convergence
         int open = Count(r => r.Final != Trend.Flat), unknown = Count(r => r.Final == Trend.Unknown), chance = Count(r => r.SelectedAtChance);
         if (chance > 0) return new BudgetReading(false, $"{chance} of {n} selected tune trials sat at chance level");
         if (open > UntrustedShare * n)
-            return new BudgetReading(false, unknown == n ? "convergence unknown (no training curves on record)"
+            return new BudgetReading(false, unknown == n ? "convergence unknown (no training curve on record, or one epoch)"
                 : $"{open} of {n} finals had not settled (still improving, worsening or unknown)");
         return new BudgetReading(true, "");
     }

@@ -175,7 +175,7 @@ public static class Charts
     /// capacities, a marker for a method with one setting, and the linear probe (0 parameters, off a log axis) as a dashed
     /// level line. One colour per dataset.
     /// </summary>
-    public static PlotlyChart AccuracyVsParams(IReadOnlyList<CapacityPoint> points, string? title = null)
+    public static PlotlyChart AccuracyVsParams(IReadOnlyList<Findings.CapacityPoint> points, string? title = null)
     {
         string[] colours = { "crimson", "royalblue", "seagreen", "darkorange", "purple", "gray" };
         string[] symbols = { "circle", "square", "diamond", "triangle-up", "cross", "star" };

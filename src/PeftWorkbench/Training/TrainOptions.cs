@@ -19,7 +19,8 @@ public enum WeightDecayRule
 {
     /// <summary>The study's: plain AdamW over every tuned tensor (engine/optimizer.py:26-30).</summary>
     EveryTunedTensor,
-    /// <summary>timm's exemptions: no decay on 1-D tensors, positions, tokens, prompts, norms, biases, scales (see WeightDecayGroups).</summary>
+    /// <summary>timm's rule: no decay on 1-D tensors (norms, biases, scales) nor on the tensors a module declares exempt
+    /// (<see cref="Vit.INoWeightDecay"/>: the ViT's positions and class token, VPT's prompts); see WeightDecayGroups.</summary>
     TimmExemptions,
 }
 
@@ -34,9 +35,10 @@ public enum ImageAugment
 }
 
 /// <summary>
-/// Everything <see cref="Trainer.Fit"/> needs besides the model and the data. Defaults are the study's
-/// optimizer settings (AdamW, lr 1e-3, wd 1e-4, batch 64, cosine with linear warmup from 1e-6 to a floor of 1e-5,
-/// seed 42); <see cref="ForProfile"/> sizes the budget.
+/// Everything <see cref="Trainer.Fit"/> needs besides the model and the data. Defaults: the study's AdamW settings
+/// (lr 1e-3, wd 1e-4, batch 64, cosine with linear warmup from 1e-6 to a floor of 1e-5, seed 42), but not its budget,
+/// stepping, weight-decay rule or drop_last; <see cref="ForProfile"/> takes all of those from the profile table
+/// (Tuning/Profiles.cs), whose rows say where each profile differs from the study and why.
 /// </summary>
 public sealed record TrainOptions
 {

@@ -10,9 +10,9 @@ namespace PeftWorkbench.Tuning;
 public static class HyperGrid
 {
     /// <summary>
-    /// The playground's grid for a method under a profile: lr {1e-3, 3e-3, 1e-2, 3e-2} (the study's two and a step beyond
-    /// each) times the study's values of the method's first key (a method without keys: the study's wd {1e-4, 1e-3}
-    /// instead). smoke: lr {1e-3, 1e-2} and the first two values. paper: the study's whole grid, lr and wd included.
+    /// The playground's grid for a method under a profile (its table's PlaygroundLrs and PlaygroundMethodValues): the lrs
+    /// times the study's values of the method's first key (a method without keys: the study's wd {1e-4, 1e-3} instead).
+    /// A profile that tunes the study's grid (paper): the study's whole grid, lr and wd included.
     /// </summary>
     public static Dictionary<string, string[]> Default(string method, string profile)
     {
@@ -22,10 +22,9 @@ public static class HyperGrid
         if (p.MethodGrid == MethodGridPolicy.StudyGrid)
             return info.Grid.ToDictionary(kv => kv.Key, kv => S(kv.Value)).Concat(new Dictionary<string, string[]>
                 { ["lr"] = new[] { "0.001", "0.01" }, ["wd"] = new[] { "0.0001", "0.001" } }).ToDictionary(kv => kv.Key, kv => kv.Value);
-        bool smoke = p.Name == "smoke";
-        var grid = new Dictionary<string, string[]> { ["lr"] = smoke ? new[] { "0.001", "0.01" } : new[] { "0.001", "0.003", "0.01", "0.03" } };
+        var grid = new Dictionary<string, string[]> { ["lr"] = p.PlaygroundLrs.Select(x => x.ToString("R", CultureInfo.InvariantCulture)).ToArray() };
         if (info.Grid.OrderBy(kv => kv.Key, StringComparer.Ordinal).FirstOrDefault() is { Key: not null } first)
-            grid[first.Key] = S(smoke ? first.Value.Take(2) : first.Value);
+            grid[first.Key] = S(p.PlaygroundMethodValues is int k ? first.Value.Take(k) : first.Value);
         else grid["wd"] = new[] { "0.0001", "0.001" };
         return grid;
     }

@@ -60,6 +60,15 @@ public enum PixelNormalization
     ImageNet,
 }
 
+/// <summary>Which mini tasks notebooks 02 and 03 run.</summary>
+public enum TaskScope
+{
+    /// <summary>The first task of each group (natural, specialized, structured).</summary>
+    OnePerGroup,
+    /// <summary>Every task of the mini suite.</summary>
+    All,
+}
+
 /// <summary>The many-shot recipe for one task: what the study's config for the dataset of its kind says.</summary>
 public sealed record ManyShotTaskRecipe(int WarmupEpochs, IReadOnlyList<double> WeightDecays, IReadOnlyList<double> DropPaths, ImageAugment Augment, string Source);
 
@@ -71,13 +80,19 @@ public sealed record ManyShotTaskRecipe(int WarmupEpochs, IReadOnlyList<double> 
 public sealed record ManyShotRecipe
 {
     public required int Epochs { get; init; }
-    public required IReadOnlyList<double> Lrs { get; init; }
+    /// <summary>The lr grid a many-shot run selects from on its held-out share; null: the profile's VTAB-1K lr grid.</summary>
+    public IReadOnlyList<double>? Lrs { get; init; }
     /// <summary>Share held out for validation when the suite has no fixed split: the study's 20 % up to 1,000 images, 10 % above.</summary>
     public Func<long, double> ValidationShare { get; init; } = n => n <= 1000 ? 0.2 : 0.1;
     /// <summary>Training images per many-shot task: null = the whole training set (the study); N = a seeded subset of N
     /// images, from which the validation share is then held out (a CPU budget).</summary>
     public int? TrainImages { get; init; }
     public required IReadOnlyDictionary<string, ManyShotTaskRecipe> ByGroup { get; init; }
+    /// <summary>Notebook 04's tasks (null: every mini task with a many-shot set), methods and widths (LoRA rank, adapter
+    /// bottleneck, FacT rank).</summary>
+    public IReadOnlyList<string>? Tasks { get; init; } = new[] { "fashion-mnist" };
+    public IReadOnlyList<string> Methods { get; init; } = new[] { "linear", "full", "lora" };
+    public IReadOnlyList<int> Widths { get; init; } = new[] { 1, 32 };
 
     public ManyShotTaskRecipe For(string group) =>
         ByGroup.TryGetValue(group, out var r) ? r : ByGroup["natural"];
@@ -120,6 +135,31 @@ public sealed record Profile
     public string? RobustnessBudgetOf { get; init; }
     public double RobustnessLr { get; init; } = 1e-3;
     public double RobustnessWeightDecay { get; init; } = 1e-4;
+    /// <summary>Notebook 05's methods, WiSE alphas (null: 0, 0.1, ..., 1) and images per evaluation set (null: the whole sets).</summary>
+    public IReadOnlyList<string> RobustnessMethods { get; init; } = new[] { "full", "lora", "bitfit", "adaptformer" };
+    public IReadOnlyList<double>? RobustnessAlphas { get; init; }
+    public int? RobustnessImagesPerSet { get; init; }
+    /// <summary>Notebooks 02 and 03: which tasks, and which methods (null: all 16 and the two baselines).</summary>
+    public TaskScope StudyTasks { get; init; } = TaskScope.OnePerGroup;
+    public IReadOnlyList<string>? StudyMethods { get; init; }
+    /// <summary>Notebook 06's default grid (HyperGrid.Default, without the study's grid): these lrs, times the first
+    /// <see cref="PlaygroundMethodValues"/> of the study's values of the method's first key (null: all of them).</summary>
+    public IReadOnlyList<double> PlaygroundLrs { get; init; } = new[] { 1e-3, 3e-3, 1e-2, 3e-2 };
+    public int? PlaygroundMethodValues { get; init; }
+
+    /// <summary>Notebooks 02 and 03's tasks under this profile.</summary>
+    public IReadOnlyList<string> StudyTaskNames() => StudyTasks == TaskScope.All
+        ? Suite.Mini.Tasks.Select(t => t.Name).ToList()
+        : Suite.Groups.Select(g => Suite.Mini.Tasks.First(t => t.Group == g).Name).ToList();
+
+    /// <summary>Notebooks 02 and 03's methods under this profile.</summary>
+    public IReadOnlyList<string> StudyMethodIds() => StudyMethods ?? MethodRegistry.All.Select(m => m.Id).ToList();
+
+    /// <summary>Notebook 04's tasks under this profile.</summary>
+    public IReadOnlyList<string> ManyShotTaskNames() => ManyShot.Tasks ?? Suite.Mini.Tasks.Where(t => t.ManyShotTrain > 0).Select(t => t.Name).ToList();
+
+    /// <summary>The lr grid many-shot runs select from.</summary>
+    public IReadOnlyList<double> ManyShotLrs => ManyShot.Lrs ?? Lrs;
 
     /// <summary>The training options notebook 05 fine-tunes every method with (seed: the notebook's).</summary>
     public TrainOptions Robustness =>
@@ -145,7 +185,7 @@ public sealed record Profile
         return Vtab1k() with
         {
             Protocol = "manyshot", TuneEpochs = null, Train = Train with { Epochs = ManyShot.Epochs, WarmupEpochs = Math.Min(r.WarmupEpochs, ManyShot.Epochs), Augment = r.Augment },
-            Lrs = ManyShot.Lrs, WeightDecays = r.WeightDecays, DropPaths = r.DropPaths, ValidationShare = ManyShot.ValidationShare,
+            Lrs = ManyShotLrs, WeightDecays = r.WeightDecays, DropPaths = r.DropPaths, ValidationShare = ManyShot.ValidationShare,
             ManyShotTrainImages = ManyShot.TrainImages,
         };
     }
@@ -215,7 +255,7 @@ public static class Profiles
         VptShallow = VptShallowMode.ThroughAllBlocks, AdapterDropPath = DropPathMasks.Independent,
         ManyShot = StudyManyShot with
         {
-            Epochs = 3, Lrs = new[] { 1e-3 },
+            Epochs = 3, Lrs = null,
             ByGroup = StudyManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 1, WeightDecays = new[] { 1e-4 }, DropPaths = new[] { 0.1 } }),
         },
     };
@@ -227,8 +267,11 @@ public static class Profiles
         RobustnessBudgetOf = null,
         Name = "mini-full", Purpose = "the default's choices with the study's schedule shape at mini scale (overnight sweeps)",
         Epochs = 20, WarmupEpochs = 2, Stepping = ScheduleStepping.PerEpoch, WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
+        StudyTasks = TaskScope.All,
+        RobustnessMethods = new[] { "full", "lora", "bitfit", "adaptformer", "ln", "difffit", "repadapter", "convpass", "fact_tk" },
         ManyShot = StudyManyShot with
         {
+            Tasks = null, Methods = new[] { "linear", "full", "lora", "rand_h_adapter" }, Widths = new[] { 1, 4, 16, 64 },
             Epochs = 10, ByGroup = StudyManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 1 }),
         },
     };
@@ -237,6 +280,9 @@ public static class Profiles
     public static Profile Smoke { get; } = Default with
     {
         Name = "smoke", Purpose = "seconds (what CI runs)", Epochs = 1, TuneEpochs = null, WarmupEpochs = 0, Lrs = new[] { 1e-2 },
+        StudyMethods = new[] { "linear", "full", "bitfit", "lora" },
+        RobustnessMethods = new[] { "full", "lora" }, RobustnessAlphas = new[] { 0.0, 0.5, 1.0 }, RobustnessImagesPerSet = 200,
+        PlaygroundLrs = new[] { 1e-3, 1e-2 }, PlaygroundMethodValues = 2,
         ManyShot = Default.ManyShot with { Epochs = 1, TrainImages = 1000, ByGroup = Default.ManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 0 }) },
     };
 
@@ -260,7 +306,7 @@ public static class Profiles
             {
                 ScheduleStepping.TimmEpoch => "per epoch, epoch e at lr(e-1) (timm step(epoch) at the epoch's end)",
                 ScheduleStepping.PerEpoch => "per epoch, epoch e at lr(e)", _ => "per step",
-            }, "default: a whole warmup epoch at 1e-6 would waste a fifth of 5 epochs"),
+            }, "default: a whole warmup epoch at 1e-6 would waste a tenth of its 10 epochs"),
         ("lr grid", p => Join(p.Lrs), "budget"),
         ("wd grid", p => Join(p.WeightDecays), "budget: at the winning lr, wd 1e-4 and 1e-3 tied on 14 of 15 pairs under mini-full (issue 27)"),
         ("method grid", p => p.MethodGrid == MethodGridPolicy.StudyGrid ? "the study's" : "method defaults", "budget: the study's grids are up to 20 points"),
@@ -273,19 +319,29 @@ public static class Profiles
             "timm's rule keeps norms, biases and prompts from shrinking"),
         ("selection tie-break", p => p.TieBreak == TieBreak.LastOfTiedInGridOrder ? "last of the tied best, grid order" : "fewest params, then smaller lr, wd",
             "a tie should go to the cheaper model, not to the grid's order"),
-        ("last partial batch", p => p.DropLast ? "dropped" : "kept", "5 epochs of 800 images: keep every image"),
+        ("last partial batch", p => p.DropLast ? "dropped" : "kept", "batches of 64 would leave 32 of 800 images out of every epoch: keep every image"),
         ("head init", p => p.HeadInit == HeadInit.LinearDefault ? "nn.Linear default" : "trunc normal 0.02", "same as the study"),
         ("linear probe", p => p.LinearProbe == LinearProbePath.BackboneInTrainMode ? "backbone in train mode (drop path on)" : "cached eval-mode features",
             "about 10x faster; the cache is used under every profile when the backbone has no stochastic layers, never with augmentation (many-shot: a crop changes the features)"),
         ("vpt_shallow means", p => OptionValues.Format(p.VptShallow), "the original VPT keeps its prompts; both stay selectable (vpt_shallow_mode)"),
         ("adapter drop-path masks", p => OptionValues.Format(p.AdapterDropPath), "same as the study"),
         ("NaN loss", _ => "trial marked diverged", "all profiles; the study skips the batch and goes on"),
-        ("many-shot epochs, lr", p => $"{p.ManyShot.Epochs}, {Join(p.ManyShot.Lrs)}", "budget"),
+        ("many-shot epochs, lr", p => $"{p.ManyShot.Epochs}, {Join(p.ManyShotLrs)}",
+            "budget. The lr is selected on the held-out share, as VTAB-1K's is on val200: default and smoke over their own lr grid. default at 3 epochs, LoRA rank 1 on fashion-mnist: val 60.3 % at 1e-3, 71.9 % at 1e-2; the second lr's tune trial added 57 s to a 188 s run (about 30 %)"),
         ("many-shot training images", p => p.ManyShot.TrainImages is int n ? $"a seeded {n.ToString("N0", CultureInfo.InvariantCulture)}" : "all",
             "smoke: seconds (all 10,000 images make a run train on 19,000 even for one epoch); the others train on the whole set"),
         ("many-shot recipe (natural / specialized / structured)", p => string.Join(" / ", new[] { "natural", "specialized", "structured" }.Select(g =>
             { var r = p.ManyShot.For(g); return $"warmup {r.WarmupEpochs}, wd {Join(r.WeightDecays)}, dp {Join(r.DropPaths)}, {OptionValues.Format(r.Augment)}"; })),
-            "budget: one grid point per task"),
+            "budget: one wd and drop-path point per task"),
+        ("notebooks 02-03: tasks; methods", p => $"{(p.StudyTasks == TaskScope.All ? "every mini task" : "one per group")}; {(p.StudyMethods is { } m ? string.Join(", ", m) : "all 16 and both baselines")}",
+            "budget"),
+        ("notebook 04: tasks; methods; widths", p => $"{(p.ManyShot.Tasks is { } t ? string.Join(", ", t) : "every many-shot task")}; {string.Join(", ", p.ManyShot.Methods)}; {string.Join(", ", p.ManyShot.Widths)}",
+            "budget"),
+        ("notebook 05: methods; WiSE alphas; images per set", p => $"{string.Join(", ", p.RobustnessMethods)}; {(p.RobustnessAlphas is { } a ? string.Join(", ", a.Select(x => x.ToString("0.0", CultureInfo.InvariantCulture))) : "0, 0.1, ..., 1")}; " +
+            (p.RobustnessImagesPerSet is int n ? $"{n}" : "all"), "budget"),
+        ("notebook 06: default grid", p => p.MethodGrid == MethodGridPolicy.StudyGrid ? "the study's, lr and wd included"
+            : $"lr {Join(p.PlaygroundLrs)} x {(p.PlaygroundMethodValues is int k ? $"the first {k}" : "all")} of the study's values of the method's first key",
+            "paper: the study's grid; the others add lr steps beyond the study's two, to show where the optimum lies"),
         ("robustness fine-tuning (notebook 05)", p => p.RobustnessBudgetOf is string o ? $"{o}'s budget, lr {Join(new[] { p.RobustnessLr })}, wd {Join(new[] { p.RobustnessWeightDecay })}"
             : $"{p.Epochs} epochs, lr {Join(new[] { p.RobustnessLr })}, wd {Join(new[] { p.RobustnessWeightDecay })}",
             "the WiSE curves run on the mini suite under every profile (paper: default's budget)"),

@@ -72,6 +72,23 @@ public class SensitivityTests
     }
 
     [Fact]
+    public void TheClaimsJudgeTheBestValueAmongThoseBothTried()
+    {
+        var ours = Sensitivity.FromTrials(Grid);
+        var paper = Sensitivity.FromPaper("lora", "structured");
+        var claims = Sensitivity.Claims(ours, paper, PeftWorkbench.Findings.BudgetReading.Unchecked);
+        // lr: ours prefers 0.01 (71.0), the study 0.001 (60.7) -> disagrees; rank: 8 on both sides -> agrees.
+        var lr = Assert.Single(claims, c => c.What.StartsWith("lr:", StringComparison.Ordinal));
+        Assert.Equal(("lr: the best of 0.001, 0.01", PeftWorkbench.Findings.Verdict.Disagrees, "ours 0.01, the study's 0.001"), (lr.What, lr.Verdict, lr.Note));
+        Assert.Equal((71.0, 60.7), (lr.Ours!.Value, Math.Round(lr.Paper!.Value, 1)));
+        var rank = Assert.Single(claims, c => c.What.StartsWith("lora_bottleneck:", StringComparison.Ordinal));
+        Assert.Equal(("lora_bottleneck: the best of 1, 8, 32", PeftWorkbench.Findings.Verdict.Agrees), (rank.What, rank.Verdict));
+        // On a run the diagnostics do not vouch for, the disagreement is inconclusive.
+        var untrusted = Sensitivity.Claims(ours, paper, new PeftWorkbench.Findings.BudgetReading(false, "1 of 1 finals had not settled"));
+        Assert.Equal(PeftWorkbench.Findings.Verdict.Inconclusive, untrusted.Single(c => c.What.StartsWith("lr:", StringComparison.Ordinal)).Verdict);
+    }
+
+    [Fact]
     public void TheSensitivityChartPutsOursBesideThePapersOnALogAxis()
     {
         var js = Charts.Sensitivity(Sensitivity.FromTrials(Grid), Sensitivity.FromPaper("lora"), "lr").GetInlineJS();

@@ -1,8 +1,8 @@
-using PeftWorkbench.Analysis;
+using PeftWorkbench.Findings;
 using PeftWorkbench.Tests.Tuning;
 using PeftWorkbench.Tuning;
 
-namespace PeftWorkbench.Tests.Analysis;
+namespace PeftWorkbench.Tests.Findings;
 
 public class ManyShotTests
 {
@@ -54,28 +54,49 @@ public class ManyShotTests
         Assert.True(double.IsNaN(ManyShot.Summarize(Hand().Where(p => p.Method != "full").ToList())[0].LargestVsFull));
     }
 
+    static Claim Find(IReadOnlyList<Claim> claims, string part) => Assert.Single(claims, c => c.What.Contains(part, StringComparison.Ordinal));
+
     [Fact]
-    public void Claims_judge_ours_and_the_papers_from_the_numbers()
+    public void Claims_judge_ours_against_the_study_s_dataset_of_the_same_kind()
     {
-        var ours = ManyShot.Summarize(Hand());
-        var paper = ManyShot.Summarize(ManyShot.PaperPointsLike(Hand()));
-        Assert.Equal(new[] { "CIFAR-100", "RESISC45", "Clevr-distance" }, paper.Select(s => s.Dataset));
+        var f = ManyShot.From(Hand());
+        Assert.Equal(new[] { "CIFAR-100", "RESISC45", "Clevr-distance" }, f.PaperGaps.Select(s => s.Dataset));
         Assert.Equal(6, ManyShot.PaperPointsLike(Hand()).Count(p => p.Dataset == "RESISC45")); // full, linear, lora and adapter at widths 1 and 32
         Assert.Equal(3 * 2 * 9, ManyShot.PaperPointsFor(new[] { "lora", "houlsby" }).Count);  // every width the study ran
-        Assert.Equal(1 + 3, ManyShot.SummaryTable(ManyShot.Summarize(Hand()), paper).Rows.Count); // ours, then the paper's three
-        var claims = ManyShot.Claims(ours, paper);
-        Assert.Contains(claims, c => c.Contains("largest capacity is +0.3 points") && c.Contains("ours is competitive with full FT"));
+        Assert.Equal(1 + 3, f.GapsTable().Rows.Count);                                        // ours, then the paper's three
         // The paper on CIFAR-100 (full): LoRA 32 92.40, adapter 32 92.84 against full 87.48: +5.1; widths 1: 91.53, 92.15: +4.4.
-        Assert.Equal(((92.40 - 87.48) + (92.84 - 87.48)) / 2, paper[0].LargestVsFull, 9);
-        Assert.Contains(claims, c => c.Contains("(paper +5.1)") && c.Contains("the paper's competitive with it"));
-        Assert.Contains(claims, c => c.Contains("moves PEFT by +4.3 points") && c.Contains("(paper, same widths: +0.8)"));
-        Assert.Contains(claims, c => c.Contains("linear probe is -10.0 points from full FT (paper -2.1)"));
-        // A PEFT method 3 points behind full FT is judged behind.
-        var behind = ManyShot.Summarize(new List<CapacityPoint> { P("full", null, 10, 80), P("lora", 1, 1, 70), P("lora", 8, 8, 77) });
-        Assert.Contains(ManyShot.Claims(behind, paper), c => c.Contains("ours is behind full FT"));
-        var finding = ManyShot.Finding(ours, paper);
-        Assert.StartsWith("Finding 3 (many-shot): mini suite: fashion-mnist: PEFT +0.3 at width 32, -4.0 at width 1, linear -10.0 points vs full FT (80.0 %); paper: CIFAR-100: PEFT +5.1", finding);
+        Assert.Equal(((92.40 - 87.48) + (92.84 - 87.48)) / 2, f.PaperGaps[0].LargestVsFull, 9);
+        Assert.Equal(4, f.Claims.Count);                                  // one task: widest, best, widening, linear
+        var widest = Find(f.Claims, "PEFT at width 32 - full FT");
+        Assert.Equal("fashion-mnist vs CIFAR-100: PEFT at width 32 - full FT", widest.What);
+        Assert.Equal((0.3, Verdict.Agrees), (Math.Round(widest.Ours!.Value, 1), widest.Verdict));    // competitive in both
+        Assert.Equal(5.1, Math.Round(widest.Paper!.Value, 1));
+        Assert.Equal((1.0, Verdict.Agrees), (Math.Round(Find(f.Claims, "best PEFT run").Ours!.Value, 1), Find(f.Claims, "best PEFT run").Verdict));
+        // Widening helps ours by 4.3 points; the study's CIFAR-100 by 0.8 (under the 1-point bar): a disagreement.
+        var widening = Find(f.Claims, "width 32 - at width 1");
+        Assert.Equal((4.3, 0.8, Verdict.Disagrees), (Math.Round(widening.Ours!.Value, 1), Math.Round(widening.Paper!.Value, 1), widening.Verdict));
+        var linear = Find(f.Claims, "linear probe");
+        Assert.Equal((-10.0, -2.1, Verdict.Agrees), (Math.Round(linear.Ours!.Value, 1), Math.Round(linear.Paper!.Value, 1), linear.Verdict));
+        // A budget the diagnostics do not vouch for makes the disagreement inconclusive; agreements stand.
+        var untrusted = ManyShot.ClaimsOf(f.OurGaps, f.PaperGaps, new BudgetReading(false, "2 of 4 finals had not settled"));
+        Assert.Equal(Verdict.Inconclusive, Find(untrusted, "width 32 - at width 1").Verdict);
+        Assert.Equal(Verdict.Agrees, Find(untrusted, "linear probe").Verdict);
+
+        // PEFT 3 points behind full FT at its widest is not competitive, where the study's is: a disagreement.
+        var behind = ManyShot.From(new List<CapacityPoint> { P("full", null, 10, 80), P("linear", null, 0, 79.5), P("lora", 1, 1, 70), P("lora", 8, 8, 77) });
+        Assert.Equal((-3.0, Verdict.Disagrees), (Math.Round(Find(behind.Claims, "PEFT at width 8 - full FT").Ours!.Value, 1), Find(behind.Claims, "PEFT at width 8 - full FT").Verdict));
+        Assert.Equal(Verdict.Disagrees, Find(behind.Claims, "linear probe").Verdict); // level with full FT; the study's 2.1 behind
+        var wider = Find(behind.Claims, "width 8 - at width 1");                        // +7 against the study's 92.43 - 91.53 = +0.9 (under the bar)
+        Assert.Equal((7.0, 0.9, Verdict.Disagrees), (Math.Round(wider.Ours!.Value, 1), Math.Round(wider.Paper!.Value, 1), wider.Verdict));
+
+        // A structured task stands against Clevr-distance; without full fine-tuning there is nothing to judge.
+        Assert.Contains("clevr-count vs Clevr-distance", ManyShot.From(Hand().Select(p => p with { Dataset = "clevr-count" }).ToList()).Claims[0].What);
+        Assert.Empty(ManyShot.From(Hand().Where(p => p.Method != "full").ToList()).Claims);
+
+        var finding = f.FindingLine();
+        Assert.Equal("Finding 3 (many-shot): 3 of 4 claims agree with the study, 1 disagrees, 0 are inconclusive under this budget. Mini suite: fashion-mnist: PEFT +0.3 at width 32, -4.0 at width 1, linear -10.0 points vs full FT (80.0 %); paper: CIFAR-100: PEFT +5.1 at width 32, +4.4 at width 1, linear -2.1 points vs full FT (87.5 %).", finding);
         Assert.DoesNotContain("\n", finding);
+        Assert.Contains("width 32 - at width 1: disagrees", f.VerdictLine());
     }
 
     [Fact]

@@ -1,8 +1,10 @@
 using System.Text.RegularExpressions;
 using Microsoft.Data.Analysis;
+using PeftWorkbench.Analysis;
 using PeftWorkbench.Tuning;
+using XPlot.Plotly;
 
-namespace PeftWorkbench.Analysis;
+namespace PeftWorkbench.Findings;
 
 /// <summary>One many-shot result: a method at one capacity (null: the method has no width) on one dataset, its test
 /// top-1 (%) and its trainable parameters without the head (the study's count; 0 for the linear probe).</summary>
@@ -15,11 +17,12 @@ public sealed record CapacityPoint(string Dataset, string Method, int? Capacity,
 public sealed record PaperDataset(string Dataset, string Setting, string Name);
 
 /// <summary>
-/// Finding 3 in numbers: PEFT at several capacities against full fine-tuning and the linear probe on full training
-/// sets, ours (<see cref="CapacitySweep"/> runs) and the study's (<see cref="Paper.ManyShot"/>: CIFAR-100, RESISC45,
-/// Clevr-distance, full training sets).
+/// Finding 3 (notebook 04): with full training sets, PEFT at enough width stays level with full fine-tuning, which is no
+/// longer the weak baseline it is on VTAB-1K. Ours (<see cref="CapacitySweep"/> runs on the mini suite's many-shot sets)
+/// beside the study's (<see cref="Analysis.Paper.ManyShot"/>: CIFAR-100, RESISC45, Clevr-distance, full training sets):
+/// points, tables, charts, claims with verdicts qualified by the convergence diagnostics, and its one-line finding.
 /// </summary>
-public static class ManyShot
+public sealed class ManyShot
 {
     /// <summary>The study's many-shot dataset of each group's kind: CIFAR-100 (natural), RESISC45 (specialized), Clevr-distance (structured).</summary>
     public static IReadOnlyDictionary<string, PaperDataset> PaperDatasets { get; } = new Dictionary<string, PaperDataset>
@@ -54,7 +57,7 @@ public static class ManyShot
     }
 
     /// <summary>Our points: each run's final test top-1 and trainable parameters, on the run's task.</summary>
-    public static IReadOnlyList<CapacityPoint> Points(IEnumerable<CapacityRun> runs) =>
+    public static IReadOnlyList<CapacityPoint> PointsOf(IEnumerable<CapacityRun> runs) =>
         runs.Select(r => new CapacityPoint(r.Run.Task, r.Run.Method, r.Capacity, r.Run.Final.TrainableParams, r.Run.Final.Top1Last ?? double.NaN)).ToList();
 
     /// <summary>The paper's points on its three many-shot datasets for the methods given (every width it ran).</summary>
@@ -146,32 +149,124 @@ public static class ManyShot
             new PrimitiveDataFrameColumn<double>("linear_vs_full", rows.Select(r => R(r.R.LinearVsFull))));
     }
 
-    /// <summary>One sentence per dataset pair that judges the claim from the numbers: ours (a mini task) beside the paper (its dataset of that kind).</summary>
-    public static IReadOnlyList<string> Claims(IReadOnlyList<CapacitySummary> ours, IReadOnlyList<CapacitySummary> paper)
+    // ---------------------------------------------------------------- the finding over a run
+
+    public IReadOnlyList<CapacityRun> Runs { get; }
+    public IReadOnlyList<CapacityPoint> Points { get; }
+    /// <summary>Per task: full FT's top-1 and the gaps to it (<see cref="Summarize"/>).</summary>
+    public IReadOnlyList<CapacitySummary> OurGaps { get; }
+    /// <summary>The same on the study's datasets, at the widths we ran (<see cref="PaperPointsLike"/>).</summary>
+    public IReadOnlyList<CapacitySummary> PaperGaps { get; }
+    public Convergence? Diagnostics { get; }
+    public IReadOnlyList<Claim> Claims { get; }
+
+    ManyShot(IReadOnlyList<CapacityRun> runs, IReadOnlyList<CapacityPoint> points, Convergence? diagnostics)
     {
-        var lines = new List<string>();
-        foreach (var o in ours)
-        {
-            var p = paper.FirstOrDefault(x => x.Dataset == PaperDatasetFor(o.Dataset).Name);
-            if (p is null || double.IsNaN(o.FullTop1)) { lines.Add($"{o.Dataset}: no full fine-tuning run (or no study dataset), nothing to judge."); continue; }
-            string Competitive(double gap) => double.IsNaN(gap) ? "not run" : gap >= -CompetitiveWithin ? "competitive with" : "behind";
-            lines.Add($"{o.Dataset} vs {p.Dataset}: PEFT at the largest capacity is {o.LargestVsFull:+0.0;-0.0} points from full FT " +
-                $"(paper {p.LargestVsFull:+0.0;-0.0}) -> ours is {Competitive(o.LargestVsFull)} full FT, the paper's {Competitive(p.LargestVsFull)} it.");
-            double oGain = o.LargestVsFull - o.SmallestVsFull, pGain = p.LargestVsFull - p.SmallestVsFull;
-            lines.Add($"{o.Dataset} vs {p.Dataset}: capacity {o.SmallestCapacity} -> {o.LargestCapacity} moves PEFT by {oGain:+0.0;-0.0} points " +
-                $"(paper, same widths: {pGain:+0.0;-0.0}) -> more capacity {(oGain > 0 ? "helps" : "does not help")} ours, {(pGain > 0 ? "helps" : "does not help")} the paper's.");
-            lines.Add($"{o.Dataset} vs {p.Dataset}: the linear probe is {o.LinearVsFull:+0.0;-0.0} points from full FT (paper {p.LinearVsFull:+0.0;-0.0}).");
-        }
-        return lines;
+        Runs = runs; Points = points; Diagnostics = diagnostics;
+        OurGaps = Summarize(points);
+        PaperGaps = Summarize(PaperPointsLike(points));
+        Claims = ClaimsOf(OurGaps, PaperGaps, diagnostics?.Reading() ?? BudgetReading.Unchecked);
     }
 
-    /// <summary>The index page's line for finding 3 (one line, numbers from the run).</summary>
-    public static string Finding(IReadOnlyList<CapacitySummary> ours, IReadOnlyList<CapacitySummary> paper)
+    /// <summary>Runs the many-shot protocol for every task x method (x width) under the profile (finished trials are read
+    /// from the store) and reads the finding.</summary>
+    public static ManyShot Run(IReadOnlyList<string> tasks, IReadOnlyList<string> methods, IReadOnlyList<int> widths, string profile,
+        string? store = null, long? seed = null, Action<string>? progress = null, CancellationToken cancel = default) =>
+        From(CapacitySweep.Run(tasks, methods, widths, profile, store: store, seed: seed, progress: progress, cancel: cancel));
+
+    /// <summary>The finding over finished runs, with their diagnostics (a tune trial is scored on the held-out share).</summary>
+    public static ManyShot From(IReadOnlyList<CapacityRun> runs)
+    {
+        int ValSize(StudyRun r)
+        {
+            int images = r.Options.ManyShotTrainImages ?? Data.Suite.Mini.Tasks.FirstOrDefault(t => t.Name == r.Task)?.ManyShotTrain ?? 0;
+            return Math.Max(1, (int)(images * r.Options.ValidationShare(images)));
+        }
+        var diagnostics = runs.Count == 0 ? null : Convergence.Of(runs.Select(r => r.Run), valSize: runs.Min(r => ValSize(r.Run)));
+        return new ManyShot(runs, PointsOf(runs), diagnostics);
+    }
+
+    /// <summary>The finding over points alone (tests, or numbers from elsewhere); <paramref name="diagnostics"/> null: no budget check.</summary>
+    public static ManyShot From(IReadOnlyList<CapacityPoint> points, Convergence? diagnostics = null) =>
+        new(Array.Empty<CapacityRun>(), points, diagnostics);
+
+    /// <summary>How far a PEFT gain from its narrowest to its widest width must go to count as "width helps": more than
+    /// <see cref="CompetitiveWithin"/> points.</summary>
+    public static bool WidthHelps(double gain) => gain > CompetitiveWithin;
+
+    /// <summary>Within <see cref="CompetitiveWithin"/> of full fine-tuning, or above it.</summary>
+    public static bool Competitive(double gap) => gap >= -CompetitiveWithin;
+
+    /// <summary>
+    /// The claims of finding 3, per task against the study's dataset of its kind (CIFAR-100, RESISC45, Clevr-distance)
+    /// at the widths we ran: PEFT at its widest width and its best run against full FT (competitive = within
+    /// <see cref="CompetitiveWithin"/> point or above, in both or in neither), what widening does (helps by more than
+    /// that, in both or in neither), and the linear probe behind full FT by more than that (in both or in neither).
+    /// A task without full fine-tuning, or whose kind the study did not run, gives no claim.
+    /// </summary>
+    public static IReadOnlyList<Claim> ClaimsOf(IReadOnlyList<CapacitySummary> ours, IReadOnlyList<CapacitySummary> paper, BudgetReading budget)
+    {
+        var claims = new List<Claim>();
+        foreach (var o in ours)
+        {
+            var p = PaperDatasets.TryGetValue(Ranks.GroupOf(o.Dataset), out var d) ? paper.FirstOrDefault(x => x.Dataset == d.Name) : null;
+            if (p is null || double.IsNaN(o.FullTop1)) continue;
+            string on = $"{o.Dataset} vs {p.Dataset}";
+            if (!double.IsNaN(o.LargestVsFull) && !double.IsNaN(p.LargestVsFull))
+                claims.Add(Verdicts.Make($"{on}: PEFT at width {o.LargestCapacity} - full FT", o.LargestVsFull, p.LargestVsFull,
+                    Competitive(o.LargestVsFull) == Competitive(p.LargestVsFull), $"competitive (within {CompetitiveWithin:0} point of full FT, or above) in both or in neither", budget,
+                    note: "mean over the swept methods"));
+            if (!double.IsNaN(o.BestVsFull) && !double.IsNaN(p.BestVsFull))
+                claims.Add(Verdicts.Make($"{on}: best PEFT run - full FT", o.BestVsFull, p.BestVsFull,
+                    Competitive(o.BestVsFull) == Competitive(p.BestVsFull), $"competitive (within {CompetitiveWithin:0} point, or above) in both or in neither", budget));
+            if (o.SmallestCapacity != o.LargestCapacity && !double.IsNaN(o.LargestVsFull - o.SmallestVsFull) && !double.IsNaN(p.LargestVsFull - p.SmallestVsFull))
+            {
+                double og = o.LargestVsFull - o.SmallestVsFull, pg = p.LargestVsFull - p.SmallestVsFull;
+                claims.Add(Verdicts.Make($"{on}: PEFT at width {o.LargestCapacity} - at width {o.SmallestCapacity}", og, pg, WidthHelps(og) == WidthHelps(pg),
+                    $"width helps (by more than {CompetitiveWithin:0} point) in both or in neither", budget));
+            }
+            if (!double.IsNaN(o.LinearVsFull) && !double.IsNaN(p.LinearVsFull))
+                claims.Add(Verdicts.Make($"{on}: linear probe - full FT", o.LinearVsFull, p.LinearVsFull,
+                    Competitive(o.LinearVsFull) == Competitive(p.LinearVsFull), $"behind full FT by more than {CompetitiveWithin:0} point in both or in neither", budget));
+        }
+        return claims;
+    }
+
+    // ---------------------------------------------------------------- tables, charts, lines
+
+    /// <summary>Our points: task, method, width, trainable parameters, top-1 and the gaps to full FT and the linear probe.</summary>
+    public DataFrame PointsTable() => Table(Points);
+
+    /// <summary>Each of our points beside the study's same method and width on its dataset of the same kind.</summary>
+    public DataFrame BesidePaper() => Beside(Points);
+
+    /// <summary>Per task, ours then the study's: full FT and the gaps to it.</summary>
+    public DataFrame GapsTable() => SummaryTable(OurGaps, PaperGaps);
+
+    public DataFrame ClaimsTable() => Verdicts.Table(Claims);
+
+    public PlotlyChart Chart() => Plots.Charts.AccuracyVsParams(Points, "Ours (mini suite, many-shot): test top-1 against trainable parameters");
+
+    /// <summary>The study's points for our methods, every width it ran, on its three datasets.</summary>
+    public PlotlyChart PaperChart() => Plots.Charts.AccuracyVsParams(PaperPointsFor(Points.Select(p => p.Method).Distinct()),
+        "The paper (ViT-B/16, full training sets): test top-1 against trainable parameters");
+
+    /// <summary>The verdicts in words, one line per claim, then the tally.</summary>
+    public string Summary() => Verdicts.InWords(Claims) + "\n" + Verdicts.Tally(Claims) + ".";
+
+    public string VerdictLine() => Verdicts.VerdictLine(Claims);
+
+    /// <summary>The index page's line for finding 3: the tally, then per task the gaps to full FT, ours and the study's.</summary>
+    public string FindingLine()
     {
         static string Side(CapacitySummary s) =>
             $"{s.Dataset}: PEFT {s.LargestVsFull:+0.0;-0.0} at width {s.LargestCapacity}, {s.SmallestVsFull:+0.0;-0.0} at width {s.SmallestCapacity}, linear {s.LinearVsFull:+0.0;-0.0} points vs full FT ({s.FullTop1:F1} %)";
-        return "Finding 3 (many-shot): mini suite: " + string.Join("; ", ours.Select(Side)) + "; paper: " + string.Join("; ", paper.Select(Side)) + ".";
+        // The study's side: only its datasets that stand for a task we ran (the table shows all three).
+        var kinds = OurGaps.Select(o => PaperDatasets.TryGetValue(Ranks.GroupOf(o.Dataset), out var d) ? d.Name : null).ToHashSet();
+        return $"Finding 3 (many-shot): {Verdicts.Tally(Claims)}. Mini suite: " + string.Join("; ", OurGaps.Select(Side)) +
+            "; paper: " + string.Join("; ", PaperGaps.Where(p => kinds.Contains(p.Dataset)).Select(Side)) + ".";
     }
+
 }
 
 /// <summary>A dataset's many-shot claim in numbers (see <see cref="ManyShot.Summarize"/>): gaps in points of top-1 to full fine-tuning.</summary>

@@ -1,0 +1,85 @@
+using PeftWorkbench.Analysis;
+using PeftWorkbench.Findings;
+
+namespace PeftWorkbench.Tests.Findings;
+
+public class ShiftRobustnessTests
+{
+    static WisePoint Pt(double alpha, double target, double digits, double noise) =>
+        new(alpha, target, new Dictionary<string, double> { ["gaussian_noise-3"] = noise, ["digits"] = digits });
+
+    /// <summary>Hand-made curves (alpha 0, 0.5, 1) from one zero-shot point (80 / digits 60 / noise 50). Full FT: 98 on the
+    /// target, 40 on digits, 30 on noise; WiSE at 0.5 brings back 58 / 48. LoRA: 97, 55 on digits but 25 on noise.</summary>
+    static List<WiseCurve> Hand() => new()
+    {
+        new("full", "mnist", new[] { Pt(0, 80, 60, 50), Pt(0.5, 95, 58, 48), Pt(1, 98, 40, 30) }),
+        new("lora", "mnist", new[] { Pt(0, 80, 60, 50), Pt(0.5, 92, 58, 45), Pt(1, 97, 55, 25) }),
+    };
+
+    static Claim Find(IReadOnlyList<Claim> claims, string start) => Assert.Single(claims, c => c.What.StartsWith(start, StringComparison.Ordinal));
+
+    [Fact]
+    public void Each_shift_set_is_judged_apart_the_real_shift_against_the_study_s_natural_shifts()
+    {
+        var f = ShiftRobustness.From(Hand());
+        Assert.Equal(5, f.Claims.Count);
+        // The real shift first: LoRA 55 - full 40 = +15, against the study's LoRA-32 55.9 - full 42.5 = +13.4 (mean of its 4 shifts).
+        var digits = f.Claims[0];
+        Assert.StartsWith("PEFT - full FT on digits (the real shift)", digits.What);
+        Assert.Equal((15.0, 13.4, Verdict.Agrees), (digits.Ours!.Value, Math.Round(digits.Paper!.Value, 1), digits.Verdict));
+        Assert.Contains("imagenet-a +21.9", digits.Note);                           // the study's per set: 40.29 - 18.43
+        // A corruption has no study number; its rule is the study's sign, which LoRA's 25 against 30 breaks.
+        var noise = Find(f.Claims, "PEFT - full FT on gaussian_noise-3 (a corruption)");
+        Assert.Equal((-5.0, (double?)null, Verdict.Disagrees), (noise.Ours!.Value, noise.Paper, noise.Verdict));
+        Assert.Equal((5.0, Verdict.Agrees), (Find(f.Claims, "PEFT - full FT, mean over our 2").Ours!.Value, Find(f.Claims, "PEFT - full FT, mean over our 2").Verdict));
+        // WiSE: full FT's best alpha is 0.5 ((95 + 53) / 2 = 74), its mean shift 35 -> 53: +18 (the study's +16.9 at alpha 0.4).
+        var wise = Find(f.Claims, "WiSE on full FT");
+        Assert.Equal((18.0, 16.9, Verdict.Agrees), (wise.Ours!.Value, Math.Round(wise.Paper!.Value, 1), wise.Verdict));
+        Assert.Contains("best alpha: ours 0.5, the study's 0.4", wise.Note);
+        // LoRA's WiSE gain 40 -> 51.5 = +11.5, so WiSE helps full FT 6.5 points more (the study: 16.9 - 4.2 = +12.7).
+        var most = Find(f.Claims, "WiSE's shift gain on full FT - on PEFT");
+        Assert.Equal((6.5, 12.7, Verdict.Agrees), (most.Ours!.Value, Math.Round(most.Paper!.Value, 1), most.Verdict));
+
+        // Reversed: full FT keeps more on digits than LoRA -> disagrees.
+        var reversed = Hand().Select(c => c.Method == "full" ? c with { Points = new[] { Pt(0, 80, 60, 50), Pt(0.5, 95, 58, 48), Pt(1, 98, 59, 30) } } : c).ToList();
+        Assert.Equal(Verdict.Disagrees, ShiftRobustness.From(reversed).Claims[0].Verdict);
+        // Without full FT there is nothing to judge.
+        Assert.Empty(ShiftRobustness.From(Hand().Where(c => c.Method != "full").ToList()).Claims);
+    }
+
+    [Fact]
+    public void Fine_tunings_still_improving_make_a_disagreement_inconclusive()
+    {
+        var improving = Convergence.OfFinals(new (string, string, IReadOnlyList<double>?, double?)[]
+        {
+            ("mnist", "full", new[] { 2.0, 1.0, 0.5, 0.2 }, 98), ("mnist", "lora", new[] { 2.0, 1.0, 0.5, 0.4 }, 97),
+        });
+        Assert.False(improving.Reading().Trusted);
+        Assert.StartsWith("2 of 2 finals were still improving", improving.Sentence());
+        var f = ShiftRobustness.From(Hand(), improving);
+        var noise = Find(f.Claims, "PEFT - full FT on gaussian_noise-3");
+        Assert.Equal(Verdict.Inconclusive, noise.Verdict);
+        Assert.Contains("2 of 2 finals had not settled", noise.Note);
+        Assert.Equal(Verdict.Agrees, f.Claims[0].Verdict);                             // an agreement stands
+
+        var settled = Convergence.OfFinals(new (string, string, IReadOnlyList<double>?, double?)[]
+            { ("mnist", "full", new[] { 2.0, 0.3, 0.3, 0.3 }, 98), ("mnist", "lora", new[] { 2.0, 0.4, 0.4, 0.4 }, 97) });
+        Assert.Equal(Verdict.Disagrees, Find(ShiftRobustness.From(Hand(), settled).Claims, "PEFT - full FT on gaussian_noise-3").Verdict);
+        // No loss curve on record (a store from before losses were kept): unknown, so not trusted either.
+        Assert.False(Convergence.OfFinals(new (string, string, IReadOnlyList<double>?, double?)[] { ("mnist", "full", null, 98) }).Reading().Trusted);
+    }
+
+    [Fact]
+    public void The_per_shift_table_puts_ours_beside_the_study_s_four_sets()
+    {
+        var f = ShiftRobustness.From(Hand());
+        var t = f.PerShiftTable();
+        Assert.Equal(2 + 4, t.Rows.Count);
+        Assert.Equal(("ours", "digits", "real shift"), ((string)t["source"][0], (string)t["shift set"][0], (string)t["kind"][0]));
+        Assert.Equal((60.0, 40.0, 55.0, 15.0), ((double)t["zero-shot"][0]!, (double)t["full FT"][0]!, (double)t["PEFT (mean)"][0]!, (double)t["PEFT - full FT"][0]!));
+        Assert.Equal("corruption", (string)t["kind"][1]);
+        Assert.Equal(("paper", "imagenet-a", 21.9), ((string)t["source"][4], (string)t["shift set"][4], (double)t["PEFT - full FT"][4]!));
+        Assert.StartsWith("Finding 4 (robustness and WiSE): 4 of 5 claims agree with the study, 1 disagrees, 0 are inconclusive under this budget (2 methods). Zero-shot 80.0 / 55.0", f.FindingLine());
+        Assert.Contains("gaussian_noise-3 (a corruption), fine-tuned: disagrees", f.VerdictLine());
+    }
+}
