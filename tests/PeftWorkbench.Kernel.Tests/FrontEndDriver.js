@@ -43,6 +43,14 @@ async function runJob(browser, job) {
     const result = { path: job.path, kernel: await page.evaluate(() => Jupyter.notebook.kernel.name), openSeconds: seconds(t0) };
     if (job.kernel && result.kernel !== job.kernel) throw new Error(`${job.path}: the server started kernel ${result.kernel}, not ${job.kernel}`);
 
+    // The kernel's status as the page last heard it (iopub: a cell's outputs come before its "idle").
+    await page.evaluate(() => {
+        window.frontEndBusy = false;
+        Jupyter.notebook.events.on("kernel_busy.Kernel", () => { window.frontEndBusy = true; });
+        Jupyter.notebook.events.on("kernel_idle.Kernel", () => { window.frontEndBusy = false; });
+    });
+    const outputCount = () => page.evaluate(() => Jupyter.notebook.get_cells().reduce((n, c) => n + (c.output_area?.outputs.length ?? 0), 0));
+
     // Run All, and note when the first code cell's prompt gets its number.
     const t1 = Date.now();
     await page.evaluate(() => Jupyter.notebook.execute_all_cells());
@@ -52,6 +60,10 @@ async function runJob(browser, job) {
     // A code cell is done when its prompt is no longer '*' (a number after it ran, blank when the kernel aborted it).
     await waitFor(page, `${job.path}: Run All`, () => Jupyter.notebook.get_cells().every(c => c.cell_type !== "code" || c.input_prompt_number !== "*"), 600000);
     result.runAllSeconds = seconds(t1);
+    // A prompt gets its number from the shell reply, which may overtake the cell's outputs on iopub (seen: an error
+    // output missing at this point): wait for the kernel's idle, then until no output arrives for a second.
+    await waitFor(page, `${job.path}: the kernel to go idle`, () => window.frontEndBusy === false, 60000);
+    for (let before = -1, now = await outputCount(); now !== before; ) { before = now; await sleep(1000); now = await outputCount(); }
 
     // Charts draw asynchronously after their output arrives: give plotly a moment to put its svg in every chart div.
     const chartState = () => {
