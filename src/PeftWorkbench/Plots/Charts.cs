@@ -99,8 +99,22 @@ public static class Charts
         var full = new Scatter { x = x, y = rows.Select(r => r.FullGain).ToArray(), mode = "markers", name = "full fine-tuning",
             marker = new Marker { symbol = "square", size = 9, color = "royalblue" } };
         var layout = Layout(title ?? "Gain over linear probing per task (Figure 1a)", "task (grouped: natural, specialized, structured)", "top-1 gain over linear probe (points)");
-        layout.margin = new Margin { b = 190 }; // room for the group/task tick labels
+        SlantedTickLabels(layout, x);
         return Chart.Plot(new Trace[] { range, linear, full }, layout);
+    }
+
+    /// <summary>
+    /// Long category labels (such as "specialized/diabetic_retinopathy") at a fixed 45 degrees, with a bottom margin
+    /// sized to the longest one. plotly.js 1.58 chooses the angle itself (90 degrees when crowded) and moves the axis
+    /// title below the labels only within the margin, so a fixed margin either leaves blank space under short labels or
+    /// lets long ones run into the title.
+    /// </summary>
+    internal static void SlantedTickLabels(Layout.Layout layout, IEnumerable<string> labels)
+    {
+        const double charWidth = 7.0, titleRoom = 50; // 12 px font: about 7 px a character; the title and its gap
+        int longest = labels.Select(l => l.Length).DefaultIfEmpty(0).Max();
+        layout.xaxis.tickangle = 45;
+        layout.margin = new Margin { b = (int)Math.Ceiling(titleRoom + longest * charWidth * Math.Sin(Math.PI / 4)) };
     }
 
     /// <summary>Mean rank per method (bars), from <see cref="Ranks.MeanRank"/>'s inputs.</summary>

@@ -123,19 +123,28 @@ public static class Study
         var methodIds = methods.Select(m => Peft.MethodRegistry.Get(m).Id).ToList(); // an unknown method fails before any training
         var pairs = taskList.SelectMany(t => methodIds.Select(m => (Task: t, Method: m))).ToList();
         store ??= Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
-        if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan && PeftCommandLine.Find() is { } cli)
-            RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, plan, cli, progress, cancel);
+        // An interrupted run says so on its line (it would otherwise stay at its last trial, as if still running).
+        using var line = new Display.StoppableProgress(progress);
+        Action<string>? show = progress is null ? null : line.Report;
         var runs = new List<StudyRun>();
         try
         {
+            if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan && PeftCommandLine.Find() is { } cli)
+                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, plan, cli, show, cancel);
             foreach (var (task, method) in pairs)
             {
                 cancel.ThrowIfCancellationRequested();
                 var label = $"[{runs.Count + 1}/{pairs.Count}] {task} {method}";
-                progress?.Invoke(label);
+                show?.Invoke(label);
                 runs.Add(Run(task, method, profile, store: store, suite: suite, protocol: protocol, checkpoint: checkpoint, preset: preset, seed: seed,
-                    progressFor: progress is null ? null : cfg => new Display.NotebookProgress(progress, $"{label} {cfg.Phase}"), cancel: cancel));
+                    progressFor: show is null ? null : cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}"), cancel: cancel));
             }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            line.Stopped("interrupted");
+            foreach (var r in runs) r.Dispose();
+            throw;
         }
         catch { foreach (var r in runs) r.Dispose(); throw; }
         return runs;

@@ -65,6 +65,28 @@ public class ChartTests
         Labelled(layout, "Figure 1a", "task (grouped: natural, specialized, structured)", "top-1 gain over linear probe (points)");
     }
 
+    /// <summary>The bottom margin follows the longest tick label at a fixed slant: the paper's
+    /// "specialized/diabetic_retinopathy" gets room below it for the axis title, the mini suite's shorter labels no
+    /// blank band (a fixed 190 px gave both the same).</summary>
+    [Fact]
+    public void Figure_1a_sizes_its_bottom_margin_to_its_tick_labels()
+    {
+        static (int Margin, double Angle) Bottom(IReadOnlyList<Score> scores)
+        {
+            var (_, layout) = Spec(Charts.GainOverLinear(scores));
+            return ((int)layout["margin"]!["b"]!, (double)layout["xaxis"]!["tickangle"]!);
+        }
+        var paper = Paper.Vtab1kScores();
+        var mini = paper.Where(s => s.Task is "cifar" or "dtd").Select(s => s with { Task = s.Task == "cifar" ? "mnist" : "digits" }).ToList();
+        var (paperMargin, paperAngle) = Bottom(paper);
+        var (miniMargin, miniAngle) = Bottom(mini);
+        Assert.Equal(45, paperAngle);
+        Assert.Equal(45, miniAngle);
+        // "specialized/diabetic_retinopathy" (32 characters) at 45 degrees, 7 px a character, and 50 px for the title.
+        Assert.Equal((int)Math.Ceiling(50 + 32 * 7 * Math.Sin(Math.PI / 4)), paperMargin);
+        Assert.True(miniMargin < paperMargin - 50, $"natural/digits gets {miniMargin} px, specialized/diabetic_retinopathy {paperMargin} px");
+    }
+
     [Fact]
     public void Robustness_and_paper_bars_are_labelled()
     {
