@@ -87,11 +87,11 @@ public static class DataCommand
                 using var test = Suite.Mini.LoadSplit(t.Name, "test");
                 using var pre = Backbones.Load(name);
                 using var rand = new VisionTransformer(pre.Config, seed: 0);
-                double rp = TransferProbe.Ridge(pre, train, test), rr = TransferProbe.Ridge(rand, train, test);
-                double lp = TransferProbe.Logistic(pre, train, test, options), lr = TransferProbe.Logistic(rand, train, test, options);
+                var (lp, rp) = TransferProbe.Both(pre, train, test, options);
+                var (lr, rr) = TransferProbe.Both(rand, train, test, options);
                 if (!compare) { Console.WriteLine($"| {t.Name} | {t.Group} | {lp:F1} | {lr:F1} | {rp:F1} | {rr:F1} |"); continue; }
                 using var mini = VisionTransformer.Pretrained("mini");
-                double mr = TransferProbe.Ridge(mini, train, test), ml = TransferProbe.Logistic(mini, train, test, options);
+                var (ml, mr) = TransferProbe.Both(mini, train, test, options);
                 Console.WriteLine($"| {t.Name} | {t.Group} | {lp:F1} | {ml:F1} | {lr:F1} | {rp:F1} | {mr:F1} | {rr:F1} |");
                 rows.Add(new ProbeRow(t.Name, lp, ml, lr));
             }

@@ -18,16 +18,33 @@ public static class TransferProbe
     {
         using var ftrain = FeatureCache.Build(backbone, train);
         using var ftest = FeatureCache.Build(backbone, test);
+        return Ridge(ftrain, ftest, lambda);
+    }
+
+    /// <summary>Both probes on one pass of features (the probe table's cost is the backbone's forward passes).</summary>
+    public static (double Logistic, double Ridge) Both(VisionTransformer backbone, ImageSet train, ImageSet test, TrainOptions options)
+    {
+        backbone.ResetHead(train.NumClasses, seed: options.Seed);
+        using var ftrain = FeatureCache.Build(backbone, train);
+        using var ftest = FeatureCache.Build(backbone, test);
+        double ridge = Ridge(ftrain, ftest);
+        LinearProbe.Fit(backbone, ftrain, null, options);
+        using var result = LinearProbe.Evaluate(backbone, ftest);
+        return (result.Top1, ridge);
+    }
+
+    static double Ridge(FeatureCache ftrain, FeatureCache ftest, double lambda = 1.0)
+    {
         using var scope = torch.NewDisposeScope();
         var mean = ftrain.Features.mean(new long[] { 0 }, keepdim: true);
         var std = ftrain.Features.std(0, keepdim: true) + 1e-6f;
         Tensor Design(Tensor f) { var z = (f - mean) / std; return torch.cat(new[] { z, torch.ones(z.shape[0], 1) }, 1).to(ScalarType.Float64); }
         var x = Design(ftrain.Features);
-        var y = nn.functional.one_hot(ftrain.Labels, train.NumClasses).to(ScalarType.Float64);
+        var y = nn.functional.one_hot(ftrain.Labels, ftrain.NumClasses).to(ScalarType.Float64);
         long d = x.shape[1];
         var w = torch.linalg.solve(x.t().mm(x) + lambda * torch.eye(d, dtype: ScalarType.Float64), x.t().mm(y));
         var pred = Design(ftest.Features).mm(w).argmax(1);
-        return 100.0 * pred.eq(ftest.Labels).sum().item<long>() / Math.Max(1, test.Count);
+        return 100.0 * pred.eq(ftest.Labels).sum().item<long>() / Math.Max(1, ftest.Count);
     }
 
     /// <summary>Linear probe with the study's optimiser (AdamW, cosine) on cached features; returns test top-1.</summary>
