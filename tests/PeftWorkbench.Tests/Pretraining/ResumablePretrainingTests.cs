@@ -56,8 +56,11 @@ public class ResumablePretrainingTests
         Assert.Equal(a.Metadata["adam_steps"], b.Metadata["adam_steps"]);
         foreach (var key in a.Keys.Where(k => k.StartsWith("adam_v/")))
             Assert.True(a.Read(key).eq(b.Read(key)).all().item<bool>(), key);
-        var curves = System.Text.Json.Nodes.JsonNode.Parse(b.Metadata["record"])!["curves"]!.AsObject();
-        Assert.Equal(new[] { "5", "10" }, curves.Select(kv => kv.Key));
+        var record = System.Text.Json.Nodes.JsonNode.Parse(b.Metadata["record"])!;
+        Assert.Equal(new[] { "5", "10" }, record["curves"]!.AsObject().Select(kv => kv.Key));
+        // Each sitting is recorded with the steps it ran (the wall time and host of a run spread over sessions).
+        var sittings = record["time"]!["sittings"]!.AsArray().Select(x => (x!["from_step"]!.GetValue<int>(), x["to_step"]!.GetValue<int>()));
+        Assert.Equal(new[] { (0, 3), (3, 10) }, sittings);
     }
 
     [Fact]

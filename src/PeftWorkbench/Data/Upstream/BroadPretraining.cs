@@ -88,6 +88,15 @@ public static class BroadPretraining
         ImageSet? chunk = null; int chunkIndex = -1;
         var curves = record["curves"]!.AsObject();
         double wallBefore = record["time"]!["train_seconds"]!.GetValue<double>(), renderBefore = record["time"]!["render_seconds"]!.GetValue<double>();
+        // One entry per sitting (a run or a resume): where it ran and how fast, for the record's wall time and host.
+        var sitting = new JsonObject
+        {
+            ["started_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture), ["host_cpu"] = CpuName(),
+            ["threads"] = threads, ["from_step"] = step, ["to_step"] = step, ["seconds"] = 0.0, ["images_per_second"] = 0.0,
+            ["loadavg_at_start"] = LoadAverage(),
+        };
+        if (record["time"]!["sittings"] is not JsonArray) record["time"]!["sittings"] = new JsonArray();
+        record["time"]!["sittings"]!.AsArray().Add(sitting);
         var clock = Stopwatch.StartNew();
         double renderSeconds = 0, lossSum = 0; int lossCount = 0, runSteps = 0;
         bool cancelled = false;
@@ -224,6 +233,15 @@ public static class BroadPretraining
             var (s, m, v) = optimizer.StateOf(p);
             tensors[$"adam_m/{n}"] = m; tensors[$"adam_v/{n}"] = v; steps[n] = s;
         }
+        if (record["time"]!["sittings"] is JsonArray { Count: > 0 } sittings)
+        {
+            var now = sittings[^1]!.AsObject();
+            // This sitting began at (total so far) - (its seconds so far), both as of the last save.
+            double secs = trainSeconds - (record["time"]!["train_seconds"]!.GetValue<double>() - now["seconds"]!.GetValue<double>());
+            int from = now["from_step"]!.GetValue<int>();
+            now["to_step"] = step; now["seconds"] = Math.Round(secs, 1);
+            now["images_per_second"] = Math.Round((step - from) * (double)recipe.BatchSize / Math.Max(secs, 1e-9), 1);
+        }
         record["time"]!["train_seconds"] = Math.Round(trainSeconds, 1);
         record["time"]!["render_seconds"] = Math.Round(renderSeconds, 1);
         record["results"]!["steps_done"] = step;
@@ -261,11 +279,11 @@ public static class BroadPretraining
         double? zeroShot = null;
         try { using var mnist = Suite.Mini.LoadSplit("mnist", "test"); zeroShot = Math.Round(ZeroShot.DigitAccuracy(vit, mnist), 2); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { }
-        curves.Add(step.ToString(CultureInfo.InvariantCulture), new JsonObject
+        curves[step.ToString(CultureInfo.InvariantCulture)] = new JsonObject
         {
             ["train_loss"] = Math.Round(trainLoss, 4), ["val_top1"] = Math.Round(top1, 2), ["val_top1_by_source"] = perSource,
             ["zero_shot_mnist_test_top1"] = zeroShot,
-        });
+        };
         log($"step {step}: train loss {trainLoss:F3}, val top-1 {top1:F1} % ({string.Join(", ", perSource.Select(kv => $"{kv.Key} {kv.Value}"))})" +
             (zeroShot is null ? "" : $", zero-shot MNIST {zeroShot:F1} %"));
         return top1;
@@ -299,6 +317,11 @@ public static class BroadPretraining
         },
         ["versions"] = new JsonObject { ["peftworkbench"] = Workbench.Version, ["libtorch"] = torch.__version__ },
     };
+
+    static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Trim(); } catch (IOException) { return "unknown"; }
+    }
 
     static string CpuName()
     {
