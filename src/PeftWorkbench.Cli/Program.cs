@@ -12,6 +12,7 @@ CheckpointCommand.AddTo(root);
 root.Subcommands.Add(KernelCommand.Create());
 root.Subcommands.Add(NotebooksCommand.Create());
 foreach (var c in DataCommand.Create()) root.Subcommands.Add(c);
+root.Subcommands.Add(PretrainCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(TrainCommand.CreateProfiles());
 foreach (var c in SweepCommand.Create()) root.Subcommands.Add(c);

@@ -5,10 +5,10 @@ using PeftWorkbench.Vit;
 
 namespace PeftWorkbench.Cli.Commands;
 
-/// <summary>`peft data ...` (the mini suite) and `peft pretrain` (the upstream recipe).</summary>
+/// <summary>`peft data ...` (the mini suite); `peft pretrain` lives in PretrainCommand.cs.</summary>
 public static class DataCommand
 {
-    public static IEnumerable<Command> Create() => new[] { Data(), Pretrain() };
+    public static IEnumerable<Command> Create() => new[] { Data() };
 
     static Command Data()
     {
@@ -68,10 +68,42 @@ public static class DataCommand
         }));
 
         var groups = new Option<string>("--groups") { Description = "Comma-separated groups to probe.", DefaultValueFactory = _ => "natural,specialized,structured" };
-        var probe = new Command("probe", "Linear probes (train800val200 -> test) on the shipped checkpoint and on a randomly initialised ViT: does pre-training transfer?") { groups };
+        var backbone = new Option<string>("--backbone") { Description = "The backbone to probe: a shipped name (" + string.Join(", ", VisionTransformer.PretrainedNames) + "), a checkpoint file or a pre-training state (*.state.safetensors). Not 'mini': today's mini is probed beside it and the shipping rule is checked.", DefaultValueFactory = _ => "mini" };
+        var probe = new Command("probe", "Linear probes (train800val200 -> test) on a backbone and on a randomly initialised ViT: does pre-training transfer?") { groups, backbone };
         probe.SetAction(r => Cli.Guard(() =>
         {
-            foreach (var line in TransferReport.Markdown(Cli.Split(new[] { r.GetValue(groups)! }))) Console.WriteLine(line);
+            var wanted = r.GetValue(groups)!.Split(',', StringSplitOptions.RemoveEmptyEntries);
+            string name = r.GetValue(backbone)!;
+            bool compare = name != "mini";
+            var options = new TrainOptions { Epochs = 100, WarmupEpochs = 10, BatchSize = 64, Lr = 1e-2, WeightDecay = 1e-4, Seed = 42 };
+            using (var check = Backbones.Load(name)) { } // a bad --backbone fails before any probing
+            Console.WriteLine(compare
+                ? $"| task | group | {name}: logistic | mini: logistic | random init: logistic | {name}: ridge | mini: ridge | random init: ridge |\n|---|---|---|---|---|---|---|---|"
+                : "| task | group | pre-trained: logistic | random init: logistic | pre-trained: ridge | random init: ridge |\n|---|---|---|---|---|---|");
+            var rows = new List<ProbeRow>();
+            foreach (var t in Suite.Mini.Tasks.Where(t => wanted.Contains(t.Group)))
+            {
+                using var train = Suite.Mini.LoadSplit(t.Name, "train800val200");
+                using var test = Suite.Mini.LoadSplit(t.Name, "test");
+                using var pre = Backbones.Load(name);
+                using var rand = new VisionTransformer(pre.Config, seed: 0);
+                var (lp, rp) = TransferProbe.Both(pre, train, test, options);
+                var (lr, rr) = TransferProbe.Both(rand, train, test, options);
+                if (!compare) { Console.WriteLine($"| {t.Name} | {t.Group} | {lp:F1} | {lr:F1} | {rp:F1} | {rr:F1} |"); continue; }
+                using var mini = VisionTransformer.Pretrained("mini");
+                var (ml, mr) = TransferProbe.Both(mini, train, test, options);
+                Console.WriteLine($"| {t.Name} | {t.Group} | {lp:F1} | {ml:F1} | {lr:F1} | {rp:F1} | {mr:F1} | {rr:F1} |");
+                rows.Add(new ProbeRow(t.Name, lp, ml, lr));
+            }
+            if (compare)
+            {
+                using var model = Backbones.Load(name);
+                using var mnist = Suite.Mini.LoadSplit("mnist", "test");
+                double? zeroShot = model.Config.NumClasses >= 10 ? ZeroShot.DigitAccuracy(model, mnist) : null;
+                var (ships, reasons) = Backbones.ShippingRule(rows, zeroShot);
+                Console.WriteLine($"shipping rule (Pretrained/README.md): {(ships ? "PASSES" : "fails")}");
+                foreach (var line in reasons) Console.WriteLine($"  {line}");
+            }
             return 0;
         }));
 
@@ -89,27 +121,5 @@ public static class DataCommand
         if (shift is "digits" or "mnist") return Suite.Mini.LoadRaw(shift, "test");
         int dash = shift.LastIndexOf('-');
         return Corruptions.Apply(Suite.Mini.LoadRaw(task, "test"), shift[..dash], int.Parse(shift[(dash + 1)..]), MiniSuite.Seed);
-    }
-
-    static Command Pretrain()
-    {
-        var recipe = new Option<string>("--recipe") { Description = "Recipe: " + string.Join(", ", PretrainRecipe.Recipes.Keys), Required = true };
-        var outDir = new Option<string>("--out") { Description = "Output folder for <recipe>.safetensors and <recipe>.recipe.json.", DefaultValueFactory = _ => "." };
-        var threads = new Option<int?>("--threads") { Description = "torch CPU threads (default: libtorch's choice)." };
-        var cmd = new Command("pretrain", "Run an upstream pre-training recipe (rendered characters) and write the checkpoint and its recipe JSON.") { recipe, outDir, threads };
-        cmd.SetAction((r, cancel) => Cli.Guard(() =>
-        {
-            if (r.GetValue(threads) is int t) ThreadBudget.Pin(t);
-            var rec = PretrainRecipe.Get(r.GetValue(recipe)!);
-            string command = $"peft pretrain --recipe {rec.Name} --out {r.GetValue(outDir)}";
-            var (model, record) = Pretraining.Run(rec, r.GetValue(outDir)!, command, new ConsoleProgressBar($"pretrain {rec.Name}"),
-                m => Console.WriteLine($"[pretrain] {m}"), cancel);
-            model.Dispose();
-            Console.WriteLine($"[pretrain] wrote {Path.Combine(r.GetValue(outDir)!, rec.Name)}.safetensors and .recipe.json");
-            Console.WriteLine(record["results"]!.ToJsonString());
-            Console.WriteLine(record["time"]!.ToJsonString());
-            return Task.FromResult(0);
-        }));
-        return cmd;
     }
 }

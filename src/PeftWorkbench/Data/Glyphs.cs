@@ -79,6 +79,23 @@ public sealed class GlyphRenderer : IDisposable
         return new RawImages(pixels, labels, 3, size, size, NumClasses, $"glyphs(seed {seed}, {typefaces.Count} fonts)").Validated();
     }
 
+    SKBitmap? oneBitmap; SKCanvas? oneCanvas;
+
+    /// <summary>Draws one image of character class <paramref name="cls"/> (3 x size x size bytes) with the same variation as
+    /// <see cref="Render"/>: the broad upstream mix (Data/Upstream) draws its glyph images through here.</summary>
+    public void DrawOne(Rng rng, int cls, int size, Span<byte> chw)
+    {
+        if (oneBitmap is null || oneBitmap.Width != size)
+        {
+            oneCanvas?.Dispose(); oneBitmap?.Dispose();
+            oneBitmap = new SKBitmap(new SKImageInfo(size, size, SKColorType.Gray8, SKAlphaType.Opaque));
+            oneCanvas = new SKCanvas(oneBitmap);
+        }
+        var mask = new float[size * size];
+        DrawGlyph(oneCanvas!, oneBitmap, rng, typefaces[rng.Next(typefaces.Count)], Characters[cls].ToString(), size, mask);
+        Colorize(rng, mask, chw, size);
+    }
+
     /// <summary>A white glyph on black in mask (0..1): random height, aspect, rotation, shear, offset, stroke, blur.</summary>
     static void DrawGlyph(SKCanvas canvas, SKBitmap bitmap, Rng rng, SKTypeface face, string text, int size, float[] mask)
     {
@@ -147,5 +164,5 @@ public sealed class GlyphRenderer : IDisposable
 
     static double Luma(double[] c) => 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
 
-    public void Dispose() { foreach (var t in typefaces) t.Dispose(); }
+    public void Dispose() { oneCanvas?.Dispose(); oneBitmap?.Dispose(); foreach (var t in typefaces) t.Dispose(); }
 }

@@ -200,6 +200,24 @@ public sealed class FlatAdamW : OptimizerHelper
         throw new ArgumentException("FlatAdamW.StateOf: the parameter is not in any group.");
     }
 
+    /// <summary>Puts back a parameter's saved state (what <see cref="StateOf"/> gave), bit for bit: a resumed run
+    /// (`peft pretrain --resume`) then takes the same steps as one never stopped.</summary>
+    public void Restore(Parameter p, long step, Tensor expAvg, Tensor expAvgSq)
+    {
+        if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), step, "optimizer step count must be >= 0");
+        foreach (var f in flats)
+            for (int i = 0; i < f.Params.Length; i++)
+                if (f.Params[i].Handle == p.Handle)
+                {
+                    using var _ = torch.no_grad();
+                    f.ExpAvgViews[i].copy_(expAvg);
+                    f.ExpAvgSqViews[i].copy_(expAvgSq);
+                    f.Steps[i] = step;
+                    return;
+                }
+        throw new ArgumentException("FlatAdamW.Restore: the parameter is not in any group.");
+    }
+
     public override StateDictionary state_dict() =>
         throw new NotSupportedException("FlatAdamW keeps no per-tensor state dictionary; use StateOf.");
 

@@ -9,12 +9,20 @@ namespace PeftWorkbench.Vit;
 /// <summary>The checkpoints that ship inside the library (embedded resources made by `peft pretrain`).</summary>
 public sealed partial class VisionTransformer
 {
-    /// <summary>Names of the shipped pre-trained checkpoints.</summary>
-    public static IReadOnlyList<string> PretrainedNames => new[] { "mini" };
+    /// <summary>Names of the shipped pre-trained checkpoints: every Pretrained/&lt;name&gt;.safetensors embedded at build time.
+    /// "mini" (rendered characters, 10 minutes) is the weak backbone of the regime plot; "mini-broad" (the broad
+    /// upstream, Data/Upstream) ships beside it only once it passes the rule in Pretrained/README.md.</summary>
+    public static IReadOnlyList<string> PretrainedNames { get; } = typeof(VisionTransformer).Assembly.GetManifestResourceNames()
+        .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".safetensors", StringComparison.Ordinal))
+        .Select(n => n[ResourcePrefix.Length..^".safetensors".Length]).OrderBy(n => n, StringComparer.Ordinal).ToArray();
+
+    const string ResourcePrefix = "PeftWorkbench.Pretrained.";
 
     /// <summary>
-    /// The shipped pre-trained ViT: "mini" is the mini preset trained on rendered characters (see
-    /// Data/Pretraining.cs and Pretrained/mini.recipe.json). Its head has 62 outputs, one per character of
+    /// A shipped pre-trained ViT by name (<see cref="PretrainedNames"/>): "mini" is the mini preset trained on rendered
+    /// characters (see Data/Pretraining.cs and Pretrained/mini.recipe.json); "mini-broad", when shipped, the same shape
+    /// trained further on the broad upstream (Data/Upstream, Pretrained/mini-broad.recipe.json), whose head starts with
+    /// the same 62 characters. Its head has 62 outputs, one per character of
     /// <c>GlyphRenderer.Characters</c>; outputs 0..9 are the digits, so <see cref="KeepHeadRows"/>(10) gives a zero-shot
     /// digit classifier. The load is strict: every parameter must be in the file with its exact shape, and no extra keys.
     /// </summary>
@@ -44,7 +52,7 @@ public sealed partial class VisionTransformer
     internal static Stream OpenPretrained(string name) => OpenResource($"{name}.safetensors");
 
     static Stream OpenResource(string file) =>
-        typeof(VisionTransformer).Assembly.GetManifestResourceStream($"PeftWorkbench.Pretrained.{file}")
+        typeof(VisionTransformer).Assembly.GetManifestResourceStream(ResourcePrefix + file)
         ?? throw new FileNotFoundException($"The PeftWorkbench assembly has no embedded Pretrained/{file}; rebuild after `peft pretrain --recipe mini --out src/PeftWorkbench/Pretrained`.");
 
     /// <summary>Metadata keys a workbench checkpoint stores so its shape can be rebuilt without a preset.</summary>
