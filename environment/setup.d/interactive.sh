@@ -5,7 +5,7 @@
 # 2. Registers that folder as the NuGet source "peft-workbench" in the user's NuGet config, which is where
 #    .NET Interactive's `#r "nuget: PeftWorkbench, <version>"` restores from.
 # 3. Installs the dotnet-interactive tool, pinned, into a tool path in the data cache (no global tool).
-# 4. Registers the kernelspecs `.net-csharp` (argv pointing at that tool, its HTTP API on loopback only) and ours, `peft-workbench`, for this user.
+# 4. Registers the kernelspecs `.net-csharp` (argv pointing at that tool, its HTTP API on loopback only, on a port range that differs between kernels started together) and ours, `peft-workbench`, for this user.
 # Nothing else on the machine changes.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,7 +75,7 @@ fi
 # 4. Kernelspecs. The tool writes the global-tool form of argv (`dotnet interactive jupyter ...`) and three kernels:
 #    keep .net-csharp only, with argv[0..1] replaced by the tool's path.
 spec="$kernels/.net-csharp/kernel.json"
-if [ -f "$spec" ] && grep -q "\"$tool_dir/dotnet-interactive\"" "$spec" && grep -q '"--http-local-only"' "$spec" && grep -q '"DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"' "$spec"; then
+if [ -f "$spec" ] && grep -q "\"$tool_dir/dotnet-interactive\"" "$spec" && grep -q '"--http-local-only"' "$spec" && grep -q 'http-port-range' "$spec" && grep -q '"DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"' "$spec"; then
     log "kernelspec .net-csharp present"
 else
     tmp_k="$(mktemp -d)"

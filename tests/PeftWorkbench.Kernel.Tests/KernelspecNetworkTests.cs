@@ -54,6 +54,66 @@ public class KernelspecNetworkTests(ITestOutputHelper output)
         exit 0
         """;
 
+    /// <summary>The kernelspec as setup writes it: by the real tool into DIR/kernels, rewritten by dotnet-kernelspec.py.</summary>
+    static void WriteKernelspec(string dir)
+    {
+        Directory.CreateDirectory(Path.Combine(dir, "kernels"));
+        var install = Tools.Run(Tool, new[] { "jupyter", "install", "--path", Path.Combine(dir, "kernels") }, timeoutSeconds: 120);
+        Assert.True(install.Code == 0, install.Stderr);
+        var rewrite = Tools.Run("/usr/bin/python3", new[] { Path.Combine(Tools.RepoRoot, "environment", "setup.d", "dotnet-kernelspec.py"), Path.Combine(dir, "kernels", ".net-csharp", "kernel.json"), Tool }, timeoutSeconds: 60);
+        Assert.True(rewrite.Code == 0, rewrite.Stderr);
+    }
+
+    /// <summary>Three kernels started by Jupyter's client at once, each running a cell and still alive two seconds later.</summary>
+    const string Together = """
+        import subprocess, sys, threading, time
+        from jupyter_client.manager import KernelManager
+        n, logs = int(sys.argv[1]), sys.argv[2]
+        results = {}
+        def one(i):
+            km = KernelManager(kernel_name=".net-csharp")
+            try:
+                km.start_kernel(stdout=open(f"{logs}/kernel{i}.log", "w"), stderr=subprocess.STDOUT)
+                kc = km.client()
+                kc.start_channels()
+                try:
+                    kc.wait_for_ready(timeout=300)
+                    reply = kc.execute_interactive("1 + 41", timeout=120)
+                    time.sleep(2)  # the HTTP API binds after the Jupyter channels answer
+                    results[i] = f"{reply['content']['status']} alive={km.is_alive()}"
+                except Exception as e:
+                    results[i] = f"{type(e).__name__}: {e}"[:200]
+                finally:
+                    kc.stop_channels()
+            finally:
+                km.shutdown_kernel(now=True)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        for i in range(n): print(f"kernel {i}: {results.get(i)}")
+        """;
+
+    /// <summary>The tool probes for the first free port of its HTTP range and binds it later, so kernels started
+    /// together used to pick one port and all but one died ("address already in use": CI, where test classes start
+    /// kernels side by side, and a user opening two notebooks at once). The kernelspec starts each at its own port.</summary>
+    [Fact]
+    public void DotNetKernelsStartedTogetherAllRunACellAndStayAlive()
+    {
+        if (!File.Exists(Tool)) { output.WriteLine($"not checked: {Tool} is missing (environment/setup.d/interactive.sh installs it)"); return; }
+        using var temp = new TempDir();
+        WriteKernelspec(temp.Path);
+        File.WriteAllText(Path.Combine(temp.Path, "together.py"), Together);
+        var run = Tools.Run("/usr/bin/python3", new[] { Path.Combine(temp.Path, "together.py"), "3", temp.Path },
+            env: new Dictionary<string, string> { ["JUPYTER_PATH"] = temp.Path, ["DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" }, timeoutSeconds: 600);
+        output.WriteLine(run.Stdout);
+        var logs = string.Join("\n", Directory.GetFiles(temp.Path, "kernel*.log").Select(f => f + ":\n" + string.Join("\n",
+            File.ReadLines(f).Where(l => l.Contains("xception") && !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)).Take(3))));
+        Assert.True(run.Code == 0, run.Stderr);
+        var lines = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("kernel ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, lines.Count);
+        Assert.True(lines.All(l => l.EndsWith(": ok alive=True", StringComparison.Ordinal)), string.Join("\n", lines) + "\n" + logs);
+    }
+
     [Fact]
     public void TheDotNetKernelspecServesNothingBeyondLoopbackAndStillRunsACell()
     {
@@ -62,11 +122,7 @@ public class KernelspecNetworkTests(ITestOutputHelper output)
         if (canUnshare != 0) { output.WriteLine("not checked: unshare -n needs root (a network namespace of the test's own)"); return; }
         using var temp = new TempDir();
         var d = temp.Path;
-        Directory.CreateDirectory(Path.Combine(d, "kernels"));
-        var install = Tools.Run(Tool, new[] { "jupyter", "install", "--path", Path.Combine(d, "kernels") }, timeoutSeconds: 120);
-        Assert.True(install.Code == 0, install.Stderr);
-        var rewrite = Tools.Run("python3", new[] { Path.Combine(Tools.RepoRoot, "environment", "setup.d", "dotnet-kernelspec.py"), Path.Combine(d, "kernels", ".net-csharp", "kernel.json"), Tool }, timeoutSeconds: 60);
-        Assert.True(rewrite.Code == 0, rewrite.Stderr);
+        WriteKernelspec(d);
         var ports = Enumerable.Range(0, 5).Select(_ => FreePort()).ToArray();
         File.WriteAllText(Path.Combine(d, "conn.json"), $$"""
             {"shell_port": {{ports[0]}}, "iopub_port": {{ports[1]}}, "stdin_port": {{ports[2]}}, "control_port": {{ports[3]}}, "hb_port": {{ports[4]}},

@@ -28,6 +28,25 @@ public class RealClientTests
         Assert.Contains("NoSuchKernel", result.Describe());
     }
 
+    /// <summary>A kernel that dies at start prints its exception line before a long stack, and the client's traceback
+    /// follows: the result still names the exception (CI showed only stack frames when the tail alone was kept).</summary>
+    [Fact]
+    public void AKernelThatDiesAtStartIsNamedByItsExceptionLineNotOnlyItsStack()
+    {
+        using var temp = new TempDir();
+        var spec = Path.Combine(temp.Path, "jupyter", "kernels", "dies-at-start");
+        Directory.CreateDirectory(spec);
+        File.WriteAllText(Path.Combine(spec, "kernel.json"), """
+            {"argv": ["/bin/sh", "-c", "echo 'Unhandled exception: System.IO.IOException: Failed to bind to address http://127.0.0.1:2049' >&2; for i in $(seq 80); do echo '   at Frame.Number(Int32 i)' >&2; done; exit 1", "{connection_file}"],
+             "display_name": "dies", "language": "C#"}
+            """);
+        var nb = Tools.WriteNotebook(Path.Combine(temp.Path, "k.ipynb"), "1 + 1");
+        var result = PeftWorkbench.Kernel.Notebooks.JupyterClientRunner.Run(nb, Path.Combine(temp.Path, "out"), "smoke", kernelName: "dies-at-start",
+            environment: new Dictionary<string, string?> { ["JUPYTER_PATH"] = Path.Combine(temp.Path, "jupyter") });
+        Assert.False(result.Ok);
+        Assert.Contains("IOException: Failed to bind to address http://127.0.0.1:2049", result.Describe());
+    }
+
     [Fact]
     public void NbClientRunsANotebookThroughTheInstalledKernelspec()
     {

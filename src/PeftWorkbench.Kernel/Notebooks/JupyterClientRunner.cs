@@ -129,11 +129,13 @@ public static class JupyterClientRunner
     static string Text(JsonNode? n) => n is JsonArray a ? string.Concat(a.Select(x => (string?)x)) : (string?)n ?? "";
 
     /// <summary>stderr passed through as it comes (cell progress, the kernel's log) and its last lines kept, so a failure
-    /// says why where only the failure message is shown (a test runner, CI).</summary>
+    /// says why where only the failure message is shown (a test runner, CI). A kernel's exception line comes before its
+    /// stack and the client's traceback, which fill the tail: the first few such lines are kept apart and shown first.</summary>
     sealed class StderrTail
     {
-        const int Keep = 40;
+        const int Keep = 40, KeepErrors = 4;
         readonly Queue<string> lines = new();
+        readonly List<string> errors = new();
         public void Add(string? line)
         {
             if (line is null) return;
@@ -142,8 +144,15 @@ public static class JupyterClientRunner
             {
                 lines.Enqueue(line);
                 if (lines.Count > Keep) lines.Dequeue();
+                var t = line.Trim();
+                if (errors.Count < KeepErrors && t.Contains("Exception", StringComparison.Ordinal) && !t.StartsWith("at ", StringComparison.Ordinal)
+                    && !t.StartsWith("---", StringComparison.Ordinal) && !errors.Contains(t)) errors.Add(t);
             }
         }
-        public override string ToString() { lock (lines) return string.Join("\n", lines); }
+        public override string ToString()
+        {
+            lock (lines)
+                return (errors.Count > 0 ? "first errors:\n" + string.Join("\n", errors) + "\nlast lines:\n" : "") + string.Join("\n", lines);
+        }
     }
 }
