@@ -159,6 +159,8 @@ public sealed class ManyShot
     public IReadOnlyList<CapacitySummary> PaperGaps { get; }
     public Convergence? Diagnostics { get; }
     public IReadOnlyList<Claim> Claims { get; }
+    /// <summary>How many trials <see cref="Run"/> trained and how many it read from the store (null from <see cref="From(IReadOnlyList{CapacityRun})"/>).</summary>
+    public RunTally? Tally { get; private set; }
 
     ManyShot(IReadOnlyList<CapacityRun> runs, IReadOnlyList<CapacityPoint> points, Convergence? diagnostics)
     {
@@ -171,8 +173,13 @@ public sealed class ManyShot
     /// <summary>Runs the many-shot protocol for every task x method (x width) under the profile (finished trials are read
     /// from the store) and reads the finding.</summary>
     public static ManyShot Run(IReadOnlyList<string> tasks, IReadOnlyList<string> methods, IReadOnlyList<int> widths, string profile,
-        string? store = null, long? seed = null, Action<string>? progress = null, CancellationToken cancel = default) =>
-        From(CapacitySweep.Run(tasks, methods, widths, profile, store: store, seed: seed, progress: progress, cancel: cancel));
+        string? store = null, long? seed = null, Action<string>? progress = null, CancellationToken cancel = default)
+    {
+        var since = DateTime.UtcNow;
+        var finding = From(CapacitySweep.Run(tasks, methods, widths, profile, store: store, seed: seed, progress: progress, cancel: cancel));
+        finding.Tally = RunTally.Of(finding.Runs.Select(r => r.Run), since);
+        return finding;
+    }
 
     /// <summary>The finding over finished runs, with their diagnostics (a tune trial is scored on the held-out share).</summary>
     public static ManyShot From(IReadOnlyList<CapacityRun> runs)

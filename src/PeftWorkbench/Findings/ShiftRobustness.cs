@@ -27,6 +27,8 @@ public sealed class ShiftRobustness
     public IReadOnlyList<WiseCurve> Curves { get; }
     public Convergence? Diagnostics { get; }
     public IReadOnlyList<Claim> Claims { get; }
+    /// <summary>How many fine-tunings <see cref="Run"/> trained and how many curves it read from the store (null elsewhere).</summary>
+    public RunTally? Tally { get; private set; }
 
     ShiftRobustness(IReadOnlyList<WiseCurve> curves, Convergence? diagnostics)
     {
@@ -47,13 +49,29 @@ public sealed class ShiftRobustness
         var alphas = p.RobustnessAlphas ?? Wise.DefaultAlphas;
         var curves = new List<WiseCurve>();
         var losses = new List<(string, string, IReadOnlyList<double>?, double?)>();
-        foreach (var m in methods ?? p.RobustnessMethods)
+        var fromStore = new HashSet<string>();
+        // An interrupted run says so on its line, as Study.RunAll's does (the log is the line a notebook shows).
+        using var line = new Display.StoppableProgress(log);
+        log = log is null ? null : line.Report;
+        try
+        {
+            foreach (var m in methods ?? p.RobustnessMethods) RunOne(m);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            line.Stopped("interrupted");
+            throw;
+        }
+        return new ShiftRobustness(curves, Convergence.OfFinals(losses)) { Tally = new RunTally(curves.Count - fromStore.Count, fromStore.Count, "curves") };
+
+        void RunOne(string m)
         {
             // One method per call, so that the losses recorded belong to it (the zero-shot point is evaluated again: seconds).
             var recorder = new LossRecorder(progress);
             var curve = Robustness.Curves(new[] { m }, options, alphas, log: log, store: store, progress: recorder, cancel: cancel, limit: p.RobustnessImagesPerSet)[0];
             var file = store is null ? null : Path.Combine(store, "robustness", Robustness.RunName(m, null, options, alphas, Robustness.DefaultShifts, p.RobustnessImagesPerSet), LossFile);
             IReadOnlyList<double>? loss = recorder.Epochs.Count > 0 ? recorder.Epochs : null;
+            if (loss is null) fromStore.Add(m); // nothing trained: the curve came from the store
             if (loss is not null && file is not null && Directory.Exists(Path.GetDirectoryName(file)))
                 Checkpoints.AtomicFile.Write(file, fs => JsonSerializer.Serialize(fs, loss));
             else if (loss is null && file is not null && File.Exists(file))
@@ -61,7 +79,6 @@ public sealed class ShiftRobustness
             curves.Add(curve);
             losses.Add((curve.Task, m, loss, curve.Points.FirstOrDefault(x => x.Alpha == 1)?.Target));
         }
-        return new ShiftRobustness(curves, Convergence.OfFinals(losses));
     }
 
     /// <summary>A loss file that does not read is "unknown" convergence, never a failed notebook: the curve beside it stands.</summary>

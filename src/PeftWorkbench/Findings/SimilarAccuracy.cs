@@ -21,6 +21,8 @@ public sealed class SimilarAccuracy
     public IReadOnlyList<StudyRun> Runs { get; }
     public IReadOnlyList<Score> Scores { get; }
     public Convergence? Diagnostics { get; }
+    /// <summary>How many trials <see cref="Run"/> trained and how many it read from the store (null from <see cref="From"/>).</summary>
+    public RunTally? Tally { get; private set; }
     public IReadOnlyList<Claim> Claims { get; }
 
     SimilarAccuracy(IReadOnlyList<StudyRun> runs, IReadOnlyList<Score> scores, Convergence? diagnostics, string vptVariant)
@@ -33,8 +35,11 @@ public sealed class SimilarAccuracy
     public static SimilarAccuracy Run(IReadOnlyList<string> tasks, IReadOnlyList<string> methods, string profile, string? store = null,
         long? seed = null, Action<string>? progress = null, CancellationToken cancel = default)
     {
+        var since = DateTime.UtcNow;
         var runs = Study.RunAll(tasks, methods, profile, store: store, seed: seed, progress: progress, cancel: cancel);
-        return From(runs);
+        var finding = From(runs);
+        finding.Tally = RunTally.Of(runs, since);
+        return finding;
     }
 
     /// <summary>The finding over finished runs (their finals' last-epoch test top-1), with their diagnostics.</summary>

@@ -39,4 +39,42 @@ public class ProgressTextTests
         Assert.Empty(results.Records());
         Assert.Empty(results.Claimed());
     }
+
+    /// <summary>Issue 24, item 9: the line after a run says what trained and what was read back, computed (it said
+    /// "finished trials read from the store" on a fresh store too).</summary>
+    [Fact]
+    public void ARunsTallySaysWhatTrainedNowAndWhatWasReadFromTheStore()
+    {
+        var store = Temp.Dir();
+        StudyRun Go() => Study.Run("toy-3", "linear", "smoke", store: store, suite: "toy", checkpoint: "none", preset: "mini");
+        var since = DateTime.UtcNow;
+        using var fresh = Go();
+        var first = RunTally.Of(new[] { fresh }, since);
+        int trials = fresh.Tuning.Count + 1 + (fresh.Val is { } v && v.Key != fresh.Selected?.Key ? 1 : 0);
+        Assert.Equal(new RunTally(trials, 0), first);
+        Assert.Equal($"all {trials} trials trained now", first.ToString());
+        since = DateTime.UtcNow;
+        using var again = Go();
+        Assert.Equal($"all {trials} trials read from the store", RunTally.Of(new[] { again }, since).ToString());
+        Assert.Equal("2 curves trained now, 1 read from the store", new RunTally(2, 1, "curves").ToString());
+    }
+
+    /// <summary>Issue 24, item 2, for notebook 04's many-shot sweep and notebook 05's robustness run: an interrupted
+    /// run ends its line with why it stopped, once.</summary>
+    [Fact]
+    public void InterruptedCapacityAndRobustnessRunsSayOnTheirLastLineThatTheyStopped()
+    {
+        foreach (var run in new Action<Action<string>, CancellationToken>[]
+        {
+            (show, cancel) => CapacitySweep.Run(new[] { "fashion-mnist" }, new[] { "linear" }, new[] { 4 }, "smoke", Temp.Dir(), progress: show, cancel: cancel),
+            (show, cancel) => PeftWorkbench.Findings.ShiftRobustness.Run("smoke", new[] { "linear" }, store: Temp.Dir(), log: show, cancel: cancel),
+        })
+        {
+            var lines = new List<string>();
+            using var interrupt = new CancellationTokenSource();
+            Assert.ThrowsAny<OperationCanceledException>(() => run(l => { lines.Add(l); interrupt.Cancel(); }, interrupt.Token));
+            Assert.EndsWith(" -- stopped (interrupted): " + StoppableProgress.Kept, lines[^1]);
+            Assert.Equal(lines.Count - 1, lines.Count(l => !l.Contains("stopped")));
+        }
+    }
 }

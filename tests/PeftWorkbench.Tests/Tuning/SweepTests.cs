@@ -19,11 +19,19 @@ public class SweepTests
         {
             child = Directory.GetDirectories($"/proc/{sweep.Id}/task")
                 .SelectMany(t => { try { return File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries); } catch (IOException) { return Array.Empty<string>(); } })
-                .Select(int.Parse).FirstOrDefault();
+                .Select(int.Parse).FirstOrDefault(IsWorker);
             Thread.Sleep(20);
         }
         Assert.True(child > 0, "no worker child found:\n" + PeftCli.Output(sweep));
         return child;
+    }
+
+    /// <summary>A child that has become a worker: between fork and exec a child still shows its parent's command line
+    /// (the sweep's), a window that load widens.</summary>
+    static bool IsWorker(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0').Contains("worker"); }
+        catch (IOException) { return false; } // gone already
     }
 
     internal static (SweepManifest Manifest, string Path) Plan(string dir, int tasks = 3)
