@@ -13,7 +13,11 @@ namespace PeftWorkbench.Kernel.Tests;
 /// and .NET Interactive's as environment/setup.d/interactive.sh installed it.</summary>
 public class FrontEndTests(ITestOutputHelper output)
 {
-    static readonly string[] Notebooks = { "00-tour.ipynb", "01-anatomy.ipynb" };
+    /// <summary>Every notebook in notebooks/ (smoke profile); PEFT_FRONTEND_NOTEBOOKS (file names, comma-separated) runs
+    /// a few, e.g. to take screenshots of some with PEFT_FRONTEND_SHOTS=DIR.</summary>
+    static string[] Notebooks => Environment.GetEnvironmentVariable("PEFT_FRONTEND_NOTEBOOKS") is { Length: > 0 } some
+        ? some.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        : Directory.GetFiles(Path.Combine(Tools.RepoRoot, "notebooks"), "*.ipynb").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray()!;
     const string Ours = "peft-workbench";
 
     [LinuxFact]
@@ -30,13 +34,14 @@ public class FrontEndTests(ITestOutputHelper output)
         // NuGet.config naming the local feed by its full path (the repo's names it relative to notebooks/).
         var served = Path.Combine(temp.Path, "notebooks");
         var jobs = new JsonArray();
+        var notebooks = Notebooks;
         foreach (var (kernel, folder) in new[] { (Ours, "workbench"), (JupyterClientRunner.DotNetInteractiveKernel, "dotnet-interactive") })
         {
             var dir = Path.Combine(served, folder); // not ".net-csharp": the server hides dot folders
             Directory.CreateDirectory(dir);
             File.WriteAllText(Path.Combine(dir, "NuGet.config"),
                 $"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration><packageSources><add key=\"{LocalFeed.SourceName}\" value=\"{LocalFeed.Folder()}\" /></packageSources></configuration>\n");
-            foreach (var name in Notebooks)
+            foreach (var name in notebooks)
             {
                 var nb = NotebookRunner.Load(Path.Combine(Tools.RepoRoot, "notebooks", name));
                 var spec = nb["metadata"]!["kernelspec"]!.AsObject();
@@ -44,7 +49,7 @@ public class FrontEndTests(ITestOutputHelper output)
                 spec["display_name"] = kernel == Ours ? "C# (PeftWorkbench)" : ".NET (C#)";
                 File.WriteAllText(Path.Combine(dir, name), nb.ToJsonString());
                 var job = new JsonObject { ["path"] = $"{folder}/{name}", ["kernel"] = kernel };
-                if (kernel == Ours && name == Notebooks[^1]) job["interrupt"] = true;
+                if (kernel == Ours && name == notebooks[^1]) job["interrupt"] = true;
                 if (Environment.GetEnvironmentVariable("PEFT_FRONTEND_SHOTS") is { Length: > 0 } shots)
                     job["screenshot"] = Path.Combine(Path.GetFullPath(shots), $"{folder}-{Path.GetFileNameWithoutExtension(name)}.png");
                 jobs.Add(job);
@@ -65,7 +70,7 @@ public class FrontEndTests(ITestOutputHelper output)
                 $"{r["codeCells"]} code cells, {r["chartsWithSvg"]}/{r["charts"]} charts drawn" + (r["interrupt"] is { } i ? $", interrupt stopped the cell in {i["stopSeconds"]} s" : ""));
             Assert.True(r["errors"]!.AsArray().Count == 0, $"{path}: error output {r["errors"]!.ToJsonString()}");
             Assert.True(r["unrun"]!.AsArray().Count == 0, $"{path}: code cells without an execution count {r["unrun"]!.ToJsonString()}");
-            // Every chart output became a chart div with plotly's svg in it (00 and 01 each show at least one).
+            // Every chart output became a chart div with plotly's svg in it (every notebook shows at least one).
             Assert.True((int)r["chartOutputs"]! >= 1, $"{path}: no chart output");
             Assert.Equal((int)r["chartOutputs"]!, (int)r["charts"]!);
             Assert.Equal((int)r["charts"]!, (int)r["chartsWithSvg"]!);
