@@ -131,26 +131,33 @@ public static class PeftCommandLine
                 "Set PEFT_CLI (e.g. \"dotnet /path/peft.dll\") or PEFT_WORKERS=1 to train in this process.");
     }
 
-    /// <summary>The library at <paramref name="assembly"/> as a program: `dotnet exec` of the assembly with its
-    /// runtimeconfig.json and deps.json. In a NuGet package (…/peftworkbench/VERSION/lib/TFM/PeftWorkbench.dll) those
-    /// two lie in the package's worker/ folder, and the dependencies (TorchSharp, libtorch, SkiaSharp, ...) come from
-    /// the packages folder the package itself was restored into, so nothing is copied and no native is carried twice.
-    /// In a build output they lie beside the assembly with every dependency. null (and why in <paramref name="lookedAt"/>)
-    /// when the files are not there.</summary>
+    /// <summary>The library at <paramref name="assembly"/> as a program: `dotnet exec` of the assembly with the
+    /// runtimeconfig.json and deps.json beside it (a build output holds them and every dependency; the NuGet package
+    /// holds them in lib/TFM/). From a package (…/peftworkbench/VERSION/lib/TFM/PeftWorkbench.dll) the dependencies
+    /// (TorchSharp, libtorch, SkiaSharp, ...) resolve in the packages folder the package itself was restored into, so
+    /// nothing is copied and no native is carried twice. null (and why in <paramref name="lookedAt"/>) when the
+    /// runtimeconfig is not there.</summary>
     public static IReadOnlyList<string>? OwnProgram(string assembly, out string lookedAt)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(assembly))!;
-        var name = Path.GetFileNameWithoutExtension(assembly);
-        var packageRoot = Directory.GetParent(dir)?.Name == "lib" ? Directory.GetParent(dir)!.Parent : null; // …/VERSION
-        var configDir = packageRoot is not null ? Path.Combine(packageRoot.FullName, "worker") : dir;
-        var (config, deps) = (Path.Combine(configDir, name + ".runtimeconfig.json"), Path.Combine(configDir, name + ".deps.json"));
+        assembly = Path.GetFullPath(assembly);
+        var stem = Path.ChangeExtension(assembly, null);
+        var (config, deps) = (stem + ".runtimeconfig.json", stem + ".deps.json");
         lookedAt = $"{config} is missing";
         if (!File.Exists(config)) return null;
         var line = new List<string> { DotnetHost(), "exec", "--runtimeconfig", config };
         if (File.Exists(deps)) line.AddRange(new[] { "--depsfile", deps });
-        if (packageRoot?.Parent?.Parent is { } packages) line.AddRange(new[] { "--additionalprobingpath", packages.FullName });
-        line.Add(Path.GetFullPath(assembly));
+        if (PackagesFolder(assembly) is { } packages) line.AddRange(new[] { "--additionalprobingpath", packages });
+        line.Add(assembly);
         return line;
+    }
+
+    /// <summary>PACKAGES for PACKAGES/ID/VERSION/lib/TFM/NAME.dll (a NuGet global packages folder's layout), else null.</summary>
+    static string? PackagesFolder(string assembly)
+    {
+        var lib = Directory.GetParent(assembly)?.Parent;
+        return lib?.Name == "lib" && lib.Parent?.Parent?.Parent is { } packages
+            && lib.Parent.Parent.Name.Equals(Path.GetFileNameWithoutExtension(assembly), StringComparison.OrdinalIgnoreCase)
+            ? packages.FullName : null;
     }
 
     /// <summary>The `dotnet` host of the runtime running this process: this process's own executable when it is

@@ -60,9 +60,9 @@ public class WorkerProgramTests
         foreach (var r in here.Concat(there)) r.Dispose();
     }
 
-    /// <summary>Where the library finds itself as a program: in a NuGet package its runtimeconfig/deps lie in the
-    /// package's worker/ folder and dependencies resolve in the packages folder above it; in a build output, beside the
-    /// assembly; with neither, null and the path it looked for.</summary>
+    /// <summary>Where the library finds itself as a program: its runtimeconfig/deps beside the assembly; in a NuGet
+    /// package (PACKAGES/peftworkbench/VERSION/lib/TFM/) the dependencies resolve in PACKAGES; without the runtimeconfig,
+    /// null and the path it looked for.</summary>
     [Fact]
     public void OwnProgramIsFoundInAPackageLayoutOrBesideTheAssemblyAndNamesWhatIsMissing()
     {
@@ -72,15 +72,14 @@ public class WorkerProgramTests
         var dll = Path.Combine(lib, "PeftWorkbench.dll");
         File.WriteAllText(dll, "");
         Assert.Null(PeftCommandLine.OwnProgram(dll, out var why));
-        Assert.Contains(Path.Combine(packages, "peftworkbench", "0.1.0", "worker", "PeftWorkbench.runtimeconfig.json"), why);
+        Assert.Contains(Path.Combine(lib, "PeftWorkbench.runtimeconfig.json"), why);
 
-        var worker = Directory.CreateDirectory(Path.Combine(packages, "peftworkbench", "0.1.0", "worker")).FullName;
-        File.WriteAllText(Path.Combine(worker, "PeftWorkbench.runtimeconfig.json"), "{}");
-        File.WriteAllText(Path.Combine(worker, "PeftWorkbench.deps.json"), "{}");
+        File.WriteAllText(Path.Combine(lib, "PeftWorkbench.runtimeconfig.json"), "{}");
+        File.WriteAllText(Path.Combine(lib, "PeftWorkbench.deps.json"), "{}");
         var line = PeftCommandLine.OwnProgram(dll, out _)!;
         Assert.True(File.Exists(line[0]) && Path.GetFileName(line[0]).StartsWith("dotnet"), line[0]);
-        Assert.Equal(new[] { "exec", "--runtimeconfig", Path.Combine(worker, "PeftWorkbench.runtimeconfig.json"),
-            "--depsfile", Path.Combine(worker, "PeftWorkbench.deps.json"), "--additionalprobingpath", packages, dll }, line.Skip(1));
+        Assert.Equal(new[] { "exec", "--runtimeconfig", Path.Combine(lib, "PeftWorkbench.runtimeconfig.json"),
+            "--depsfile", Path.Combine(lib, "PeftWorkbench.deps.json"), "--additionalprobingpath", packages, dll }, line.Skip(1));
 
         // This test's own build output: the library's runtimeconfig beside it, no probing path.
         var built = typeof(WorkerProcess).Assembly.Location;
