@@ -23,6 +23,14 @@ public static class Workbench
                : throw new ArgumentException($"PEFT_PROFILE='{name}' is not a profile. Known profiles: {string.Join(", ", Tuning.Profiles.Names)}."))
             : "default";
 
+    /// <summary><paramref name="path"/> as given when it exists or names a folder; a bare file name is looked for in
+    /// <see cref="CheckpointDirs"/> (the first that holds it), else returned unchanged for the reader's own error.</summary>
+    public static string FindCheckpoint(string path)
+    {
+        if (File.Exists(path) || Path.IsPathRooted(path) || path.Contains(Path.DirectorySeparatorChar)) return path;
+        return CheckpointDirs.Select(dir => Path.Combine(dir, path)).FirstOrDefault(File.Exists) ?? path;
+    }
+
     /// <summary>Checkpoint folders searched in order: $PEFT_CHECKPOINTS (':'-separated), the data cache's checkpoints/.</summary>
     public static IReadOnlyList<string> CheckpointDirs
     {

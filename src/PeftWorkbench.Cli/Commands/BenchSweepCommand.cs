@@ -28,7 +28,7 @@ public static class BenchSweepCommand
             { tasks, methods, profile, workers, rounds, studyPairs };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
-            using var term = new Termination(cancel);
+            using var term = new Tuning.Termination(cancel);
             SweepBench.Compare(Cli.SelfCommand(), Cli.Split(r.GetValue(tasks)), Cli.Split(r.GetValue(methods)), r.GetValue(profile)!, r.GetValue(workers),
                 r.GetValue(rounds), r.GetValue(studyPairs), Console.WriteLine, term.Token);
             return 0;
@@ -48,7 +48,7 @@ public static class BenchSweepCommand
             { tasks, methods, profile, workers, store };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
-            using var term = new Termination(cancel);
+            using var term = new Tuning.Termination(cancel);
             PeftWorkbench.Bench.Bf16Accuracy.Run(Cli.SelfCommand(), Cli.Split(r.GetValue(tasks)), Cli.Split(r.GetValue(methods)), r.GetValue(profile)!,
                 r.GetValue(workers), r.GetValue(store)!, Console.WriteLine, term.Token);
             return 0;

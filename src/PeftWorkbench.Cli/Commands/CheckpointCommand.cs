@@ -27,10 +27,10 @@ public static class CheckpointCommand
         // Cli.Guard: a folder we may not write to (UnauthorizedAccessException) is a one-line error too, not a trace.
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var config = WithClasses(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(classes));
+            var config = VitConfig.Preset(r.GetValue(preset)!).WithClasses(r.GetValue(classes));
             string outPath = r.GetValue(output)!;
             Checkpoints.RegularFile.RequireReplaceable(Path.GetFullPath(outPath)); // before the checkpoint is read
-            var report = VitWeights.Export(config, Resolve(r.GetValue(checkpoint)!), outPath, r.GetValue(format));
+            var report = VitWeights.Export(config, Workbench.FindCheckpoint(r.GetValue(checkpoint)!), outPath, r.GetValue(format));
             Console.WriteLine(report);
             Console.WriteLine($"  wrote {outPath} ({new FileInfo(outPath).Length:N0} bytes)");
             return 0;
@@ -54,11 +54,11 @@ public static class CheckpointCommand
             { preset, checkpoint, classes, imageSize, key, save };
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var config = WithClasses(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(classes));
+            var config = VitConfig.Preset(r.GetValue(preset)!).WithClasses(r.GetValue(classes));
             if (r.GetValue(imageSize) is int s) config = config with { ImageSize = s };
             using var model = new VisionTransformer(config, seed: 0);
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            Console.WriteLine(VitWeights.Load(model, Resolve(r.GetValue(checkpoint)!), new VitLoadOptions { StateDictKey = r.GetValue(key) }));
+            Console.WriteLine(VitWeights.Load(model, Workbench.FindCheckpoint(r.GetValue(checkpoint)!), new VitLoadOptions { StateDictKey = r.GetValue(key) }));
             Console.WriteLine($"  {model.ParameterCount:N0} parameters, loaded in {sw.ElapsedMilliseconds} ms");
             if (r.GetValue(save) is { } outPath)
             {
@@ -68,25 +68,5 @@ public static class CheckpointCommand
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>The most classes --classes takes: far above any real head (ImageNet-21k has 21,843), far below one that
-    /// libtorch cannot allocate (2,000,000,000 x 768 floats ended in an allocation trace).</summary>
-    public const int MaxClasses = 1_000_000;
-
-    /// <summary>The preset with <paramref name="classes"/> outputs, checked before any tensor is made.</summary>
-    public static VitConfig WithClasses(VitConfig config, int? classes) => classes switch
-    {
-        null => config,
-        < 1 or > MaxClasses => throw new ArgumentException($"--classes {classes}: give a head size from 1 to {MaxClasses:N0}."),
-        int n => config with { NumClasses = n },
-    };
-
-    static string Resolve(string path)
-    {
-        if (File.Exists(path) || Path.IsPathRooted(path) || path.Contains(Path.DirectorySeparatorChar)) return path;
-        foreach (var dir in Workbench.CheckpointDirs)
-            if (File.Exists(Path.Combine(dir, path))) return Path.Combine(dir, path);
-        return path;
     }
 }

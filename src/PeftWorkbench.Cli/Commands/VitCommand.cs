@@ -15,7 +15,7 @@ public static class VitCommand
         var summary = new Command("summary", "Parameters per module and the total for a preset.") { preset, classes };
         summary.SetAction(r => Cli.Guard(() =>
         {
-            var config = CheckpointCommand.WithClasses(VitConfig.Preset(r.GetValue(preset)!), r.GetValue(classes));
+            var config = VitConfig.Preset(r.GetValue(preset)!).WithClasses(r.GetValue(classes));
             using var model = new VisionTransformer(config, seed: 0);
             Console.WriteLine($"{config.Name}: {config.ImageSize} px, patch {config.PatchSize}, dim {config.EmbedDim}, depth {config.Depth}, heads {config.NumHeads}, {config.NumClasses} classes");
             foreach (var (module, count) in model.ParameterSummary())

@@ -5,34 +5,18 @@ using PeftWorkbench.Tuning;
 namespace PeftWorkbench.Cli.Commands;
 
 /// <summary>`peft worker` and `peft trial`: the doors through which worker processes and slurm array tasks run a
-/// sweep manifest's trials (<see cref="Tuning.Sweep.RunWorker"/>, <see cref="Tuning.Sweep.RunIndex"/>).</summary>
+/// sweep manifest's trials (<see cref="WorkerProcess.Run"/>, <see cref="Tuning.Sweep.RunIndex"/>).</summary>
 public static class WorkerCommand
 {
     static DefaultTrialEnvironment Environment => Study.Environment;
 
-    /// <summary>A worker's exit status when its parent ended (no one reads it then; it tells a log apart from a signal).</summary>
-    const int ParentGoneExitCode = 3;
-
     public static Command Worker()
     {
-        var manifest = new Option<string>("--manifest") { Description = "Sweep manifest (manifest.json).", Required = true };
-        var quiet = new Option<bool>("--quiet") { Description = "No per-trial lines." };
+        var manifest = new Option<string>(WorkerProcess.ManifestOption) { Description = "Sweep manifest (manifest.json).", Required = true };
+        var quiet = new Option<bool>(WorkerProcess.QuietOption) { Description = "No per-trial lines." };
         var withParent = new Option<bool>(ParentWatch.Flag) { Description = "Stop when stdin closes (the process that started this worker holds it open; it closes when that process ends)." };
-        var cmd = new Command("worker", "Run trials of a sweep manifest until all are finished (one of several workers on a shared store).") { manifest, quiet, withParent };
-        cmd.SetAction((r, cancel) => Cli.Guard(() =>
-        {
-            var m = SweepManifest.Load(r.GetValue(manifest)!);
-            using var term = new Termination(cancel);
-            if (r.GetValue(withParent))
-                ParentWatch.Start(() => term.Stop("the process that started this worker ended", ParentGoneExitCode));
-            try
-            {
-                int ran = Tuning.Sweep.RunWorker(m, Environment, null, r.GetValue(quiet) ? null : Console.Out, term.Token);
-                if (!r.GetValue(quiet)) Console.WriteLine($"worker {System.Environment.ProcessId}: ran {ran} trial(s)");
-                return Task.FromResult(0);
-            }
-            catch (OperationCanceledException) when (term.Stopped) { return Task.FromResult(term.ExitCode); }
-        }));
+        var cmd = new Command(WorkerProcess.Verb, "Run trials of a sweep manifest until all are finished (one of several workers on a shared store).") { manifest, quiet, withParent };
+        cmd.SetAction((r, cancel) => Cli.Guard(() => WorkerProcess.Run(r.GetValue(manifest)!, r.GetValue(quiet), r.GetValue(withParent), cancel)));
         return cmd;
     }
 

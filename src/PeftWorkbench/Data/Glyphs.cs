@@ -143,26 +143,10 @@ public sealed class GlyphRenderer : IDisposable
         else
         {
             do { for (int c = 0; c < 3; c++) { fg[c] = rng.Uniform(0, 255); bg[c] = rng.Uniform(0, 255); } }
-            while (Math.Abs(Luma(fg) - Luma(bg)) < 70);
+            while (Math.Abs(Upstream.Palette.Luma(fg) - Upstream.Palette.Luma(bg)) < 70);
         }
-        double gAmp = rng.Chance(0.5) ? rng.Uniform(0, 50) : 0, gAngle = rng.Uniform(0, 2 * Math.PI);
-        double noise = rng.Chance(0.5) ? rng.Uniform(0, 20) : 0;
-        double gx = Math.Cos(gAngle), gy = Math.Sin(gAngle);
-        int hw = size * size;
-        for (int y = 0; y < size; y++)
-            for (int x = 0; x < size; x++)
-            {
-                int p = y * size + x;
-                double grad = gAmp * (((x - size / 2.0) * gx + (y - size / 2.0) * gy) / size);
-                for (int c = 0; c < 3; c++)
-                {
-                    double v = bg[c] + mask[p] * (fg[c] - bg[c]) + grad + (noise > 0 ? noise * rng.Normal() : 0);
-                    rgb[c * hw + p] = (byte)Math.Clamp(Math.Round(v), 0, 255);
-                }
-            }
+        Upstream.Palette.Composite(rng, mask, fg, bg, size, rgb, maxGradient: 50, maxNoise: 20);
     }
-
-    static double Luma(double[] c) => 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
 
     public void Dispose() { oneCanvas?.Dispose(); oneBitmap?.Dispose(); foreach (var t in typefaces) t.Dispose(); }
 }

@@ -184,20 +184,19 @@ public sealed class MiniSuite : Suite
     /// its test split, or another real source of the same classes ("digits" for mnist: all 1,797 sklearn digits;
     /// "mnist" for digits: MNIST's test split).
     /// </summary>
-    public ImageSet LoadShift(string task, string shift)
+    public ImageSet LoadShift(string task, string shift) =>
+        Transforms.ToImageSet(LoadShiftRaw(task, shift), $"{task}/shift:{shift}", ImageSize, Normalization);
+
+    /// <summary>The pixels of <see cref="LoadShift"/>'s set before normalisation (what `peft data preview` draws).</summary>
+    public RawImages LoadShiftRaw(string task, string shift)
     {
         var info = Info(task);
         if (!info.Shifts.Contains(shift))
             throw new ArgumentException($"task '{task}' has no shift set '{shift}'. Shift sets: {string.Join(", ", info.Shifts)}.", nameof(shift));
-        RawImages raw;
-        if (task == "mnist" && shift == "digits") raw = To32(ReadDigits());
-        else if (task == "digits" && shift == "mnist") raw = LoadRaw("mnist", "test");
-        else
-        {
-            int dash = shift.LastIndexOf('-');
-            raw = Corruptions.Apply(LoadRaw(task, "test"), shift[..dash], int.Parse(shift[(dash + 1)..]), Seed);
-        }
-        return Transforms.ToImageSet(raw, $"{task}/shift:{shift}", ImageSize, Normalization);
+        if (task == "mnist" && shift == "digits") return To32(ReadDigits());
+        if (task == "digits" && shift == "mnist") return LoadRaw("mnist", "test");
+        int dash = shift.LastIndexOf('-');
+        return Corruptions.Apply(LoadRaw(task, "test"), shift[..dash], int.Parse(shift[(dash + 1)..]), Seed);
     }
 
     /// <summary>Builds every task's cache now (what `peft data build` and setup run); returns the tasks built.</summary>

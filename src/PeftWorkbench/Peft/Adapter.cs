@@ -56,8 +56,20 @@ public abstract record BottleneckAdapterOptions : PeftOptions
         CheckProbability(nameof(Dropout), Dropout);
     }
 
-    /// <summary>A fresh adapter of this width, scale and dropout.</summary>
-    private protected BottleneckAdapter NewAdapter(int dim, AdapterInit init) => new(dim, Bottleneck, Scale, Dropout, init);
+    /// <summary>A fresh adapter of this width, scale and dropout for the ViT being attached to.</summary>
+    private protected BottleneckAdapter NewAdapter(AttachContext ctx, AdapterInit init) => new(ctx.Config.EmbedDim, Bottleneck, Scale, Dropout, init);
+
+    /// <summary>Whether the adapter draws its own drop-path masks (<see cref="DropPathMasks.Independent"/>).</summary>
+    private protected bool OwnDropPath => DropPathMasks == DropPathMasks.Independent;
+
+    /// <summary>Every block gets the method's adapters through <see cref="AttachTo"/>; where they go is the method's.</summary>
+    internal sealed override void Attach(AttachContext ctx)
+    {
+        for (int i = 0; i < ctx.Depth; i++) AttachTo(ctx, ctx.Block(i));
+    }
+
+    /// <summary>Puts this method's adapter(s) into <paramref name="block"/> (one of <paramref name="ctx"/>'s blocks).</summary>
+    private protected abstract void AttachTo(AttachContext ctx, Vit.Block block);
 }
 
 /// <summary>

@@ -110,9 +110,10 @@ public static class Study
     /// <see cref="Run"/> for every task x method (tasks outer, methods inner, the order results come back in): finished
     /// trials are read from <paramref name="store"/>, only the missing ones train. <paramref name="progress"/> gets one
     /// line to redraw in place (a notebook's <c>bar.Update</c>). <paramref name="workers"/>: processes that train at
-    /// once; null: PEFT_WORKERS, else one per core (<see cref="WorkerPlan"/>). With more than one and the `peft` CLI at
-    /// hand (<see cref="PeftCommandLine"/>), the missing trials run in worker processes over a sweep manifest planned
-    /// in the store, and the runs are then read back here; otherwise every run goes through this process in turn.
+    /// once; null: PEFT_WORKERS, else one per core (<see cref="WorkerPlan"/>). With more than one, the missing trials run
+    /// in worker processes (<see cref="PeftCommandLine.Worker"/>: the library's own program, not PATH) over a sweep
+    /// manifest planned in the store, and the runs are then read back here; otherwise every run goes through this
+    /// process in turn.
     /// Both ways give the same numbers (same trial keys, seeds and code path per trial).
     /// </summary>
     public static IReadOnlyList<StudyRun> RunAll(IEnumerable<string> tasks, IEnumerable<string> methods, string profile = "default",
@@ -129,8 +130,8 @@ public static class Study
         var runs = new List<StudyRun>();
         try
         {
-            if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan && PeftCommandLine.Find() is { } cli)
-                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, plan, cli, show, cancel);
+            if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan)
+                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, plan, show, cancel);
             foreach (var (task, method) in pairs)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -154,7 +155,7 @@ public static class Study
     /// only watches). The manifest lies in the store under a name of its own (a store shared by notebooks may hold
     /// several) and goes when the workers are done.</summary>
     static void RunInWorkers(List<string> tasks, List<string> methods, string profile, string store, string suite, string protocol,
-        string? checkpoint, string preset, long? seed, WorkerPlan plan, IReadOnlyList<string> cli, Action<string>? progress, CancellationToken cancel)
+        string? checkpoint, string preset, long? seed, WorkerPlan plan, Action<string>? progress, CancellationToken cancel)
     {
         var p = Profiles.Get(profile);
         var ckpt = CheckpointFor(checkpoint, suite);
@@ -164,6 +165,7 @@ public static class Study
         int open = manifest.Trials.Count(t => !finished.Contains(t.Key));
         plan = plan.Capped(open);
         if (plan.Workers < 2) return; // one trial or none left: cheaper here than a process start
+        var worker = PeftCommandLine.Worker();
         var digest = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
             System.Text.Encoding.UTF8.GetBytes(string.Join("\n", manifest.Trials.Select(t => t.Key)))))[..12].ToLowerInvariant();
         var path = Path.Combine(manifest.Store, $"study-{digest}.manifest.json");
@@ -171,11 +173,11 @@ public static class Study
         try
         {
             progress?.Invoke($"{open} trial(s) to run: {plan.Describe()}");
-            var result = Sweep.RunLocal(manifest, plan.Workers, Environment, () => plan.StartWorker(cli, path), null, cancel,
+            var result = Sweep.RunLocal(manifest, plan.Workers, Environment, () => plan.StartWorker(worker, path), null, cancel,
                 trainHere: false, progress: progress);
             if (!result.Ok)
                 throw new InvalidOperationException($"Study workers failed ({string.Join("; ", result.Others.Where(w => !w.Ok).Select(w => w.Describe()))}) " +
-                    $"running {string.Join(" ", cli)}. Finished trials are kept in {store}: rerun to resume, or set PEFT_WORKERS=1 to train in this process.");
+                    $"running {string.Join(" ", worker)}. Finished trials are kept in {store}: rerun to resume, or set PEFT_WORKERS=1 to train in this process.");
         }
         finally { try { File.Delete(path); } catch (IOException) { } }
     }

@@ -65,16 +65,17 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load
         return env;
     }
 
-    /// <summary>Starts `COMMAND worker --manifest PATH --quiet --exit-with-parent` with this plan's environment. Its stdin
-    /// is a pipe this process holds open and never writes: when this process ends, however it ends (SIGKILL, the OOM
-    /// killer, a front end closing the kernel), the system closes the pipe and the worker stops (see <see cref="ParentWatch"/>).
+    /// <summary>Starts a worker (<see cref="WorkerProcess"/>) on <paramref name="manifestPath"/> with <paramref name="worker"/>
+    /// (a program as <see cref="PeftCommandLine.Worker"/> gives) and this plan's environment. Its stdin is a pipe this
+    /// process holds open and never writes: when this process ends, however it ends (SIGKILL, the OOM killer, a front
+    /// end closing the kernel), the system closes the pipe and the worker stops (see <see cref="ParentWatch"/>).
     /// The returned Process must stay undisposed while the worker runs (disposing it closes the pipe).</summary>
-    public Process StartWorker(IReadOnlyList<string> peftCommand, string manifestPath)
+    public Process StartWorker(IReadOnlyList<string> worker, string manifestPath)
     {
-        var psi = PeftCommandLine.StartInfo(peftCommand, "worker", "--manifest", manifestPath, "--quiet", ParentWatch.Flag);
+        var psi = PeftCommandLine.StartInfo(worker, WorkerProcess.Arguments(manifestPath));
         psi.RedirectStandardInput = true;
         foreach (var (k, v) in WorkerEnvironment()) psi.Environment[k] = v;
-        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {peftCommand[0]}");
+        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {worker[0]}");
     }
 
     public string Describe() => $"{Workers} worker(s) x {Threads} thread(s) on {Cores} core(s), OpenMP {WaitPolicy}";
@@ -111,20 +112,67 @@ public static class ParentWatch
 }
 
 /// <summary>
-/// Where the `peft` CLI is, for a library that wants worker processes (Study.RunAll from a notebook kernel): PEFT_CLI
-/// (a command line, e.g. "dotnet /path/peft.dll"), else this process when it is the CLI, else the `peft` launcher
-/// on PATH (environment/setup.sh installs /usr/local/bin/peft). null: none found (then work stays in-process).
+/// How to start this library as a program: a worker (<see cref="Worker"/>) or the CLI starting itself again
+/// (<see cref="Current"/>). Never through PATH: a notebook kernel's PATH is whatever its front end had, and a `peft`
+/// found there may be another checkout's build.
 /// </summary>
 public static class PeftCommandLine
 {
-    public static IReadOnlyList<string>? Find()
+    /// <summary>The program that runs <see cref="WorkerProcess.Arguments"/>, first found of: PEFT_CLI (a command line,
+    /// e.g. "dotnet /path/peft.dll": an explicit choice), this process when it is the `peft` CLI, this library itself
+    /// (<see cref="OwnProgram"/>: beside its assembly in a build output, or from its NuGet package). Throws, naming
+    /// what it looked for, when none is there.</summary>
+    public static IReadOnlyList<string> Worker()
     {
         if (Environment.GetEnvironmentVariable("PEFT_CLI") is { Length: > 0 } given)
             return given.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (Current() is { } self) return self;
-        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Select(d => Path.Combine(d, "peft")).FirstOrDefault(File.Exists);
-        return onPath is null ? null : new[] { onPath };
+        return Current() ?? OwnProgram(typeof(WorkerProcess).Assembly.Location, out var lookedAt)
+            ?? throw new InvalidOperationException($"no worker program: PEFT_CLI is unset, this process is not the peft CLI, and {lookedAt}. " +
+                "Set PEFT_CLI (e.g. \"dotnet /path/peft.dll\") or PEFT_WORKERS=1 to train in this process.");
+    }
+
+    /// <summary>The library at <paramref name="assembly"/> as a program: `dotnet exec` of the assembly with the
+    /// runtimeconfig.json and deps.json beside it (a build output holds them and every dependency; the NuGet package
+    /// holds them in lib/TFM/). From a package (…/peftworkbench/VERSION/lib/TFM/PeftWorkbench.dll) the dependencies
+    /// (TorchSharp, libtorch, SkiaSharp, ...) resolve in the packages folder the package itself was restored into, so
+    /// nothing is copied and no native is carried twice. null (and why in <paramref name="lookedAt"/>) when the
+    /// runtimeconfig is not there.</summary>
+    public static IReadOnlyList<string>? OwnProgram(string assembly, out string lookedAt)
+    {
+        assembly = Path.GetFullPath(assembly);
+        var stem = Path.ChangeExtension(assembly, null);
+        var (config, deps) = (stem + ".runtimeconfig.json", stem + ".deps.json");
+        lookedAt = $"{config} is missing";
+        if (!File.Exists(config)) return null;
+        var line = new List<string> { DotnetHost(), "exec", "--runtimeconfig", config };
+        if (File.Exists(deps)) line.AddRange(new[] { "--depsfile", deps });
+        if (PackagesFolder(assembly) is { } packages) line.AddRange(new[] { "--additionalprobingpath", packages });
+        line.Add(assembly);
+        return line;
+    }
+
+    /// <summary>PACKAGES for PACKAGES/ID/VERSION/lib/TFM/NAME.dll (a NuGet global packages folder's layout), else null.</summary>
+    static string? PackagesFolder(string assembly)
+    {
+        var lib = Directory.GetParent(assembly)?.Parent;
+        return lib?.Name == "lib" && lib.Parent?.Parent?.Parent is { } packages
+            && lib.Parent.Parent.Name.Equals(Path.GetFileNameWithoutExtension(assembly), StringComparison.OrdinalIgnoreCase)
+            ? packages.FullName : null;
+    }
+
+    /// <summary>The `dotnet` host of the runtime running this process: this process's own executable when it is
+    /// `dotnet`, else the one at the root of the runtime's install (…/shared/Microsoft.NETCore.App/VERSION/ up three).
+    /// An apphost (.NET Interactive's `dotnet-interactive`) is not `dotnet`; PATH is not asked.</summary>
+    public static string DotnetHost()
+    {
+        var exe = Environment.ProcessPath ?? "";
+        var host = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
+        if (Path.GetFileName(exe).Equals(host, StringComparison.OrdinalIgnoreCase)) return exe;
+        var runtime = new DirectoryInfo(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory().TrimEnd(Path.DirectorySeparatorChar));
+        var root = runtime.Parent?.Parent?.Parent;
+        var candidate = root is null ? null : Path.Combine(root.FullName, host);
+        return candidate is not null && File.Exists(candidate) ? candidate
+            : throw new InvalidOperationException($"no dotnet host: {exe} is not one and {candidate ?? runtime.FullName} is missing");
     }
 
     /// <summary>This process as a command line when it is the `peft` CLI: [dotnet, peft.dll] or [the apphost], absolute

@@ -60,4 +60,16 @@ public sealed record VitConfig
     public static VitConfig Preset(string name) =>
         Presets.TryGetValue(name, out var c) ? c
         : throw new ArgumentException($"Unknown ViT preset '{name}'. Known presets: {string.Join(", ", Presets.Keys)}.");
+
+    /// <summary>The most classes a head may be asked for by hand (`--classes`): far above any real head (ImageNet-21k has
+    /// 21,843), far below one that libtorch cannot allocate (2,000,000,000 x 768 floats ended in an allocation trace).</summary>
+    public const int MaxClasses = 1_000_000;
+
+    /// <summary>This shape with <paramref name="classes"/> outputs (null: unchanged), checked before any tensor is made.</summary>
+    public VitConfig WithClasses(int? classes) => classes switch
+    {
+        null => this,
+        < 1 or > MaxClasses => throw new ArgumentException($"--classes {classes}: give a head size from 1 to {MaxClasses:N0}."),
+        int n => this with { NumClasses = n },
+    };
 }

@@ -19,14 +19,6 @@ static class NativeSetup
             Environment.SetEnvironmentVariable("OMP_WAIT_POLICY", "PASSIVE");
         }
         PeftWorkbench.Training.NativeTuning.Apply();
-        // Study.RunAll's worker processes run this tree's CLI, not whatever `peft` is on PATH (setup's launcher runs
-        // another checkout's build).
-        if (Environment.GetEnvironmentVariable("PEFT_CLI") is not { Length: > 0 })
-        {
-            var dll = Path.Combine(new[] { TestPaths.Repo, "src", "PeftWorkbench.Cli", "bin" }
-                .Concat(TestPaths.BuildFolders).Append("peft.dll").ToArray());
-            if (File.Exists(dll)) Environment.SetEnvironmentVariable("PEFT_CLI", $"dotnet {dll}");
-        }
     }
 
     [System.Runtime.InteropServices.DllImport("libc")]

@@ -10,7 +10,7 @@ namespace PeftWorkbench.Tests.Tuning;
 public class StudyRunTests
 {
     /// <summary>root/eurosat with 3 / 1 / 4 / 2 PNGs (labels 0 and 3), as the processed VTAB-1K folders are laid out.</summary>
-    static string TinyVtab(TempDir dir)
+    internal static string TinyVtab(TempDir dir)
     {
         var task = Path.Combine(dir.Path, "eurosat");
         Directory.CreateDirectory(Path.Combine(task, "images"));
@@ -111,40 +111,6 @@ public class StudyRunTests
         Assert.Equal(files, Directory.GetFiles(store, "*", SearchOption.AllDirectories).Select(f => (f, File.GetLastWriteTimeUtc(f))).ToList());
         foreach (var r in first.Concat(second)) r.Dispose();
         Assert.Throws<ArgumentException>(() => Study.RunAll(new[] { "eurosat" }, new[] { "lora", "no-such-method" }, "smoke", store: store));
-    }
-
-    /// <summary>Issue 16: RunAll's worker processes give the numbers RunAll gives in this process (same trial keys and
-    /// seeds; the workers run 1 torch thread where this process runs several, so logits get a float tolerance), every
-    /// trial trained once and none here, progress as one line, and the study's manifest gone afterwards.</summary>
-    [Fact]
-    public void RunAllInWorkerProcessesEqualsRunAllInProcess()
-    {
-        using var dir = new TempDir();
-        var root = TinyVtab(dir);
-        var lines = new List<string>();
-        IReadOnlyList<StudyRun> Go(string name, int workers) => Study.RunAll(new[] { "eurosat" }, new[] { "linear", "bitfit" }, "smoke",
-            store: Path.Combine(dir.Path, name), suite: "vtab:" + root, checkpoint: "none", preset: "mini", seed: 5, workers: workers, progress: lines.Add);
-        var here = Go("here", 1);
-        Assert.DoesNotContain(lines, l => l.Contains("worker(s)"));
-        var there = Go("workers", 2);
-        Assert.Contains(lines, l => l.Contains("2 worker(s) x 1 thread(s)"));
-        Assert.Contains(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\[\d+/\d+ trials\] \d worker\(s\)"));
-
-        var records = new ResultsStore(Path.Combine(dir.Path, "workers")).Records();
-        Assert.Equal(new ResultsStore(Path.Combine(dir.Path, "here")).Records().Count, records.Count);
-        Assert.Equal(records.Count, records.Select(r => r.Key).Distinct().Count());
-        Assert.DoesNotContain(records, r => r.Pid == Environment.ProcessId);
-        Assert.Empty(Directory.GetFiles(Path.Combine(dir.Path, "workers"), "study-*.manifest.json"));
-
-        Assert.Equal(here.Select(r => (r.Method, r.Final.Key, r.Final.Top1Last, r.Selected?.Key)), there.Select(r => (r.Method, r.Final.Key, r.Final.Top1Last, r.Selected?.Key)));
-        Assert.Equal(here.SelectMany(r => r.Tuning.Select(t => (t.Key, t.Top1Last))), there.SelectMany(r => r.Tuning.Select(t => (t.Key, t.Top1Last))));
-        foreach (var (a, b) in here.Zip(there))
-        {
-            var (x, y) = (a.Test!.Logits.data<float>().ToArray(), b.Test!.Logits.data<float>().ToArray());
-            Assert.Equal(x.Length, y.Length);
-            Assert.All(x.Zip(y), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-4 * (1 + Math.Abs(p.First)), $"{a.Method}: {p.First} vs {p.Second}"));
-        }
-        foreach (var r in here.Concat(there)) r.Dispose();
     }
 
     /// <summary>The worker default (one per core, one thread each) and the wait policy by processes x threads vs cores.</summary>

@@ -16,8 +16,17 @@ public static class Palette
     public static void Paint(Rng rng, float[] mask, int size, Span<byte> chw)
     {
         var (fg, bg) = Pair(rng);
-        double gAmp = rng.Chance(0.5) ? rng.Uniform(0, 60) : 0, gAngle = rng.Uniform(0, 2 * Math.PI);
-        double noise = rng.Chance(0.5) ? rng.Uniform(0, 18) : 0;
+        Composite(rng, mask, fg, bg, size, chw, maxGradient: 60, maxNoise: 18);
+    }
+
+    /// <summary>Writes bg + mask * (fg - bg) + a linear gradient + pixel noise into <paramref name="chw"/> (3 x size x
+    /// size bytes). Half the time each: a gradient of amplitude up to <paramref name="maxGradient"/> at a random angle,
+    /// Gaussian noise of sd up to <paramref name="maxNoise"/>. Draws from <paramref name="rng"/> in a fixed order (the
+    /// rendered data of every seed depends on it).</summary>
+    public static void Composite(Rng rng, float[] mask, double[] fg, double[] bg, int size, Span<byte> chw, double maxGradient, double maxNoise)
+    {
+        double gAmp = rng.Chance(0.5) ? rng.Uniform(0, maxGradient) : 0, gAngle = rng.Uniform(0, 2 * Math.PI);
+        double noise = rng.Chance(0.5) ? rng.Uniform(0, maxNoise) : 0;
         double gx = Math.Cos(gAngle), gy = Math.Sin(gAngle);
         int hw = size * size;
         for (int y = 0; y < size; y++)
@@ -49,5 +58,6 @@ public static class Palette
         return (fg, bg);
     }
 
-    static double Luma(double[] c) => 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+    /// <summary>Perceived brightness (ITU-R BT.601 weights) of an RGB colour.</summary>
+    public static double Luma(double[] c) => 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
 }

@@ -22,16 +22,11 @@ public sealed record AdaptFormerOptions : BottleneckAdapterOptions
 
     public override PeftMethod Describe() => Info;
 
-    internal override void Attach(AttachContext ctx)
+    private protected override void AttachTo(AttachContext ctx, Vit.Block block)
     {
-        int d = ctx.Config.EmbedDim;
-        for (int i = 0; i < ctx.Depth; i++)
-        {
-            var block = ctx.Block(i);
-            var norm = ctx.Wrap(block, nameof(block.norm2), n => new DeferredLayerNorm(n));
-            var dp = DropPathMasks == DropPathMasks.Independent ? ctx.Wrap(block, nameof(block.drop_path2), p => new DeferredDropPath(p)) : null;
-            ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, NewAdapter(d, AdapterInit.LoraKaiming), ctx.State, norm, dp));
-        }
+        var norm = ctx.Wrap(block, nameof(block.norm2), n => new DeferredLayerNorm(n));
+        var dp = OwnDropPath ? ctx.Wrap(block, nameof(block.drop_path2), p => new DeferredDropPath(p)) : null;
+        ctx.Wrap(block, nameof(block.mlp), mlp => new ParallelBranch(mlp, NewAdapter(ctx, AdapterInit.LoraKaiming), ctx.State, norm, dp));
     }
 }
 

@@ -16,15 +16,9 @@ public sealed record HoulsbyOptions : BottleneckAdapterOptions
 
     public override PeftMethod Describe() => Info;
 
-    internal override void Attach(AttachContext ctx)
+    private protected override void AttachTo(AttachContext ctx, Vit.Block block)
     {
-        bool own = DropPathMasks == DropPathMasks.Independent;
-        int d = ctx.Config.EmbedDim;
-        for (int i = 0; i < ctx.Depth; i++)
-        {
-            var block = ctx.Block(i);
-            ctx.Wrap(block, nameof(block.ls1), ls => new SequentialBranch(ls, NewAdapter(d, AdapterInit.Xavier), ctx.State, own ? block.drop_path1 : null));
-            ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, NewAdapter(d, AdapterInit.Xavier), ctx.State, own ? block.drop_path2 : null));
-        }
+        ctx.Wrap(block, nameof(block.ls1), ls => new SequentialBranch(ls, NewAdapter(ctx, AdapterInit.Xavier), ctx.State, OwnDropPath ? block.drop_path1 : null));
+        ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, NewAdapter(ctx, AdapterInit.Xavier), ctx.State, OwnDropPath ? block.drop_path2 : null));
     }
 }

@@ -15,14 +15,6 @@ public sealed record PfeifferOptions : BottleneckAdapterOptions
 
     public override PeftMethod Describe() => Info;
 
-    internal override void Attach(AttachContext ctx)
-    {
-        int d = ctx.Config.EmbedDim;
-        for (int i = 0; i < ctx.Depth; i++)
-        {
-            var block = ctx.Block(i);
-            ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, NewAdapter(d, AdapterInit.LoraXavier), ctx.State,
-                DropPathMasks == DropPathMasks.Independent ? block.drop_path2 : null));
-        }
-    }
+    private protected override void AttachTo(AttachContext ctx, Vit.Block block) =>
+        ctx.Wrap(block, nameof(block.ls2), ls => new SequentialBranch(ls, NewAdapter(ctx, AdapterInit.LoraXavier), ctx.State, OwnDropPath ? block.drop_path2 : null));
 }
