@@ -158,14 +158,14 @@ public sealed class Predictions
     /// <paramref name="storeDir"/>. split "test": the finals' test logits; "val": the val200 logits of a model trained
     /// like each final (<see cref="SelectedVal"/>: the selected configuration's val refit where the profile has one,
     /// else its tune trial). <paramref name="methods"/> limits (and orders) the methods; <paramref name="profile"/>
-    /// picks one profile when the store holds several.
+    /// picks one profile and <paramref name="seed"/> one seed when the store holds several.
     /// </summary>
-    public static Predictions Load(string storeDir, string task, string split = "test", IEnumerable<string>? methods = null, string? profile = null)
+    public static Predictions Load(string storeDir, string task, string split = "test", IEnumerable<string>? methods = null, string? profile = null, long? seed = null)
     {
-        var finals = StoreFinals(storeDir, profile).Where(r => r.Config.Task == task).ToList();
+        var finals = StoreFinals(storeDir, profile, seed).Where(r => r.Config.Task == task).ToList();
         if (finals.Count == 0)
-            throw new ArgumentException($"Results store {storeDir}: no successful final trial on task '{task}'{(profile is null ? "" : $" (profile {profile})")}. " +
-                $"Tasks there: {string.Join(", ", StoreFinals(storeDir, profile).Select(r => r.Config.Task).Distinct())}.");
+            throw new ArgumentException($"Results store {storeDir}: no successful final trial on task '{task}'{Selection(profile, seed)}. " +
+                $"Tasks there: {string.Join(", ", StoreFinals(storeDir, profile, seed).Select(r => r.Config.Task).Distinct())}.");
         var wanted = methods?.ToList() ?? finals.Select(r => r.Config.Method).Distinct().ToList();
         var dup = wanted.GroupBy(m => m).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new ArgumentException($"Method '{dup.Key}' is named twice (task '{task}').");
@@ -184,7 +184,7 @@ public sealed class Predictions
             }
             if (mine.Count > 1)
                 throw new ArgumentException($"Results store {storeDir}: method '{method}' on task '{task}' has {mine.Count} finals " +
-                    $"(profiles {string.Join(", ", mine.Select(r => r.Config.Profile))}): pass profile to pick one.");
+                    $"(profile/seed {string.Join(", ", mine.Select(r => $"{r.Config.Profile}/{r.Config.Seed}"))}): pass profile and seed to pick one.");
             var record = split switch
             {
                 "test" => mine[0],
@@ -216,9 +216,15 @@ public sealed class Predictions
         }, split)));
     }
 
-    /// <summary>The successful final trials of a store (found by phase, never by key).</summary>
-    public static IReadOnlyList<TrialRecord> StoreFinals(string storeDir, string? profile = null) =>
-        ReadRecords(storeDir).Where(r => r.Config.Phase == "final" && r.Ok && (profile is null || r.Config.Profile == profile)).ToList();
+    /// <summary>The successful final trials of a store (found by phase, never by key), of one profile and one seed
+    /// where given.</summary>
+    public static IReadOnlyList<TrialRecord> StoreFinals(string storeDir, string? profile = null, long? seed = null) =>
+        ReadRecords(storeDir).Where(r => r.Config.Phase == "final" && r.Ok && (profile is null || r.Config.Profile == profile)
+            && (seed is null || r.Config.Seed == seed)).ToList();
+
+    /// <summary>" (profile P, seed S)" for messages; empty when neither is given.</summary>
+    public static string Selection(string? profile, long? seed) =>
+        profile is null && seed is null ? "" : $" ({string.Join(", ", new[] { profile is null ? null : $"profile {profile}", seed is null ? null : $"seed {seed}" }.OfType<string>())})";
 
     /// <summary>The val200 predictions that stand for a final: its val refit (the selected configuration trained like the
     /// final on train800, phase "val", same tune-grid digest) when the store has one, else the selected tune trial

@@ -15,8 +15,8 @@ public sealed record Score(string Task, string Group, string Method, double Top1
 public static class Ranks
 {
     /// <summary>Finals of a store. Groups come from the mini suite's task table (else "other").</summary>
-    public static IReadOnlyList<Score> FromStore(string storeDir, string? profile = null, string metric = "last") =>
-        Predictions.StoreFinals(storeDir, profile).Select(r => new Score(r.Config.Task, GroupOf(r.Config.Task), r.Config.Method,
+    public static IReadOnlyList<Score> FromStore(string storeDir, string? profile = null, string metric = "last", long? seed = null) =>
+        Predictions.StoreFinals(storeDir, profile, seed).Select(r => new Score(r.Config.Task, GroupOf(r.Config.Task), r.Config.Method,
             (metric == "best" ? r.Top1Best : r.Top1Last) ?? double.NaN)).ToList();
 
     /// <summary>The paper's VTAB-1K table (last-epoch top-1, or "best").</summary>

@@ -12,6 +12,9 @@ public sealed record StoreReportOptions
     public string? StoreDir { get; init; }
     public required string OutDir { get; init; }
     public string? Profile { get; init; }
+    /// <summary>Only this seed's trials; null: the store's one seed, or where it holds several, the seed with the most
+    /// successful finals (the smallest of a tie), named in the log.</summary>
+    public long? Seed { get; init; }
     /// <summary>Methods for the Venn diagrams (3 and 4 sets); default: the study's trio (lora, rand_h_adapter, ssf) where present.</summary>
     public IReadOnlyList<string>? VennMethods { get; init; }
     /// <summary>Methods fine-tuned from the zero-shot head for Figure 1c (none: skip the robustness runs).</summary>
@@ -102,13 +105,14 @@ public static class StoreReport
 
     static void StoreAnalyses(StoreReportOptions o, string storeDir, Writer w)
     {
-        var tasks = Predictions.StoreFinals(storeDir, o.Profile).Select(r => r.Config.Task).Distinct().OrderBy(t => Suite(t)).ToList();
+        long? seed = ChooseSeed(o, storeDir, w.Log);
+        var tasks = Predictions.StoreFinals(storeDir, o.Profile, seed).Select(r => r.Config.Task).Distinct().OrderBy(t => Suite(t)).ToList();
         var ensembles = new List<EnsembleResult>();
-        if (tasks.Count == 0) w.Log($"\nno successful final trials in {storeDir}{(o.Profile is null ? "" : $" (profile {o.Profile})")}: only the paper's charts follow.");
+        if (tasks.Count == 0) w.Log($"\nno successful final trials in {storeDir}{Predictions.Selection(o.Profile, seed)}: only the paper's charts follow.");
         foreach (var task in tasks) w.OrSkip($"task {task}", () =>
         {
             var (test, val) = w.Timed($"{task}: load predictions (test, val)", () =>
-                (Predictions.Load(storeDir, task, "test", profile: o.Profile), Predictions.Load(storeDir, task, "val", profile: o.Profile)));
+                (Predictions.Load(storeDir, task, "test", profile: o.Profile, seed: seed), Predictions.Load(storeDir, task, "val", profile: o.Profile, seed: seed)));
             w.Log($"\n#### {task}: {test.Methods.Count} methods, {test.Count} test / {val.Count} val samples");
             var trio = (o.VennMethods ?? StudyTrio).Where(test.Names.Contains).Take(3).ToList();
             if (trio.Count < 3) trio = test.Names.Where(m => m is not "linear" and not "full").Take(3).ToList();
@@ -156,7 +160,7 @@ public static class StoreReport
 
         w.OrSkip("ranks, Figure 1a and the paper beside ours", () =>
         {
-            var scores = w.Timed("ranks (store)", () => Ranks.FromStore(storeDir, o.Profile));
+            var scores = w.Timed("ranks (store)", () => Ranks.FromStore(storeDir, o.Profile, seed: seed));
             w.OrSkip("ranks", () =>
             {
                 w.Table("ranks-per-task", Ranks.PerTask(scores), print: false);
@@ -175,6 +179,23 @@ public static class StoreReport
                 w.Save("beside-paper", Charts.BesidePaper(scores));
             });
         });
+    }
+
+    /// <summary>The seed to analyse: the one asked for (refused, naming the store's seeds, when it has no finals there),
+    /// else null when the store's finals share one seed, else the seed with the most finals (the smallest of a tie), said
+    /// in the log. Mixing seeds would give a method two finals per task.</summary>
+    static long? ChooseSeed(StoreReportOptions o, string storeDir, Action<string> log)
+    {
+        var bySeed = Predictions.StoreFinals(storeDir, o.Profile).GroupBy(r => r.Config.Seed)
+            .Select(g => (Seed: g.Key, Finals: g.Count())).OrderByDescending(s => s.Finals).ThenBy(s => s.Seed).ToList();
+        string seeds = string.Join(", ", bySeed.Select(s => $"{s.Seed} ({s.Finals} finals)"));
+        if (o.Seed is long asked)
+            return bySeed.Any(s => s.Seed == asked) || bySeed.Count == 0 ? asked : throw new ArgumentException(
+                $"Results store {storeDir}: no successful final trial with seed {asked}{Predictions.Selection(o.Profile, null)}; seeds there: {seeds}.");
+        if (bySeed.Count <= 1) return null;
+        log($"\nthe store holds {bySeed.Count} seeds{Predictions.Selection(o.Profile, null)}: {seeds}; analysing seed {bySeed[0].Seed} " +
+            "(the most finals); pass --seed to choose another.");
+        return bySeed[0].Seed;
     }
 
     static void RobustnessRuns(StoreReportOptions o, Writer w)

@@ -89,17 +89,19 @@ public static class ThreadBudget
     /// --threads option should call instead of torch.set_num_threads, which the next epoch would override).</summary>
     public static void Pin(int threads)
     {
-        CheckThreads(threads, "threads");
+        CheckPerCore(threads, "threads");
         lock (gate) { adaptive = false; set_num_threads(threads); }
     }
 
-    /// <summary>Throws unless 1 &lt;= <paramref name="threads"/> &lt;= the cores this process may use: more threads than
-    /// cores only wait on each other, and --threads 100000 started thousands of them and printed nothing.</summary>
-    public static void CheckThreads(int threads, string what)
+    /// <summary>The one bound of torch threads and worker processes: throws unless 1 &lt;= <paramref name="count"/> &lt;=
+    /// <paramref name="cores"/> (null: the cores this process may use). More threads or workers than cores only wait on
+    /// each other, and --threads 100000 started thousands of threads and printed nothing. <paramref name="what"/> names
+    /// the value in the message ("threads", "workers (PEFT_WORKERS)").</summary>
+    public static void CheckPerCore(int count, string what, int? cores = null)
     {
-        int cores = Environment.ProcessorCount;
-        if (threads < 1 || threads > cores)
-            throw new ArgumentException($"{what} {threads}: give 1 to {cores} (the cores this machine lets this process use).");
+        int c = cores ?? Environment.ProcessorCount;
+        if (count < 1 || count > c)
+            throw new ArgumentException($"{what} {count}: give 1 to {c} (the cores this machine lets this process use).");
     }
 
     /// <summary>All <paramref name="baseline"/> threads while other processes keep under half a core busy, else the

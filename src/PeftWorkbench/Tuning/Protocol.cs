@@ -258,7 +258,12 @@ public static class Protocol
             };
         }
         var config = FinalConfig(selected.Config, pending.TuneGrid!) with { Phase = phase };
-        return RunTrial(config, task, factory, options, store, progressFor?.Invoke(config), cancel);
+        var record = RunTrial(config, task, factory, options, store, progressFor?.Invoke(config), cancel);
+        // A selection that missed failed tune trials stands for this run only: the next run retries them, then this.
+        var missed = tuning.Where(ResultsStore.Retryable).Select(t => t.Key).ToArray();
+        if (missed.Length == 0) return record;
+        store?.Notices?.Invoke($"{pending.Key}: selected without {missed.Length} failed tune trial(s); a rerun retries them and then this {phase} trial");
+        return record with { SelectedWithout = missed };
     }
 
     /// <summary>Without a store: runs the trial. With one: returns the finished record, or claims and runs the
@@ -272,7 +277,7 @@ public static class Protocol
         if (store is null) return run();
         // A failed trial is retried once per run (ResultsStore.Retryable); what this run records then stands.
         var failed = store.Find(key) is { } f && ResultsStore.Retryable(f) ? f : null;
-        if (failed is not null) store.Notices?.Invoke($"retrying {key}: its recorded run failed ({failed.Status}: {failed.Error})");
+        if (failed is not null) store.Notices?.Invoke($"retrying {key}: {ResultsStore.WhyRetried(failed)}");
         while (true)
         {
             cancel.ThrowIfCancellationRequested();

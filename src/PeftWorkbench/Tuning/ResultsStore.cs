@@ -15,8 +15,8 @@ namespace PeftWorkbench.Tuning;
 ///                    wrong JSON types, a record whose Key does not match its Config, an "ok" without a top-1, or a
 ///                    record whose predictions file is gone is skipped, counted and named, never a finished trial
 ///                    (so a rerun runs that trial again and appends a valid record); a failed trial ("error", or a
-///                    "no-selection" final) is recorded but retried by the next run (<see cref="Retryable"/>), whose
-///                    record then stands for the key;
+///                    "no-selection" final, or a final selected while tune trials had failed) is recorded but retried
+///                    by the next run (<see cref="Retryable"/>), whose record then stands for the key;
 ///   claims/*.claim   a trial being run: created with O_EXCL (FileMode.CreateNew), holding host, pid and start time,
 ///                    kept fresh by a heartbeat; a claim whose process is gone (same host) is taken over at once, one
 ///                    of another host (or unreadable) once it has been silent for <see cref="StaleAfter"/> (unreadable:
@@ -164,9 +164,15 @@ public sealed partial class ResultsStore
     public TrialRecord? Find(string key) => Records().FirstOrDefault(r => r.Key == key);
     public bool IsFinished(string key) => Find(key) is not null;
 
-    /// <summary>A failed trial ("error", or a final with no successful tune trial to select): recorded, but a rerun
-    /// runs it again (a typo'd path or a lost GPU must not stand for the trial's result).</summary>
-    public static bool Retryable(TrialRecord r) => r.Status is "error" or "no-selection";
+    /// <summary>A failed trial ("error", or a final with no successful tune trial to select), or a val refit or final
+    /// selected while tune trials had failed (<see cref="TrialRecord.SelectedWithout"/>): recorded, but a rerun runs it
+    /// again (a typo'd path or a lost GPU must not stand for the trial's result, nor decide a selection for good).</summary>
+    public static bool Retryable(TrialRecord r) => r.Status is "error" or "no-selection" || r.SelectedWithout is { Length: > 0 };
+
+    /// <summary>Why a rerun runs <paramref name="r"/> (a <see cref="Retryable"/> record) again, for its "retrying KEY: ..." line.</summary>
+    public static string WhyRetried(TrialRecord r) => r.Status is "error" or "no-selection"
+        ? $"its recorded run failed ({r.Status}: {r.Error})"
+        : $"it was selected while {r.SelectedWithout!.Length} tune trial(s) had failed, which this run retries first";
 
     /// <summary>Whether <paramref name="current"/> is the failed record <paramref name="retrying"/> (so not yet replaced).</summary>
     public static bool IsSameFailure(TrialRecord? current, TrialRecord? retrying) =>

@@ -190,7 +190,7 @@ public static class Sweep
                     var retrying = failed.GetValueOrDefault(trial.Key);
                     using var claim = store.TryClaim(trial.Key, retrying);
                     if (claim is null) continue;
-                    if (retrying is not null) log?.WriteLine($"retrying {trial.Key}: its recorded run failed ({retrying.Status}: {retrying.Error})");
+                    if (retrying is not null) log?.WriteLine($"retrying {trial.Key}: {ResultsStore.WhyRetried(retrying)}");
                     var record = Run(manifest, trial, store, env, tasks, progressFor, cancel);
                     store.Append(record, retrying);
                     ran++; progressed = true;
@@ -278,7 +278,7 @@ public static class Sweep
         // This index's failed record (from an earlier run) is run again; tune trials a final needs count as done
         // once recorded, failed or not (the final selects among the successful ones).
         var retrying = store.Find(trial.Key) is { } f && ResultsStore.Retryable(f) ? f : null;
-        if (retrying is not null) log?.WriteLine($"retrying {trial.Key}: its recorded run failed ({retrying.Status}: {retrying.Error})");
+        if (retrying is not null) log?.WriteLine($"retrying {trial.Key}: {ResultsStore.WhyRetried(retrying)}");
         var tasks = new Dictionary<string, Vtab1kTask>();
         var waitingOn = new HashSet<string>();
         try

@@ -52,8 +52,9 @@ public sealed record TrialConfig
 /// A finished trial as the results store keeps it. Top1Last/Top1Best are percentages on the trial's evaluation
 /// set (val for tune, test for final) at the last epoch and at the best evaluated epoch. Status "ok", "diverged",
 /// "error" (the trial threw; see Error) or "no-selection" (a final trial whose tune trials all failed). "ok" and
-/// "diverged" are finished; "error" and "no-selection" are recorded (a sweep moves on) but the next run retries them
-/// (<see cref="ResultsStore.Retryable"/>). Only "ok" is ever selected.
+/// "diverged" are finished; "error" and "no-selection" are recorded (a sweep moves on) but the next run retries them,
+/// and so a final selected without failed tune trials (<see cref="SelectedWithout"/>; <see cref="ResultsStore.Retryable"/>).
+/// Only "ok" is ever selected.
 /// </summary>
 public sealed record TrialRecord
 {
@@ -78,6 +79,9 @@ public sealed record TrialRecord
     public double ImagesPerSecond { get; init; }
     /// <summary>Logits and labels of the scored split (tune: val, final: test), relative to the store directory.</summary>
     public string? Predictions { get; init; }
+    /// <summary>A val refit or final selected while these tune trials of its grid had failed: it stands for this run, and
+    /// the next run, which retries them, selects and runs it again (<see cref="ResultsStore.Retryable"/>). Null otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string[]? SelectedWithout { get; init; }
     public string Host { get; init; } = Environment.MachineName;
     public int Pid { get; init; } = Environment.ProcessId;
     public DateTime FinishedUtc { get; init; } = DateTime.UtcNow;

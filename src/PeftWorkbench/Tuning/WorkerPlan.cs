@@ -24,9 +24,9 @@ public sealed record WorkerPlan(int Workers, int Threads, int Cores, double Load
         int c = cores ?? MachineCores;
         double l = load ?? LoadNow();
         int w = workers ?? EnvInt("PEFT_WORKERS") ?? c;
-        if (w < 1) throw new ArgumentException($"workers must be at least 1, got {w}" + (workers is null ? " (PEFT_WORKERS)." : "."));
+        Training.ThreadBudget.CheckPerCore(w, workers is null ? "workers (PEFT_WORKERS)" : "workers", c); // --workers 100000 would start that many processes
         int t = threads ?? EnvInt("PEFT_THREADS") ?? Math.Max(1, c / w);
-        if (t < 1 || t > c) throw new ArgumentException($"threads {t}" + (threads is null ? " (PEFT_THREADS)" : "") + $": give 1 to {c} (the cores this process may use).");
+        Training.ThreadBudget.CheckPerCore(t, threads is null ? "threads (PEFT_THREADS)" : "threads", c);
         return new WorkerPlan(w, t, c, l);
     }
 

@@ -109,15 +109,14 @@ public class MessageFuzzTests(KernelFixture fx) : IClassFixture<KernelFixture>
     public void AFloodOfOutputArrivesWholeInFewMessages()
     {
         const int lines = 200_000;
-        var clock = Stopwatch.StartNew();
         var reply = client.Request(client.Shell, "execute_request", new JsonObject { ["code"] = $"for (int i = 0; i < {lines}; i++) Console.WriteLine(i);" }, out var iopub);
         Assert.Equal("ok", S(reply.Content["status"]));
         var streams = iopub.Where(m => m.MsgType == "stream").ToList();
         var text = string.Concat(streams.Select(m => S(m.Content["text"])));
         Assert.Equal(Enumerable.Range(0, lines).Sum(i => i.ToString().Length + 1), text.Length);
         Assert.EndsWith($"\n{lines - 1}\n", text);
+        // Batching is checked by the message count, not by a stopwatch (issue 26: no test asserts wall-clock time).
         Assert.True(streams.Count < 2_000, $"{streams.Count} stream messages for {lines} lines: output is not batched");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), $"took {clock.Elapsed}");
         FuzzTable.Record("messages", $"flood: {lines:N0} printed lines", 1, 1, "4");
     }
 

@@ -5,7 +5,7 @@ using PeftWorkbench.Tests.Data;
 namespace PeftWorkbench.Tests.Tuning;
 
 /// <summary>
-/// Issue 26 items 8 and 10 through the CLI: values the machine cannot honour (--threads 100000, --classes 2000000000),
+/// Issue 26 items 8 and 10 through the CLI: values the machine cannot honour (--threads or --workers 100000, --classes 2000000000),
 /// an output path in a folder nobody may write to and one that names a device node. Each is a one-line error with exit
 /// 2, no stack trace, the device left as it was.
 /// </summary>
@@ -31,6 +31,8 @@ public class CliBoundsFuzzTests
         var cases = new List<(string What, string[] Args, string Says)>
         {
             ("--threads 100000 (sweep)", new[] { "sweep", "--suite", "toy", "--tasks", "toy-3", "--methods", "linear", "--profile", "smoke", "--threads", "100000", "--out", dir.File("s") }, "100000"),
+            ("--workers 100000 (sweep)", new[] { "sweep", "--suite", "toy", "--tasks", "toy-3", "--methods", "linear", "--profile", "smoke", "--workers", "100000", "--out", dir.File("w") }, "workers 100000: give 1 to"),
+            ("--workers 0 (sweep)", new[] { "sweep", "--suite", "toy", "--tasks", "toy-3", "--methods", "linear", "--profile", "smoke", "--workers", "0", "--out", dir.File("w0") }, "workers 0: give 1 to"),
             ("--classes 2000000000 (export)", new[] { "vit", "export", "--preset", "mini", "--checkpoint", Shipped, "--classes", "2000000000", "--out", dir.File("x.safetensors") }, "2000000000"),
             ("--classes 2000000000 (summary)", new[] { "vit", "summary", "--preset", "mini", "--classes", "2000000000" }, "2000000000"),
             ("--out in a folder nobody may write", new[] { "vit", "export", "--preset", "mini", "--checkpoint", Shipped, "--out", "/proc/peft-export.safetensors" }, "/proc/"),
@@ -53,7 +55,7 @@ public class CliBoundsFuzzTests
             if (code == 0) outcomes.SilentWrong++; else outcomes.Crash++;
             failures.Add($"{what}: {string.Join(", ", problems)}: {output.Trim()[..Math.Min(400, output.Trim().Length)]}");
         }
-        FuzzTable.Record("cli", "--threads 100000, --classes 2e9, unwritable and device --out", outcomes, "26.8/10");
+        FuzzTable.Record("cli", "--threads/--workers 100000, --classes 2e9, unwritable and device --out", outcomes, "26.8/10");
         Assert.True(failures.Count == 0, outcomes + "\n" + string.Join("\n", failures));
     }
 }

@@ -136,6 +136,22 @@ public class StudyRunTests
             Assert.Equal(("ACTIVE", WorkerPlan.SpinCount), (env["OMP_WAIT_POLICY"], env.GetValueOrDefault("GOMP_SPINCOUNT", WorkerPlan.SpinCount)));
     }
 
+    /// <summary>Issue 26 item 10 for workers: more worker processes than cores are refused by the one bound --threads
+    /// uses (ThreadBudget.CheckPerCore), in the plan and in Study.RunAll, before any trial is planned or recorded.</summary>
+    [Fact]
+    public void WorkersBeyondTheCoresAreRefusedLikeThreadsBeforeAnythingRuns()
+    {
+        var e = Assert.Throws<ArgumentException>(() => WorkerPlan.For(100000, cores: 2, load: 0));
+        Assert.Equal("workers 100000: give 1 to 2 (the cores this machine lets this process use).", e.Message);
+        Assert.Equal(e.Message.Replace("workers", "threads"), Assert.Throws<ArgumentException>(() => WorkerPlan.For(1, 100000, cores: 2, load: 0)).Message);
+        Assert.Contains("workers 3: give 1 to 2", Assert.Throws<ArgumentException>(() => WorkerPlan.For(3, cores: 2, load: 0)).Message);
+        using var dir = new TempDir();
+        var store = Path.Combine(dir.Path, "store");
+        var e2 = Assert.Throws<ArgumentException>(() => Study.RunAll(new[] { "toy-3" }, new[] { "linear" }, "smoke", store: store, suite: "toy", workers: 100000));
+        Assert.StartsWith("workers 100000: give 1 to ", e2.Message);
+        Assert.False(File.Exists(Path.Combine(store, "trials.jsonl")));
+    }
+
     /// <summary>Issue 16's bf16 bounds on one small task: fp32 and bf16 runs of the same seed (LoRA on the shipped mini
     /// checkpoint, smoke) end within the worst-pair bound (1.0 top-1 points) of each other, and each mode repeats
     /// itself exactly.</summary>

@@ -135,6 +135,53 @@ public class TrialIdentityTests
         Assert.Empty(notices);
     }
 
+    /// <summary>Issue 26 item 2: a final selected while a tune trial had failed stood for good, so the rerun that
+    /// retried that trial (and may find it the best) read the old final back. Now the rerun retries the tune trial, then
+    /// selects again and runs the final (and val refit) once; a third run runs nothing.</summary>
+    [Fact]
+    public void AFinalSelectedWithoutAFailedTuneTrialRunsOnceMoreAfterTheRetrySucceeds()
+    {
+        using var task = ToySuite.Load("toy-3", 8, perClass: 8);
+        var notices = new List<string>();
+        var store = new ResultsStore(Temp.Dir()) { Notices = notices.Add };
+        var good = new PeftFactory(Training.TinyData.Config(), null);
+        var o = ProtocolTests.Tiny();
+        var built = new List<string>();
+        var failing = Protocol.TuneConfigs(task.Name, "full", null, o)[1].Key;
+        BuiltModel Counted(TrialConfig c, int k, bool fail)
+        {
+            built.Add(c.Phase);
+            return fail && c.Key == failing ? throw new IOException("lost the disk") : good.Build(c, k);
+        }
+
+        var first = Protocol.Vtab1k(task, "full", null, (c, k) => Counted(c, k, fail: true), o, store);
+        Assert.Equal("error", first.Tuning[1].Status);
+        Assert.Equal("ok", first.Final.Status);
+        Assert.Equal(new[] { failing }, first.Final.SelectedWithout);
+        Assert.True(ResultsStore.Retryable(store.Find(first.Final.Key)!)); // recorded so, not only returned so
+        int afterTune = o.RefitsSelected ? 2 : 1; // val refit (where the profile has one) and final
+
+        built.Clear(); notices.Clear();
+        var rerun = Protocol.Vtab1k(task, "full", null, (c, k) => Counted(c, k, fail: false), o, store);
+        Assert.Equal(afterTune, built.Count(p => p != "tune")); // each once
+        Assert.Equal(1, built.Count(p => p == "tune"));                                     // only the failed tune trial
+        Assert.Equal(1, built.Count(p => p == "final"));
+        Assert.Contains(notices, n => n == $"retrying {failing}: its recorded run failed (error: IOException: lost the disk)");
+        Assert.Contains(notices, n => n == $"retrying {first.Final.Key}: it was selected while 1 tune trial(s) had failed, which this run retries first");
+        Assert.All(rerun.Tuning.Append(rerun.Final), t => Assert.Equal("ok", t.Status));
+        Assert.Null(rerun.Final.SelectedWithout);
+        Assert.True(rerun.Final.FinishedUtc > first.Final.FinishedUtc);
+        Assert.Equal(Protocol.Select(rerun.Tuning, o.TieBreak)!.Config.Lr, rerun.Final.Config.Lr); // chosen from the whole grid
+        Assert.Equal(rerun.Tuning.Count + afterTune, store.Records().Count);
+        Assert.Empty(store.Read().Invalid);
+
+        built.Clear(); notices.Clear();
+        var third = Protocol.Vtab1k(task, "full", null, (c, k) => Counted(c, k, fail: true), o, store);
+        Assert.Empty(built);
+        Assert.Empty(notices);
+        Assert.Equal(rerun.Final.FinishedUtc, third.Final.FinishedUtc);
+    }
+
     [Fact]
     public void ASweepWorkerRetriesTheFailuresItFindsOnceAndAnIndexRetriesItsOwn()
     {
