@@ -46,6 +46,8 @@ public static class SweepCommand
             if (r.GetValue(export) is string kind && kind != "slurm") throw new ArgumentException($"--export: only 'slurm' is supported, got '{kind}'.");
             if (r.GetValue(export) == "slurm") Tuning.Sweep.CheckSlurmFolder(Path.Combine(dir, "slurm"));
             var options = ProtocolOptions.For(r.GetValue(profile)!, r.GetValue(protocol)!, bf16: r.GetValue(bf16));
+            // Out-of-range --workers/--threads are refused before the store gets a manifest (slurm export ignores them).
+            var plan = r.GetValue(export) is null ? WorkerPlan.For(r.GetValue(workers), r.GetValue(threads)) : null;
             var manifest = SweepDirectory.PlanOrResume(dir, new SweepRequest(r.GetValue(suite)!, Cli.Split(r.GetValue(tasks)), Cli.Split(r.GetValue(methods)), options,
                 r.GetValue(preset)!, r.GetValue(checkpoint)), Environment);
             if (r.GetValue(export) is not null)
@@ -63,8 +65,7 @@ public static class SweepCommand
             using var term = new Termination(cancel);
             try
             {
-                var plan = WorkerPlan.For(r.GetValue(workers), r.GetValue(threads));
-                return Task.FromResult(SweepDirectory.RunHere(manifest, plan, Cli.SelfCommand(), Environment, Console.Out, term.Token).Ok ? 0 : 1);
+                return Task.FromResult(SweepDirectory.RunHere(manifest, plan!, Cli.SelfCommand(), Environment, Console.Out, term.Token).Ok ? 0 : 1);
             }
             catch (OperationCanceledException) when (term.Signal is not null)
             {

@@ -50,6 +50,9 @@ public class CliBoundsFuzzTests
             if (!output.Contains(says)) problems.Add($"does not name {says}");
             if (output.Contains("   at ") || output.Contains("Unhandled exception")) problems.Add("a stack trace");
             if (output.Trim().Split('\n').Count(l => l.StartsWith("error") || l.Contains("rror:")) != 1) problems.Add("not one error line");
+            // A refused sweep leaves no store behind (no manifest, budgets or identity to trip the next, valid run).
+            if (args[0] == "sweep" && Directory.Exists(args[^1]) && Directory.EnumerateFileSystemEntries(args[^1]).Any())
+                problems.Add($"left {string.Join(", ", Directory.EnumerateFileSystemEntries(args[^1]).Select(Path.GetFileName))} in the store");
             if (haveDevice && StatType(device) != "character special file") { outcomes.Injection++; failures.Add($"{what}: the device node was replaced"); continue; }
             if (problems.Count == 0) { outcomes.Clean++; continue; }
             if (code == 0) outcomes.SilentWrong++; else outcomes.Crash++;
