@@ -297,7 +297,7 @@ public static class Profiles
     public static IReadOnlyList<(string What, Func<Profile, string> Value, string Why)> Rows { get; } = new (string, Func<Profile, string>, string)[]
     {
         ("epochs (warmup)", p => $"{p.Epochs} ({p.WarmupEpochs})",
-            "budget: a 2-core CPU. default: 5-epoch finals cost PEFT most (mini-full's 20 add 1.6 points to full FT, 4.4 to LoRA, 7.5 to Houlsby, 11.3 to BitFit on 3 tasks); 10 fit notebook 02's time. The slowest, BitFit on dsprites-loc, tests 67.3 after 10 epochs, 72.8 after 14, 75.3 after mini-full's 20"),
+            "budget: a 2-core CPU. default: 5-epoch finals cost PEFT most (mini-full's 20 add 1.6 points to full FT, 4.4 to LoRA, 7.5 to Houlsby, 11.3 to BitFit on 3 tasks); 10 (tuned as long as the final) put convergence before time: notebook 02 then took 27 min on a 2-core AVX-512 EPYC (load 3-12), against its 10-minute target, and 31 of its 48 finals were still improving. The slowest, BitFit on dsprites-loc, tests 67.3 after 10 epochs, 72.8 after 14, 75.3 after mini-full's 20"),
         ("tune trial epochs", p => p.TuneEpochs is int e ? $"{e} (warmup {Math.Min(p.WarmupEpochs, e)})" : "as the final",
             "default: 2-epoch tunes leave PEFT at lr 1e-3 near chance (mnist val 35-48 %), so they chose 1e-2 on 15 of 16 mnist pairs where mini-full's 20-epoch tunes chose 1e-3 on 4 (AdaptFormer 94.5 against 92.0); a tune as long as the final selects like a long budget and is the model ensembles read"),
         ("val200 logits (ensembles pick members by them)", p => p.Vtab1k().RefitsSelected ? "the selection retrained like the final on train800" : "the selected tune trial",
