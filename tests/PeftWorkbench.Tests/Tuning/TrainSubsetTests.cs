@@ -90,6 +90,11 @@ public class TrainSubsetTests
         StudyRun Go(int? n) => Study.Run("toy-3", "linear", "smoke", store: store, suite: "toy", checkpoint: "none", trainImages: n);
         DateTime small, whole;
         using (var a = Go(12)) { small = a.Final.FinishedUtc; Assert.Contains("/n=12/", a.Final.Key); Assert.Equal(12, a.Final.Config.TrainImages); }
+        // The whole split's scope is new, not a store from before identity.json: its n=12 trials are no reason to say so.
+        var notices = new List<string>();
+        new ResultsStore(store) { Notices = notices.Add }.CheckIdentity("smoke/vtab1k/toy-3",
+            TrialIdentity.Of(new RunSetup("toy", "smoke", "vtab1k", PeftWorkbench.Vit.VitConfig.Preset("mini")), "toy-3"));
+        Assert.Empty(notices);
         using (var b = Go(null)) { whole = b.Final.FinishedUtc; Assert.DoesNotContain("/n=", b.Final.Key); }
         using (var c = Go(12)) Assert.Equal(small, c.Final.FinishedUtc);
         using (var d = Go(800)) Assert.Equal(whole, d.Final.FinishedUtc); // 800 is the whole split: the same trials
