@@ -167,7 +167,8 @@ public sealed class Regime
     public static IReadOnlyList<(string Experiment, string Dataset, string Setting, string BestPeft, double Gap)> StudyManyShotGaps()
     {
         var df = Paper.ManyShot();
-        var rows = Enumerable.Range(0, (int)df.Rows.Count).Where(i => df["top1_last"][i] is double)
+        // The CLIP runs (100-shot ImageNet) are another backbone: the regime compares sizes on one backbone.
+        var rows = Enumerable.Range(0, (int)df.Rows.Count).Where(i => df["top1_last"][i] is double && !((string)df["experiment"][i]).StartsWith("clip", StringComparison.Ordinal))
             .Select(i => (Experiment: (string)df["experiment"][i], Dataset: (string)df["dataset"][i], Setting: (string)df["setting"][i],
                 Method: (string)df["method"][i], Top1: (double)df["top1_last"][i])).ToList();
         return rows.GroupBy(r => (r.Experiment, r.Dataset, r.Setting)).Where(g => g.Any(r => r.Method == Full) && g.Any(r => r.Method is not (Full or Linear)))
@@ -274,7 +275,7 @@ public sealed class Regime
     /// <summary>Best PEFT - full FT over (backbone x training images): a diverging scale centred on 0 (blue: PEFT ahead,
     /// red: full FT ahead), each cell labelled with its gap and best PEFT method.</summary>
     public PlotlyChart HeatMap() => Plots.Charts.RegimeHeatmap(Backbones, Sizes,
-        (b, s) => Gaps.FirstOrDefault(g => g.Backbone == b && g.Size == s) is { } g && !double.IsNaN(g.Gap) ? (g.Gap, g.BestPeft) : null);
+        (b, s) => Gaps.FirstOrDefault(g => g.Backbone == b && g.Size == s) is { } g && !double.IsNaN(g.Gap) ? (g.Gap, F(g.Gap, true) + "<br>" + g.BestPeft) : null);
 
     /// <summary>Test top-1 against training images (log axis), one colour per backbone, one line per method.</summary>
     public PlotlyChart AccuracyChart() => Plots.Charts.AccuracyVsSize(
@@ -302,6 +303,10 @@ public sealed class Regime
         $"Regime (when PEFT beats full FT): {Verdicts.Tally(Claims)} ({Backbones.Count} backbones, sizes {string.Join("/", Sizes)}). " +
         string.Join(" ", FlipSentences(Gaps));
 
-    static string F(double v, bool signed = false) =>
-        (signed && v > 0 ? "+" : "") + v.ToString("0.0", CultureInfo.InvariantCulture);
+    /// <summary>One decimal, rounded as the tables round (<see cref="Verdicts.Round"/>), so a sentence and a table cell agree.</summary>
+    internal static string F(double v, bool signed = false)
+    {
+        double r = Verdicts.Round(v) ?? v;
+        return (signed && r > 0 ? "+" : "") + r.ToString("0.0", CultureInfo.InvariantCulture);
+    }
 }

@@ -224,9 +224,9 @@ public static class Charts
 
     /// <summary>
     /// Notebook 07's heat map: a value per (row, size) on a diverging scale centred on 0 (blue above, red below), each
-    /// cell labelled with its value and a word (the best PEFT method); missing cells stay blank.
+    /// cell written over with its label (its value and best PEFT method); missing cells stay blank.
     /// </summary>
-    public static PlotlyChart RegimeHeatmap(IReadOnlyList<string> rows, IReadOnlyList<int> sizes, Func<string, int, (double Value, string Word)?> cell,
+    public static PlotlyChart RegimeHeatmap(IReadOnlyList<string> rows, IReadOnlyList<int> sizes, Func<string, int, (double Value, string Label)?> cell,
         string? title = null)
     {
         var x = sizes.Select(s => $"{s}").ToArray();
@@ -243,7 +243,7 @@ public static class Charts
                               select new Annotation
                               {
                                   x = $"{s}", y = r, showarrow = false,
-                                  text = (c.Value.Value > 0 ? "+" : "") + c.Value.Value.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + "<br>" + c.Value.Word,
+                                  text = c.Value.Label,
                               }).ToArray();
         layout.margin = new Margin { l = 120 };
         return Chart.Plot(trace, layout);

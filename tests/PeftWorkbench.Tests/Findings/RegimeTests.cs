@@ -77,6 +77,10 @@ public class RegimeTests
         Assert.Equal(new object[] { "random init", -10.0, -10.0, -10.0 }, table.Rows[0].ToArray());
         Assert.Equal(new object[] { "mini", 4.0, 1.0, -2.0 }, table.Rows[1].ToArray());
         Assert.Contains("| mini | +4.0 | +1.0 | -2.0 |", f.GapMarkdown());
+        // A sentence and a table cell round alike (Verdicts.Round: 0.25 -> 0.2, where "0.0" formatting gives 0.3).
+        var half = Regime.From(new List<RegimePoint> { P("m", 50, "a", "full", 60), P("m", 50, "a", "lora", 60.25) });
+        Assert.Equal(0.2, (double)half.GapTable().Rows[0][1]);
+        Assert.Contains("| m | +0.2 |", half.GapMarkdown());
         Assert.Equal(new object[] { "mini", 50, 60.0, 62.0, 64.0, 63.0, "bitfit", 4.0 },
             f.Table().Rows.Single(r => (string)r[0] == "mini" && (int)r[1] == 50).ToArray());
 
@@ -112,6 +116,7 @@ public class RegimeTests
         var many = Regime.StudyManyShotGaps();
         Assert.Contains(many, g => g.Dataset == "cifar100" && g.Setting == "full");
         Assert.Contains(many, g => g.Dataset == "resisc" && g.Setting == "225");
+        Assert.DoesNotContain(many, g => g.Experiment.StartsWith("clip", StringComparison.Ordinal)); // another backbone
         Assert.True(Regime.StudyFullSetGap() < vtab);  // the study's lead shrinks with full training sets
 
         var f = Regime.From(Hand());

@@ -102,5 +102,7 @@ public class TrainSubsetTests
         Assert.Contains("\"smoke/vtab1k/toy-3\"", identity);
         Assert.Contains("\"smoke/vtab1k/toy-3/n=12\"", identity);
         Assert.Contains("\"smoke/vtab1k/toy-3/n=12\"", File.ReadAllText(Path.Combine(store, "budgets.json")));
+        // The analyses of the study's protocol (agreement, ranks, ensembles) read only whole-train800 finals.
+        Assert.Equal(whole, Assert.Single(PeftWorkbench.Analysis.Predictions.StoreFinals(store)).FinishedUtc);
     }
 }
