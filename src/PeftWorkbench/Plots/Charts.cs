@@ -229,21 +229,25 @@ public static class Charts
     public static PlotlyChart RegimeHeatmap(IReadOnlyList<string> rows, IReadOnlyList<int> sizes, Func<string, int, (double Value, string Label)?> cell,
         string? title = null)
     {
-        var x = sizes.Select(s => $"{s}").ToArray();
+        // Labels that are not numbers: plotly then draws one equal column per size (as numbers, 50 and 800 would be 750 apart).
+        string Column(int s) => $"n={s}";
+        var x = sizes.Select(Column).ToArray();
         // plotly draws row 0 at the bottom: z[i] is the row for y[i].
         var z = rows.Select(r => sizes.Select(s => cell(r, s)?.Value).ToArray()).ToArray();
         double span = Math.Max(1, z.SelectMany(v => v).Where(v => v is not null).Select(v => Math.Abs(v!.Value)).DefaultIfEmpty(1).Max());
         var trace = new Heatmap
         {
-            z = z, x = x, y = rows.ToArray(), colorscale = "RdBu", zmin = -span, zmax = span, showscale = true,
+            // plotly.js 1.58's RdBu runs blue (low) to red (high): reversed, PEFT ahead (above 0) is blue.
+            z = z, x = x, y = rows.ToArray(), colorscale = "RdBu", reversescale = true, zmin = -span, zmax = span, showscale = true,
             name = "best PEFT - full FT",
         };
         var layout = Layout(title ?? "Best PEFT - full fine-tuning (points of test top-1; blue: PEFT ahead)", "training images", "backbone");
         layout.annotations = (from r in rows from s in sizes let c = cell(r, s) where c is not null
                               select new Annotation
                               {
-                                  x = $"{s}", y = r, showarrow = false,
+                                  x = Column(s), y = r, showarrow = false,
                                   text = c.Value.Label,
+                                  font = new Font { color = Math.Abs(c.Value.Value) > span / 2 ? "white" : "black" }, // readable on the dark ends
                               }).ToArray();
         layout.margin = new Margin { l = 120 };
         return Chart.Plot(trace, layout);

@@ -90,6 +90,8 @@ public class RegimeTests
         var json = f.HeatMap().GetInlineHtml();
         Assert.Contains("\"heatmap\"", json);
         Assert.Contains("RdBu", json);
+        Assert.Contains("\"reversescale\":true", json);   // blue = PEFT ahead
+        Assert.Contains("\"x\":[\"n=50\",\"n=200\",\"n=800\"]", json); // one equal column per size (not a numeric axis)
         Assert.Contains("-2.0<br>lora", json.Replace("\\u003c", "<").Replace("\\u003e", ">"));
     }
 
