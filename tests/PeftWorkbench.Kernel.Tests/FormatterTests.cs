@@ -35,6 +35,11 @@ public class FormatterTests
         Assert.Contains("<td style=\"text-align: right\">0.001</td>", data["text/html"]);
         Assert.Contains("68.94", data["text/plain"]);
         Assert.DoesNotContain("68.9357", data["text/plain"]);
+        // A missing number (the study ran no corruptions) reads n/a in both forms.
+        var missing = new Formatters().Format(new DataFrame(new PrimitiveDataFrameColumn<double>("paper", new double?[] { null, 1.5 })));
+        Assert.Contains("<td style=\"text-align: right\">n/a</td>", missing["text/html"]);
+        Assert.Contains("n/a", missing["text/plain"]);
+        Assert.DoesNotContain("null", missing["text/html"] + missing["text/plain"]);
     }
 
     [Fact]

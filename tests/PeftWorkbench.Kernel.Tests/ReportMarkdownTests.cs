@@ -45,6 +45,9 @@ public class ReportMarkdownTests
         // The page's style wraps code cells (pre-wrap) and lets wide outputs scroll, so nothing is cut off at the edge.
         var html = NotebookHtml.Render(new System.Text.Json.Nodes.JsonObject { ["cells"] = new System.Text.Json.Nodes.JsonArray() }, "t");
         Assert.Matches(@"pre\.code \{[^}]*white-space: pre-wrap", html);
+        // Printed text (a summary's sentences, an error) wraps as Jupyter's output area wraps it, not a line to scroll.
+        Assert.Matches(@"pre\.stream \{[^}]*white-space: pre-wrap", html);
+        Assert.Matches(@"pre\.error \{[^}]*white-space: pre-wrap", html);
         Assert.Matches(@"\.output \{[^}]*overflow-x: auto", html);
     }
 }

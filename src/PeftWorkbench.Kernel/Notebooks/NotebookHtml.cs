@@ -22,9 +22,9 @@ public static partial class NotebookHtml
         .markdown table { border-collapse: collapse; }
         .markdown th, .markdown td { border: 1px solid #ccc; padding: 0.2em 0.5em; }
         .output { overflow-x: auto; }
-        pre.stream { margin: 0.3em 0; padding: 0.3em 0.6em; }
+        pre.stream { margin: 0.3em 0; padding: 0.3em 0.6em; white-space: pre-wrap; overflow-wrap: anywhere; }
         pre.stderr { background: #fff4e5; }
-        pre.error { background: #fdecea; color: #8b0000; padding: 0.6em; }
+        pre.error { background: #fdecea; color: #8b0000; padding: 0.6em; white-space: pre-wrap; overflow-wrap: anywhere; }
         table.dataframe { border-collapse: collapse; font-size: 0.9em; }
         table.dataframe th, table.dataframe td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
         """;

@@ -114,9 +114,10 @@ public sealed class NotebookDisplay
     static bool IsNumeric(Type t) => t == typeof(double) || t == typeof(float) || t == typeof(int) || t == typeof(long) || t == typeof(decimal)
         || t == typeof(short) || t == typeof(byte);
 
+    /// <summary>A missing value (a figure the study did not report, a run that was not tuned) reads "n/a", not "null".</summary>
     static string Cell(object? v) => v switch
     {
-        null => "null",
+        null => "n/a",
         float f => Round(f),
         double d => Round(d),
         IFormattable x => x.ToString(null, CultureInfo.InvariantCulture),

@@ -31,6 +31,37 @@ public sealed class StoppableProgress : IDisposable
         update?.Invoke(line);
     }
 
+    /// <summary>The line to hand to a run's own progress (null when nobody shows one, so the run can skip its work).</summary>
+    public Action<string>? Line => update is null ? null : Report;
+
+    /// <summary>
+    /// Runs <paramref name="items"/> in turn, each under the line "[k/n] label" (<paramref name="run"/> gets it, to put its
+    /// own progress after it). An Interrupt ends the line with <see cref="Stopped"/>; any failure disposes the results
+    /// so far and rethrows: a caller gets all of them or none. The one loop behind Study.RunAll and the capacity sweep.
+    /// </summary>
+    public List<T> Each<TItem, T>(IReadOnlyList<TItem> items, Func<TItem, string> label, Func<TItem, string, T> run, CancellationToken cancel)
+        where T : IDisposable
+    {
+        var done = new List<T>();
+        try
+        {
+            foreach (var item in items)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var text = $"[{done.Count + 1}/{items.Count}] {label(item)}";
+                Report(text);
+                done.Add(run(item, text));
+            }
+            return done;
+        }
+        catch (Exception e)
+        {
+            if (e is OperationCanceledException && cancel.IsCancellationRequested) Stopped("interrupted");
+            foreach (var r in done) r.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The last line, then why the run stopped and what is kept.</summary>
     public static string StoppedLine(string last, string why) => (last.Length > 0 ? last + " -- " : "") + $"stopped ({why}): {Kept}";
 

@@ -42,30 +42,12 @@ public static class CapacitySweep
         foreach (var p in plan.Where(p => p.Key is not null))
             Protocol.ValidateGrid(p.Method, new[] { Hp(p.Key!, p.Capacity!.Value) }, backbone); // e.g. a rank wider than the ViT fails here
         store ??= Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
-        var runs = new List<CapacityRun>();
         // An interrupted run says so on its line, as Study.RunAll's does.
         using var line = new Display.StoppableProgress(progress);
-        Action<string>? show = progress is null ? null : line.Report;
-        try
-        {
-            foreach (var (task, method, key, capacity) in plan)
-            {
-                cancel.ThrowIfCancellationRequested();
-                var label = $"[{runs.Count + 1}/{plan.Count}] {task} {method}{(capacity is int c ? $" {key}={c}" : "")}";
-                show?.Invoke(label);
-                var run = Study.Run(task, method, profile, hp: key is null ? null : Hp(key, capacity!.Value), store: store, protocol: protocol, seed: seed,
-                    progressFor: show is null ? null : cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}"), cancel: cancel);
-                runs.Add(new CapacityRun(run, capacity));
-            }
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            line.Stopped("interrupted");
-            foreach (var r in runs) r.Dispose();
-            throw;
-        }
-        catch { foreach (var r in runs) r.Dispose(); throw; }
-        return runs;
+        return line.Each(plan, p => $"{p.Task} {p.Method}{(p.Capacity is int c ? $" {p.Key}={c}" : "")}",
+            (p, label) => new CapacityRun(Study.Run(p.Task, p.Method, profile, hp: p.Key is null ? null : Hp(p.Key, p.Capacity!.Value), store: store,
+                protocol: protocol, seed: seed, progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}") : null,
+                cancel: cancel), p.Capacity), cancel);
     }
 
     static Dictionary<string, string> Hp(string key, int capacity) => new() { [key] = capacity.ToString(System.Globalization.CultureInfo.InvariantCulture) };

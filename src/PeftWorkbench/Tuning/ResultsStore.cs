@@ -203,7 +203,11 @@ public sealed partial class ResultsStore
         }
         try
         {
-            using var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            // FileShare.Read: on Unix .NET takes a shared flock then, which a reader holding the new file open (a progress
+            // view lists claims without the store's lock) cannot refuse; FileShare.None's exclusive flock could fail in
+            // that instant and leave an empty claim that every worker then waited out. CreateNew (O_EXCL) is what
+            // makes the claim exclusive, and claimers hold the store's lock.
+            using var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
             var me = Process.GetCurrentProcess();
             var owner = new ClaimOwner(key, Environment.MachineName, me.Id, me.StartTime.ToUniversalTime().Ticks, DateTime.UtcNow);
             fs.Write(JsonSerializer.SerializeToUtf8Bytes(owner, Json));

@@ -127,29 +127,20 @@ public static class Study
         store ??= Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
         // An interrupted run says so on its line (it would otherwise stay at its last trial, as if still running).
         using var line = new Display.StoppableProgress(progress);
-        Action<string>? show = progress is null ? null : line.Report;
-        var runs = new List<StudyRun>();
         try
         {
             if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan)
-                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, trainImages, plan, show, cancel);
-            foreach (var (task, method) in pairs)
-            {
-                cancel.ThrowIfCancellationRequested();
-                var label = $"[{runs.Count + 1}/{pairs.Count}] {task} {method}";
-                show?.Invoke(label);
-                runs.Add(Run(task, method, profile, store: store, suite: suite, protocol: protocol, checkpoint: checkpoint, preset: preset, seed: seed, trainImages: trainImages,
-                    progressFor: show is null ? null : cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}"), cancel: cancel));
-            }
+                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, trainImages, plan, line.Line, cancel);
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
             line.Stopped("interrupted");
-            foreach (var r in runs) r.Dispose();
             throw;
         }
-        catch { foreach (var r in runs) r.Dispose(); throw; }
-        return runs;
+        // With workers every trial is in the store by now, and each Run reads its pair back.
+        return line.Each(pairs, p => $"{p.Task} {p.Method}", (p, label) => Run(p.Task, p.Method, profile, store: store, suite: suite, protocol: protocol,
+            checkpoint: checkpoint, preset: preset, seed: seed, trainImages: trainImages,
+            progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}") : null, cancel: cancel), cancel);
     }
 
     /// <summary>The missing trials of tasks x methods through <paramref name="plan"/>'s worker processes (this process
