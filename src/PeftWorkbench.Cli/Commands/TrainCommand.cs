@@ -25,8 +25,9 @@ public static class TrainCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path, or none." };
         var outDir = new Option<string?>("--out") { Description = "Results store (resumable); none: a temporary one." };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
+        var trainImages = new Option<int?>("--train-images") { Description = "vtab1k: train on a seeded subset of N train800 images (the final on it + val200); 800: all of them (notebook 07's sizes)." };
         var cmd = new Command("train", "The study's protocol for one method on one task: tune (lr x wd x method grid) on train800/val200, retrain the best on train800val200, test.")
-            { task, method, hp, profile, protocol, suite, preset, checkpoint, outDir, bf16 };
+            { task, method, hp, profile, protocol, suite, preset, checkpoint, outDir, bf16, trainImages };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
             var given = Cli.Split(r.GetValue(hp));
@@ -34,8 +35,8 @@ public static class TrainCommand
             var store = r.GetValue(outDir) is "none" ? null : r.GetValue(outDir); // Study.Run's null: a temporary store
             using var run = Study.Run(r.GetValue(task)!, r.GetValue(method)!, r.GetValue(profile)!, given.Count > 0 ? TrialConfig.ParseHp(given) : null,
                 store, r.GetValue(suite)!, r.GetValue(protocol)!, r.GetValue(checkpoint), r.GetValue(preset)!, r.GetValue(bf16),
-                c => new ConsoleProgressBar($"{c.Phase} lr={c.Lr} wd={c.WeightDecay} {c.HpText}".TrimEnd()), cancel);
-            Console.WriteLine($"{run.Method} on {run.Task}, profile {run.Profile.Name}: {run.Tuning.Count} tune trials + 1 final; store {run.Store}");
+                c => new ConsoleProgressBar($"{c.Phase} lr={c.Lr} wd={c.WeightDecay} {c.HpText}".TrimEnd()), cancel, trainImages: r.GetValue(trainImages));
+            Console.WriteLine($"{run.Method} on {run.Task}{(run.Options.TrainImages is int n ? $" ({n} training images)" : "")}, profile {run.Profile.Name}: {run.Tuning.Count} tune trials + 1 final; store {run.Store}");
             foreach (var rec in run.Tuning.Append(run.Final)) Console.WriteLine("  " + Tuning.Sweep.Describe(rec));
             var f = run.Final;
             if (f.Status != "ok")

@@ -217,9 +217,10 @@ public sealed class Predictions
     }
 
     /// <summary>The successful final trials of a store (found by phase, never by key), of one profile and one seed
-    /// where given.</summary>
+    /// where given; only those trained on the whole train800 (notebook 07's smaller training sets share the notebooks'
+    /// store, and an analysis of the study's protocol must not read them as more runs of the same method).</summary>
     public static IReadOnlyList<TrialRecord> StoreFinals(string storeDir, string? profile = null, long? seed = null) =>
-        ReadRecords(storeDir).Where(r => r.Config.Phase == "final" && r.Ok && (profile is null || r.Config.Profile == profile)
+        ReadRecords(storeDir).Where(r => r.Config.Phase == "final" && r.Ok && r.Config.TrainImages is null && (profile is null || r.Config.Profile == profile)
             && (seed is null || r.Config.Seed == seed)).ToList();
 
     /// <summary>" (profile P, seed S)" for messages; empty when neither is given.</summary>

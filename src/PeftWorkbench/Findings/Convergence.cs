@@ -58,7 +58,7 @@ public sealed class Convergence
     public static Convergence Of(IEnumerable<TrialRecord> records, int valSize = 200)
     {
         var all = records.ToList();
-        static (string, string, string, string, long) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed);
+        static (string, string, string, string, long, int?) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed, c.TrainImages);
         var tunes = all.Where(r => r.Config.Phase == "tune").ToLookup(r => Id(r.Config));
         var runs = all.Where(r => r.Config.Phase == "final").Select(f =>
         {

@@ -222,6 +222,61 @@ public static class Charts
         return Chart.Plot(traces, layout);
     }
 
+    /// <summary>
+    /// Notebook 07's heat map: a value per (row, size) on a diverging scale centred on 0 (blue above, red below), each
+    /// cell written over with its label (its value and best PEFT method); missing cells stay blank.
+    /// </summary>
+    public static PlotlyChart RegimeHeatmap(IReadOnlyList<string> rows, IReadOnlyList<int> sizes, Func<string, int, (double Value, string Label)?> cell,
+        string? title = null)
+    {
+        // Labels that are not numbers: plotly then draws one equal column per size (as numbers, 50 and 800 would be 750 apart).
+        string Column(int s) => $"n={s}";
+        var x = sizes.Select(Column).ToArray();
+        // plotly draws row 0 at the bottom: z[i] is the row for y[i].
+        var z = rows.Select(r => sizes.Select(s => cell(r, s)?.Value).ToArray()).ToArray();
+        double span = Math.Max(1, z.SelectMany(v => v).Where(v => v is not null).Select(v => Math.Abs(v!.Value)).DefaultIfEmpty(1).Max());
+        var trace = new Heatmap
+        {
+            // plotly.js 1.58's RdBu runs blue (low) to red (high): reversed, PEFT ahead (above 0) is blue.
+            z = z, x = x, y = rows.ToArray(), colorscale = "RdBu", reversescale = true, zmin = -span, zmax = span, showscale = true,
+            name = "best PEFT - full FT",
+        };
+        var layout = Layout(title ?? "Best PEFT - full fine-tuning (points of test top-1; blue: PEFT ahead)", "training images", "backbone");
+        layout.annotations = (from r in rows from s in sizes let c = cell(r, s) where c is not null
+                              select new Annotation
+                              {
+                                  x = Column(s), y = r, showarrow = false,
+                                  text = c.Value.Label,
+                                  font = new Font { color = Math.Abs(c.Value.Value) > span / 2 ? "white" : "black" }, // readable on the dark ends
+                              }).ToArray();
+        layout.margin = new Margin { l = 120 };
+        return Chart.Plot(trace, layout);
+    }
+
+    /// <summary>Test top-1 against training images (log x axis): one colour per backbone, one dash style and symbol per method.</summary>
+    public static PlotlyChart AccuracyVsSize(IReadOnlyList<(string Backbone, string Method, int Size, double Top1)> points, string? title = null)
+    {
+        string[] colours = { "gray", "royalblue", "crimson", "seagreen", "darkorange", "purple" };
+        string[] dashes = { "solid", "dash", "dot", "dashdot", "longdash", "longdashdot" };
+        string[] symbols = { "circle", "square", "diamond", "triangle-up", "cross", "star" };
+        var backbones = points.Select(p => p.Backbone).Distinct().ToList();
+        var methods = points.Select(p => p.Method).Distinct().ToList();
+        var traces = (from p in points
+                      group p by (p.Backbone, p.Method) into g
+                      let ps = g.OrderBy(p => p.Size).ToList()
+                      let colour = colours[backbones.IndexOf(g.Key.Backbone) % colours.Length]
+                      let m = methods.IndexOf(g.Key.Method)
+                      select (Trace)new Scatter
+                      {
+                          x = ps.Select(p => p.Size).ToArray(), y = ps.Select(p => p.Top1).ToArray(), mode = "lines+markers",
+                          name = $"{g.Key.Backbone}: {g.Key.Method}", line = new Line { color = colour, dash = dashes[m % dashes.Length] },
+                          marker = new Marker { color = colour, size = 8, symbol = symbols[m % symbols.Length] },
+                      }).ToList();
+        var layout = Layout(title ?? "Test top-1 against training-set size, per backbone and method", "training images (log scale)", "test top-1 (%)");
+        layout.xaxis.type = "log";
+        return Chart.Plot(traces, layout);
+    }
+
     /// <summary>The study's Figure 1c: target accuracy (x) against mean shift accuracy (y): zero-shot point, each
     /// method's fine-tuned point (star) and its WiSE curve.</summary>
     public static PlotlyChart Robustness(IReadOnlyList<WiseCurve> curves, string? title = null)

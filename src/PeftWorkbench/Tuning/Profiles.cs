@@ -99,6 +99,20 @@ public sealed record ManyShotRecipe
 }
 
 /// <summary>
+/// Notebook 07 (when PEFT beats full fine-tuning): VTAB-1K at several training-set sizes (<see cref="TrainSubset"/>),
+/// per method and task. The backbones are not a row: random init and every shipped checkpoint, under every profile
+/// (Findings.RegimePlan), so a newly shipped one joins without a code change.
+/// </summary>
+public sealed record RegimeRecipe
+{
+    /// <summary>Training images per run (seeded nested subsets of train800; 800 = the whole split, today's trials).</summary>
+    public IReadOnlyList<int> Sizes { get; init; } = new[] { 50, 100, 200, 400, 800 };
+    public IReadOnlyList<string> Methods { get; init; } = new[] { "linear", "full", "lora", "bitfit" };
+    /// <summary>null: one task per group (the first of each, as notebooks 02-03 under default).</summary>
+    public IReadOnlyList<string>? Tasks { get; init; } = new[] { "mnist" };
+}
+
+/// <summary>
 /// One profile: the budget, the grids, and every protocol choice where the study's code and a cleaner choice
 /// differ, as a named field. <see cref="Profiles"/> holds the table; nothing else branches on a profile's name.
 /// </summary>
@@ -146,11 +160,18 @@ public sealed record Profile
     /// <see cref="PlaygroundMethodValues"/> of the study's values of the method's first key (null: all of them).</summary>
     public IReadOnlyList<double> PlaygroundLrs { get; init; } = new[] { 1e-3, 3e-3, 1e-2, 3e-2 };
     public int? PlaygroundMethodValues { get; init; }
+    /// <summary>Notebook 07's sizes, methods and tasks.</summary>
+    public RegimeRecipe Regime { get; init; } = new();
+
+    /// <summary>Notebook 07's tasks under this profile.</summary>
+    public IReadOnlyList<string> RegimeTaskNames() => Regime.Tasks ?? OnePerGroup();
+
+    static IReadOnlyList<string> OnePerGroup() => Suite.Groups.Select(g => Suite.Mini.Tasks.First(t => t.Group == g).Name).ToList();
 
     /// <summary>Notebooks 02 and 03's tasks under this profile.</summary>
     public IReadOnlyList<string> StudyTaskNames() => StudyTasks == TaskScope.All
         ? Suite.Mini.Tasks.Select(t => t.Name).ToList()
-        : Suite.Groups.Select(g => Suite.Mini.Tasks.First(t => t.Group == g).Name).ToList();
+        : OnePerGroup();
 
     /// <summary>Notebooks 02 and 03's methods under this profile.</summary>
     public IReadOnlyList<string> StudyMethodIds() => StudyMethods ?? MethodRegistry.All.Select(m => m.Id).ToList();
@@ -236,6 +257,7 @@ public static class Profiles
         DropLast = true, HeadInit = HeadInit.LinearDefault, LinearProbe = LinearProbePath.BackboneInTrainMode,
         VptShallow = VptShallowMode.DroppedAfterBlock0, AdapterDropPath = DropPathMasks.Independent, ManyShot = StudyManyShot,
         RobustnessBudgetOf = "default",
+        Regime = new RegimeRecipe { Tasks = null },
     };
 
     /// <summary>
@@ -268,6 +290,7 @@ public static class Profiles
         Name = "mini-full", Purpose = "the default's choices with the study's schedule shape at mini scale (overnight sweeps)",
         Epochs = 20, WarmupEpochs = 2, Stepping = ScheduleStepping.PerEpoch, WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
         StudyTasks = TaskScope.All,
+        Regime = new RegimeRecipe { Methods = new[] { "linear", "full", "lora", "rand_h_adapter", "bitfit" }, Tasks = null },
         RobustnessMethods = new[] { "full", "lora", "bitfit", "adaptformer", "ln", "difffit", "repadapter", "convpass", "fact_tk" },
         ManyShot = StudyManyShot with
         {
@@ -283,6 +306,7 @@ public static class Profiles
         StudyMethods = new[] { "linear", "full", "bitfit", "lora" },
         RobustnessMethods = new[] { "full", "lora" }, RobustnessAlphas = new[] { 0.0, 0.5, 1.0 }, RobustnessImagesPerSet = 200,
         PlaygroundLrs = new[] { 1e-3, 1e-2 }, PlaygroundMethodValues = 2,
+        Regime = new RegimeRecipe { Sizes = new[] { 50, 800 }, Methods = new[] { "linear", "full", "lora" } },
         ManyShot = Default.ManyShot with { Epochs = 1, TrainImages = 1000, ByGroup = Default.ManyShot.ByGroup.ToDictionary(kv => kv.Key, kv => kv.Value with { WarmupEpochs = 0 }) },
     };
 
@@ -342,6 +366,9 @@ public static class Profiles
         ("notebook 06: default grid", p => p.MethodGrid == MethodGridPolicy.StudyGrid ? "the study's, lr and wd included"
             : $"lr {Join(p.PlaygroundLrs)} x {(p.PlaygroundMethodValues is int k ? $"the first {k}" : "all")} of the study's values of the method's first key",
             "paper: the study's grid; the others add lr steps beyond the study's two, to show where the optimum lies"),
+        ("notebook 07: training images; methods; tasks", p => $"{string.Join(", ", p.Regime.Sizes)}; {string.Join(", ", p.Regime.Methods)}; " +
+            (p.Regime.Tasks is { } rt ? string.Join(", ", rt) : "one per group"),
+            "budget: default fits 10 minutes on 2 cores. Under every profile the backbones are random init and every shipped checkpoint; the sizes are seeded nested subsets of train800 (the final adds val200)"),
         ("robustness fine-tuning (notebook 05)", p => p.RobustnessBudgetOf is string o ? $"{o}'s budget, lr {Join(new[] { p.RobustnessLr })}, wd {Join(new[] { p.RobustnessWeightDecay })}"
             : $"{p.Epochs} epochs, lr {Join(new[] { p.RobustnessLr })}, wd {Join(new[] { p.RobustnessWeightDecay })}",
             "the WiSE curves run on the mini suite under every profile (paper: default's budget)"),

@@ -46,6 +46,10 @@ public sealed record ProtocolOptions
     public Func<long, double> ValidationShare { get; init; } = n => n <= 1000 ? 0.2 : 0.1;
     /// <summary>Many-shot: train on a seeded subset of this many images (null: the whole training set; ManyShotRecipe.TrainImages).</summary>
     public int? ManyShotTrainImages { get; init; }
+    /// <summary>VTAB-1K: train on a seeded subset of this many train800 images, the final on it plus val200
+    /// (<see cref="TrainSubset"/>); null: the whole train800 (800 is normalised to null, so today's keys stay). Part of
+    /// every trial key and of the store's identity and budget scope (<see cref="TrialIdentity.Scope"/>).</summary>
+    public int? TrainImages { get; init; }
     public TieBreak TieBreak { get; init; } = TieBreak.FewestParameters;
     public LinearProbePath LinearProbe { get; init; } = LinearProbePath.FeatureCache;
 
@@ -53,7 +57,8 @@ public sealed record ProtocolOptions
     /// recipe for a task of <paramref name="group"/> (the study's recipe differs per dataset; VTAB-1K ignores it), in bf16
     /// or not, with <paramref name="seed"/> (null: the profile's). Every way of running a trial (Study.Run, Study.RunAll's
     /// workers, `peft sweep`, a manifest's worker or slurm task) gets its options from this call.</summary>
-    public static ProtocolOptions For(string profile, string protocol = "vtab1k", string group = "natural", bool bf16 = false, long? seed = null)
+    public static ProtocolOptions For(string profile, string protocol = "vtab1k", string group = "natural", bool bf16 = false, long? seed = null,
+        int? trainImages = null)
     {
         var p = Profiles.Get(profile);
         var o = protocol switch
@@ -62,7 +67,10 @@ public sealed record ProtocolOptions
             "manyshot" => p.ManyShotFor(group),
             _ => throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol)),
         };
-        return o with { Train = o.Train with { Bf16 = bf16, Seed = seed ?? o.Train.Seed } };
+        var n = TrainSubset.Normalize(trainImages);
+        if (n is not null && protocol != "vtab1k")
+            throw new ArgumentException($"A training-set size ({n}) applies to the vtab1k protocol, not '{protocol}' (many-shot sizes come from the profile's recipe).", nameof(trainImages));
+        return o with { Train = o.Train with { Bf16 = bf16, Seed = seed ?? o.Train.Seed }, TrainImages = n };
     }
 
     /// <summary>VTAB-1K options of a profile (see <see cref="Profiles"/>).</summary>
@@ -118,6 +126,7 @@ public static class Protocol
                        {
                            Task = task, Method = method, Phase = "tune", Lr = lr, WeightDecay = wd, DropPath = dp,
                            Hp = new SortedDictionary<string, string>(hp, StringComparer.Ordinal), Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed,
+                           TrainImages = o.TrainImages,
                        }).ToList();
         static IEnumerable<(string Key, string Value)> Axes(TrialConfig c) =>
             c.Hp.Select(kv => (kv.Key, kv.Value)).Concat(new[] { ("lr", F(c.Lr)), ("wd", F(c.WeightDecay)), ("drop_path_rate", F(c.DropPath)) });
@@ -154,7 +163,8 @@ public static class Protocol
 
     /// <summary>A trial after selection ("val" or "final") before selection: its key is known from the tune keys alone.</summary>
     public static TrialConfig Pending(string phase, string task, string method, ProtocolOptions o, IEnumerable<string> tuneKeys) =>
-        new() { Task = task, Method = method, Phase = phase, Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed, TuneGrid = GridDigest(tuneKeys) };
+        new() { Task = task, Method = method, Phase = phase, Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed, TrainImages = o.TrainImages,
+            TuneGrid = GridDigest(tuneKeys) };
 
     /// <summary>The trials a sweep plans after a method's tune trials: the val refit where the profile has one, then the final.</summary>
     public static IEnumerable<TrialConfig> PendingAfterTune(string task, string method, ProtocolOptions o, IReadOnlyList<string> tuneKeys) =>

@@ -20,7 +20,7 @@ public sealed partial class ResultsStore
     /// </summary>
     public void CheckBudget(ProtocolOptions options, string task)
     {
-        string scope = $"{options.Profile}/{options.Protocol}/{task}", budget = options.Budget;
+        string scope = TrialIdentity.Scope(options, task), budget = options.Budget;
         using var _ = Lock();
         var budgets = ReadBudgets();
         if (budgets.TryGetValue(scope, out var recorded))
@@ -55,7 +55,7 @@ public sealed partial class ResultsStore
     string? UnstampedMismatch(ProtocolOptions options, string task)
     {
         var odd = Read().Records.FirstOrDefault(r => r.Ok && r.Config.Profile == options.Profile
-            && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Epochs != options.TrainFor(r.Config.Phase).Epochs);
+            && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Config.TrainImages == options.TrainImages && r.Epochs != options.TrainFor(r.Config.Phase).Epochs);
         return odd is null ? null : $"it holds {odd.Key}, trained for {odd.Epochs} epochs (recorded before stores noted their budget)";
     }
 

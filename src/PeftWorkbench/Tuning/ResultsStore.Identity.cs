@@ -32,7 +32,9 @@ public sealed partial class ResultsStore
                 "Reading them back would answer for a run they are not. Use another store (--out), or move this one aside.");
         }
         var parts = scope.Split('/');
-        if (parts.Length == 3 && Read().Records.Any(r => r.Config.Profile == parts[0] && r.Config.Protocol == parts[1] && r.Config.Task == parts[2]))
+        // Only trials of the whole train800 can predate identity.json (sizes came later, each with its own scope).
+        if (parts.Length == 3 && Read().Records.Any(r => r.Config.Profile == parts[0] && r.Config.Protocol == parts[1] && r.Config.Task == parts[2]
+            && r.Config.TrainImages is null))
             Notices?.Invoke($"Results store {Dir}: its {scope} trials were recorded before stores noted their backbone and data; " +
                 $"taking them as made with {string.Join(", ", identity.Fields.Select(f => $"{f.Name} {f.Value}"))}.");
         all[scope] = now;

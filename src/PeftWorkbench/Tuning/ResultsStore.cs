@@ -133,7 +133,7 @@ public sealed partial class ResultsStore
     static readonly HashSet<string> Statuses = new() { "ok", "diverged", "error", "no-selection" };
 
     static string FinalKeyOf(TrialConfig c) =>
-        new TrialConfig { Task = c.Task, Method = c.Method, Phase = c.Phase, Profile = c.Profile, Protocol = c.Protocol, Seed = c.Seed }.Key;
+        new TrialConfig { Task = c.Task, Method = c.Method, Phase = c.Phase, Profile = c.Profile, Protocol = c.Protocol, Seed = c.Seed, TrainImages = c.TrainImages }.Key;
 
     /// <summary>Why a parsed record cannot stand for a finished trial here, or null when it can.</summary>
     string? Problem(TrialRecord r)

@@ -51,13 +51,14 @@ public static class Study
     /// <param name="seed">The trials' seed (init, data order, augmentation, drop path); null: the profile's (42). It is part of every trial key.</param>
     /// <param name="grid">A grid by the study's keys, each key's values (<see cref="HyperGrid"/>): the method's keys replace the
     /// profile's method grid, "lr" and "wd" its lr and wd grids. Not with <paramref name="hp"/>.</param>
+    /// <param name="trainImages">VTAB-1K on a seeded subset of this many train800 images (<see cref="TrainSubset"/>); null or 800: all of them.</param>
     public static StudyRun Run(string task, string method, string profile = "default", IReadOnlyDictionary<string, string>? hp = null,
         string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
         bool bf16 = false, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default, long? seed = null,
-        IReadOnlyDictionary<string, string[]>? grid = null)
+        IReadOnlyDictionary<string, string[]>? grid = null, int? trainImages = null)
     {
         var p = Profiles.Get(profile);
-        ProtocolOptions.For(p.Name, protocol); // an unknown protocol fails before the method, grid or task is looked at
+        ProtocolOptions.For(p.Name, protocol, trainImages: trainImages); // an unknown protocol (or a size it cannot take) fails before the method, grid or task is looked at
         if (hp is not null && grid is not null) throw new ArgumentException("Give hp (one point) or grid (many), not both.", nameof(grid));
         var info = Peft.MethodRegistry.Get(method);
         var ckpt = CheckpointFor(checkpoint, suite);
@@ -67,7 +68,7 @@ public static class Study
         var (methodGrid, lrs, wds) = asGrid is not null ? HyperGrid.Split(info.Id, asGrid) : (p.Grid(info.Id), null, null);
         Protocol.ValidateGrid(info.Id, methodGrid, backbone);
 
-        var setup = new RunSetup(suite, p.Name, protocol, backbone, ckpt, bf16);
+        var setup = new RunSetup(suite, p.Name, protocol, backbone, ckpt, bf16, TrainSubset.Normalize(trainImages));
         var identity = TrialIdentity.Of(setup, task); // checks the task and checkpoint before the store is touched
         var storeDir = store ?? Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
         var results = new ResultsStore(storeDir);
@@ -118,7 +119,7 @@ public static class Study
     /// </summary>
     public static IReadOnlyList<StudyRun> RunAll(IEnumerable<string> tasks, IEnumerable<string> methods, string profile = "default",
         string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
-        long? seed = null, int? workers = null, Action<string>? progress = null, CancellationToken cancel = default)
+        long? seed = null, int? workers = null, Action<string>? progress = null, CancellationToken cancel = default, int? trainImages = null)
     {
         var taskList = tasks.ToList();
         var methodIds = methods.Select(m => Peft.MethodRegistry.Get(m).Id).ToList(); // an unknown method fails before any training
@@ -129,7 +130,7 @@ public static class Study
         try
         {
             if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan)
-                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, plan, line.Line, cancel);
+                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, trainImages, plan, line.Line, cancel);
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
@@ -138,7 +139,7 @@ public static class Study
         }
         // With workers every trial is in the store by now, and each Run reads its pair back.
         return line.Each(pairs, p => $"{p.Task} {p.Method}", (p, label) => Run(p.Task, p.Method, profile, store: store, suite: suite, protocol: protocol,
-            checkpoint: checkpoint, preset: preset, seed: seed,
+            checkpoint: checkpoint, preset: preset, seed: seed, trainImages: trainImages,
             progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}") : null, cancel: cancel), cancel);
     }
 
@@ -146,11 +147,11 @@ public static class Study
     /// only watches). The manifest lies in the store under a name of its own (a store shared by notebooks may hold
     /// several) and goes when the workers are done.</summary>
     static void RunInWorkers(List<string> tasks, List<string> methods, string profile, string store, string suite, string protocol,
-        string? checkpoint, string preset, long? seed, WorkerPlan plan, Action<string>? progress, CancellationToken cancel)
+        string? checkpoint, string preset, long? seed, int? trainImages, WorkerPlan plan, Action<string>? progress, CancellationToken cancel)
     {
         var p = Profiles.Get(profile);
         var ckpt = CheckpointFor(checkpoint, suite);
-        var options = ProtocolOptions.For(p.Name, protocol, seed: seed); // Sweep.Plan resolves the many-shot recipe per task group
+        var options = ProtocolOptions.For(p.Name, protocol, seed: seed, trainImages: trainImages); // Sweep.Plan resolves the many-shot recipe per task group
         var manifest = Sweep.Plan(store, suite, tasks, methods, options, PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset)), Environment, ckpt);
         var finished = new ResultsStore(store).Records().Select(r => r.Key).ToHashSet();
         int open = manifest.Trials.Count(t => !finished.Contains(t.Key));

@@ -26,13 +26,16 @@ public sealed record SweepManifest
     public string? Checkpoint { get; init; }
     /// <summary>Train in bf16 with float32 masters (see TrainOptions.Bf16).</summary>
     public bool Bf16 { get; init; }
+    /// <summary>VTAB-1K on a seeded subset of this many train800 images (null: all; absent from manifests written before).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int? TrainImages { get; init; }
     public required List<TrialConfig> Trials { get; init; }
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     /// <summary>What every trial of this manifest shares (suite, profile, protocol, backbone, checkpoint, precision).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public RunSetup Setup => new(Suite, Profile, Protocol, Backbone, Checkpoint, Bf16);
+    public RunSetup Setup => new(Suite, Profile, Protocol, Backbone, Checkpoint, Bf16, TrainImages);
 
     /// <summary>The options of this manifest's VTAB-1K trials (many-shot: natural tasks'; see RunSetup.Options per task group).
     /// Written into manifest.json for a reader's benefit (as before RunSetup); never read back.</summary>
@@ -96,9 +99,10 @@ public sealed class DefaultTrialEnvironment : ITrialEnvironment
             var suite = SuiteOf(setup.Suite, setup) ?? throw new ArgumentException($"Suite '{setup.Suite}' has no many-shot training sets (mini and vtab:ROOT folders with train-many.txt do).");
             return Study.LoadManyShot(suite, task, setup.Options(suite.Info(task).Group));
         }
-        if (SuiteOf(setup.Suite, setup) is VtabFolderSuite folder) return folder.Load(task);
-        return Tasks.TryGetValue(setup.Suite, out var load) ? load(setup, task)
+        var whole = SuiteOf(setup.Suite, setup) is VtabFolderSuite folder ? folder.Load(task)
+            : Tasks.TryGetValue(setup.Suite, out var load) ? load(setup, task)
             : throw new ArgumentException($"Suite '{setup.Suite}' is not available. Known suites: {string.Join(", ", Tasks.Keys)}, vtab:ROOT.");
+        return TrainSubset.Normalize(setup.TrainImages) is int n ? TrainSubset.Apply(whole, n) : whole;
     }
 
     static Suite? SuiteOf(string suite, RunSetup? setup) =>
@@ -149,7 +153,7 @@ public static class Sweep
         var manifest = new SweepManifest
         {
             Store = Path.GetFullPath(store), Suite = suite, Profile = options.Profile, Protocol = options.Protocol,
-            Backbone = backbone, Bf16 = options.Train.Bf16, Trials = trials,
+            Backbone = backbone, Bf16 = options.Train.Bf16, TrainImages = options.TrainImages, Trials = trials,
             Checkpoint = checkpoint is null || checkpoint.StartsWith("shipped:") ? checkpoint : Path.GetFullPath(checkpoint),
         };
         // Before any worker starts: the store must not hold these tasks' trials under another backbone, data or budget.

@@ -77,8 +77,8 @@ public static class SweepDirectory
         if (finals.Count == 0) yield break;
         yield return "";
         yield return $"  {"task",-16} {"method",-14} {"test last",9} {"test best",9} {"params",12}  selected";
-        foreach (var f in finals.OrderBy(x => x.Config.Task).ThenBy(x => x.Config.Method))
-            yield return $"  {f.Config.Task,-16} {f.Config.Method,-14} {F(f.Top1Last),9} {F(f.Top1Best),9} {f.TrainableParams,12:N0}  " +
+        foreach (var f in finals.OrderBy(x => x.Config.Task).ThenBy(x => x.Config.TrainImages ?? int.MaxValue).ThenBy(x => x.Config.Method))
+            yield return $"  {f.Config.Task + (f.Config.TrainImages is int n ? $" n={n}" : ""),-16} {f.Config.Method,-14} {F(f.Top1Last),9} {F(f.Top1Best),9} {f.TrainableParams,12:N0}  " +
                 (f.Status == "ok" ? $"lr={f.Config.Lr} wd={f.Config.WeightDecay} dp={f.Config.DropPath} {f.Config.HpText}" : f.Status);
         static string F(double? v) => v is double d ? d.ToString("F2") : "-";
     }

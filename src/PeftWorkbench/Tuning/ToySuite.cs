@@ -25,7 +25,10 @@ public static class ToySuite
         name.StartsWith("toy-", StringComparison.Ordinal) && int.TryParse(name[4..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int k) && k is >= 2 and <= 10
             ? k : throw new ArgumentException($"Toy task '{name}': expected toy-<classes> with 2..10 classes, e.g. toy-3.");
 
-    public static Vtab1kTask Load(string name, int imageSize, int inChans = 3, int perClass = 8)
+    /// <summary>Images per class of a toy task's train800 as the trial environment loads it.</summary>
+    public const int PerClass = 8;
+
+    public static Vtab1kTask Load(string name, int imageSize, int inChans = 3, int perClass = PerClass)
     {
         int k = Classes(name);
         var protos = torch.randn(new long[] { k, inChans, imageSize, imageSize }, generator: new Generator((ulong)(100 + k)));

@@ -29,12 +29,18 @@ public sealed record TrialConfig
     /// null in tune trials and in finals recorded before this existed (their keys stay as they were).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? TuneGrid { get; init; }
+    /// <summary>VTAB-1K on a seeded subset of this many train800 images (<see cref="TrainSubset"/>); null: all of train800,
+    /// as every trial recorded before sizes existed (their keys and records stay byte for byte as they were).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? TrainImages { get; init; }
 
     [JsonIgnore]
     public string Key => Phase is "final" or "val"
-        ? $"{Protocol}/{Task}/{Method}/{Phase}/{Profile}/seed={Seed}" + (TuneGrid is null ? "" : $"/grid={TuneGrid}")
-        : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
+        ? $"{Protocol}/{Task}/{Method}/{Phase}/{Profile}/seed={Seed}{SizePart}" + (TuneGrid is null ? "" : $"/grid={TuneGrid}")
+        : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}{SizePart}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
           (Hp.Count > 0 ? "," + string.Join(",", Hp.Select(kv => $"{kv.Key}={kv.Value}")) : "");
+
+    string SizePart => TrainImages is int n ? FormattableString.Invariant($"/n={n}") : "";
 
     /// <summary>Short form of the method hyperparameters, "r=8 s=0.1" (empty when none).</summary>
     [JsonIgnore]

@@ -38,8 +38,10 @@ public sealed record TrialIdentity
         ("backbone", Backbone), ("precision", Precision),
     };
 
-    /// <summary>The store's scope of an identity (and of a budget): one profile, protocol and task.</summary>
-    public static string Scope(ProtocolOptions options, string task) => $"{options.Profile}/{options.Protocol}/{task}";
+    /// <summary>The store's scope of an identity (and of a budget): one profile, protocol and task, and the training-set
+    /// size where it is not the whole train800 ("default/vtab1k/mnist/n=200"; without a size the scope reads as before).</summary>
+    public static string Scope(ProtocolOptions options, string task) =>
+        $"{options.Profile}/{options.Protocol}/{task}" + (options.TrainImages is int n ? FormattableString.Invariant($"/n={n}") : "");
 
     /// <summary>The identity of <paramref name="manifest"/>'s trials on <paramref name="task"/>; throws (naming the task
     /// or file) when the task is not in the suite or the checkpoint cannot be read.</summary>
@@ -47,6 +49,8 @@ public sealed record TrialIdentity
     {
         if (string.IsNullOrWhiteSpace(task)) throw new ArgumentException("A task name is empty.", nameof(task));
         var (suite, data) = DataOf(manifest, task);
+        if (TrainSubset.Normalize(manifest.TrainImages) is int n && TrainSubset.SplitCount(manifest.Suite, task) is int count)
+            TrainSubset.Check(task, n, count); // a size beyond the split fails here, before the store is touched
         var (checkpoint, sha) = manifest.Checkpoint switch
         {
             null => ("none", (string?)null),
