@@ -8,11 +8,13 @@ public readonly record struct RunTally(int TrainedNow, int ReadBack, string What
 {
     /// <summary>The distinct trials behind <paramref name="runs"/> (tune trials, the refit that gives val logits, the
     /// final), by when each finished: at or after <paramref name="sinceUtc"/> means trained in this call (workers
-    /// included: they record their trials in the same store).</summary>
+    /// included: they record their trials in the same store). A key is a trial within its store: the same key in two
+    /// stores (notebook 07 keeps one per backbone) is two trials.</summary>
     public static RunTally Of(IEnumerable<StudyRun> runs, DateTime sinceUtc)
     {
-        var trials = runs.SelectMany(r => r.Tuning.Append(r.Final).Concat(r.Val is { } v ? new[] { v } : Array.Empty<TrialRecord>()))
-            .DistinctBy(t => t.Key).ToList();
+        var trials = runs.SelectMany(r => r.Tuning.Append(r.Final).Concat(r.Val is { } v ? new[] { v } : Array.Empty<TrialRecord>())
+                .Select(t => (r.Store, Trial: t)))
+            .DistinctBy(x => (x.Store, x.Trial.Key)).Select(x => x.Trial).ToList();
         int now = trials.Count(t => t.FinishedUtc >= sinceUtc);
         return new RunTally(now, trials.Count - now);
     }

@@ -56,6 +56,10 @@ public class ProgressTextTests
         since = DateTime.UtcNow;
         using var again = Go();
         Assert.Equal($"all {trials} trials read from the store", RunTally.Of(new[] { again }, since).ToString());
+        // The same keys in another store (notebook 07 keeps one store per backbone) are other trials: both count.
+        var other = Temp.Dir();
+        using var elsewhere = Study.Run("toy-3", "linear", "smoke", store: other, suite: "toy", checkpoint: "none", preset: "mini");
+        Assert.Equal($"{trials} trials trained now, {trials} read from the store", RunTally.Of(new[] { again, elsewhere }, since).ToString());
         Assert.Equal("2 curves trained now, 1 read from the store", new RunTally(2, 1, "curves").ToString());
     }
 
