@@ -10,7 +10,8 @@ public static class ResultsCommand
     {
         var dir = new Argument<string>("dir") { Description = "Experiment directory (results store)." };
         var csv = new Option<string?>("--csv") { Description = "Also write the table as CSV here." };
-        var cmd = new Command("results", "The finished trials of an experiment as a table, and the final test top-1 per task and method.") { dir, csv };
+        var reference = new Option<string?>("--reference") { Description = "A store of the same runs under a longer budget (e.g. runs/reference): per task and method, the same selection? test top-1 within 1 point?" };
+        var cmd = new Command("results", "The finished trials of an experiment as a table, and the final test top-1 per task and method.") { dir, csv, reference };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var path = Path.GetFullPath(r.GetValue(dir)!);
@@ -22,6 +23,14 @@ public static class ResultsCommand
             {
                 Microsoft.Data.Analysis.DataFrame.SaveCsv(store.ToDataFrame(), csvPath);
                 Console.WriteLine($"wrote {csvPath}");
+            }
+            if (r.GetValue(reference) is string refDir)
+            {
+                var agreement = Findings.BudgetAgreement.OfStores(path, refDir);
+                Console.WriteLine();
+                Console.WriteLine(Display.NotebookDisplay.DataFrameText(agreement.Table()));
+                foreach (var u in agreement.Unmatched) Console.WriteLine($"unmatched: {u}");
+                Console.WriteLine(agreement.Sentence());
             }
             return 0;
         }).Result);

@@ -26,13 +26,19 @@ public static class Verdicts
     };
 
     /// <summary>A claim whose rule held (<paramref name="holds"/>) agrees, else disagrees; null (nothing to compare) is
-    /// inconclusive. A disagreement on runs the diagnostics do not vouch for (<paramref name="budget"/> not
-    /// <see cref="BudgetReading.Trusted"/>) is inconclusive: a longer budget could change it. An agreement stands.</summary>
+    /// inconclusive. On runs the diagnostics do not vouch for (<paramref name="budget"/> not <see cref="BudgetReading.Trusted"/>)
+    /// either reading is inconclusive, and the note says which way the numbers point and why they are not vouched for: a
+    /// longer budget could change the sign either way (under smoke, "PEFT methods above full FT" held only because full
+    /// FT sat at chance).</summary>
     public static Claim Make(string what, double? ours, double? paper, bool? holds, string rule, BudgetReading budget,
         double? paperBest = null, string note = "")
     {
-        var v = holds switch { null => Verdict.Inconclusive, true => Verdict.Agrees, false => budget.Trusted ? Verdict.Disagrees : Verdict.Inconclusive };
-        if (v == Verdict.Inconclusive && holds == false) note = Join(note, budget.Why);
+        var v = holds switch { null => Verdict.Inconclusive, true => Verdict.Agrees, false => Verdict.Disagrees };
+        if (holds is bool h && !budget.Trusted)
+        {
+            v = Verdict.Inconclusive;
+            note = Join(note, $"{(h ? "agrees" : "disagrees")} on these numbers, but {budget.Why}");
+        }
         return new Claim(what, ours, paper, v, rule, paperBest, note);
     }
 

@@ -10,7 +10,23 @@ namespace PeftWorkbench.Findings;
 public enum Trend { Improving, Flat, Worsening, Unknown }
 
 /// <summary>One protocol run (a method on a task): its tune trials, the one selected, and its final.</summary>
-public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord? Final);
+public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord? Final)
+{
+    /// <summary>Every run in a store's records: each final with the tune trials of the same task, method, profile, protocol,
+    /// seed and training-set size, and the tune trial it retrained.</summary>
+    public static IReadOnlyList<RunTrials> FromRecords(IEnumerable<TrialRecord> records)
+    {
+        var all = records.ToList();
+        static (string, string, string, string, long, int?) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed, c.TrainImages);
+        var tunes = all.Where(r => r.Config.Phase == "tune").ToLookup(r => Id(r.Config));
+        return all.Where(r => r.Config.Phase == "final").Select(f =>
+        {
+            var tuning = tunes[Id(f.Config)].ToList();
+            var selected = tuning.FirstOrDefault(t => t.Key == (f.Config with { Phase = "tune", TuneGrid = null }).Key);
+            return new RunTrials(f.Config.Task, f.Config.Method, tuning, selected, f);
+        }).ToList();
+    }
+}
 
 /// <summary>
 /// The diagnostics of one run: the curve trends (selected tune trial: val top-1 where it was evaluated more than once,
@@ -21,6 +37,12 @@ public sealed record RunDiagnosis(string Task, string Method, double? SelectedLr
     Trend Tune, string TuneCurve, Trend Final, int TuneTrials, int AtChance, bool SelectedAtChance, double? Val, double? Test)
 {
     public double? TestMinusVal => Test - Val;
+    /// <summary>Whether the run had settled: its selected tune trial's val200 curve where one was kept (the final trains the
+    /// same configuration for as long, on train800val200, with no held-out set), else the final's training loss, which
+    /// near zero keeps falling long after val200 has settled.</summary>
+    public Trend Settling => OnVal ? Tune : Final;
+    /// <summary>Whether <see cref="Settling"/> reads a val curve.</summary>
+    public bool OnVal => TuneCurve == "val top-1";
 }
 
 /// <summary>Whether the diagnostics vouch for a set of runs, and if not, why (a clause for a claim's note).</summary>
@@ -55,19 +77,7 @@ public sealed class Convergence
         Of(runs.Select(r => new RunTrials(r.Task, r.Method, r.Tuning, r.Selected, r.Final)), valSize: valSize);
 
     /// <summary>Every run in a store's records: finals with the tune trials of the same task, method, profile, protocol and seed.</summary>
-    public static Convergence Of(IEnumerable<TrialRecord> records, int valSize = 200)
-    {
-        var all = records.ToList();
-        static (string, string, string, string, long, int?) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed, c.TrainImages);
-        var tunes = all.Where(r => r.Config.Phase == "tune").ToLookup(r => Id(r.Config));
-        var runs = all.Where(r => r.Config.Phase == "final").Select(f =>
-        {
-            var tuning = tunes[Id(f.Config)].ToList();
-            var selected = tuning.FirstOrDefault(t => t.Key == (f.Config with { Phase = "tune", TuneGrid = null }).Key);
-            return new RunTrials(f.Config.Task, f.Config.Method, tuning, selected, f);
-        });
-        return Of(runs, valSize: valSize);
-    }
+    public static Convergence Of(IEnumerable<TrialRecord> records, int valSize = 200) => Of(RunTrials.FromRecords(records), valSize: valSize);
 
     /// <param name="classesOf">Classes of a task (chance = 1 / classes); default: the mini suite's table (unknown tasks: no chance check).</param>
     /// <param name="valSize">Samples a tune trial is scored on (VTAB-1K: val200), for the chance band.</param>
@@ -155,16 +165,24 @@ public sealed class Convergence
 
     int Count(Func<RunDiagnosis, bool> f) => Runs.Count(f);
 
+    /// <summary>What the settling reads: "val200 over the last quarter", "the final's training loss over the last quarter", or both with counts.</summary>
+    string Basis()
+    {
+        int onVal = Count(r => r.OnVal), n = Runs.Count;
+        const string val = "val200 of the selected tune trial over its last quarter", loss = "the final's training loss over its last quarter";
+        return onVal == n ? val : onVal == 0 ? loss : $"{val} for {onVal}, {loss} for {n - onVal}";
+    }
+
     /// <summary>Whether the claims over these runs can be read as the budget's final word (see <see cref="UntrustedShare"/>).</summary>
     public BudgetReading Reading()
     {
         int n = Runs.Count;
         if (n == 0) return new BudgetReading(false, "no runs to diagnose");
-        int open = Count(r => r.Final != Trend.Flat), unknown = Count(r => r.Final == Trend.Unknown), chance = Count(r => r.SelectedAtChance);
+        int open = Count(r => r.Settling != Trend.Flat), unknown = Count(r => r.Settling == Trend.Unknown), chance = Count(r => r.SelectedAtChance);
         if (chance > 0) return new BudgetReading(false, $"{chance} of {n} selected tune trials sat at chance level");
         if (open > UntrustedShare * n)
             return new BudgetReading(false, unknown == n ? "convergence unknown (no training curve on record, or one epoch)"
-                : $"{open} of {n} finals had not settled (still improving, worsening or unknown)");
+                : $"{open} of {n} runs had not settled (still improving, worsening or unknown; {Basis()})");
         return new BudgetReading(true, "");
     }
 
@@ -173,14 +191,14 @@ public sealed class Convergence
     {
         int n = Runs.Count;
         if (n == 0) return "No runs to diagnose.";
-        int up = Count(r => r.Final == Trend.Improving), down = Count(r => r.Final == Trend.Worsening), unknown = Count(r => r.Final == Trend.Unknown);
+        int up = Count(r => r.Settling == Trend.Improving), down = Count(r => r.Settling == Trend.Worsening), unknown = Count(r => r.Settling == Trend.Unknown);
         var parts = new List<string>();
-        if (unknown == n) parts.Add($"whether the {n} finals had converged is unknown (their records hold no training curve, or one epoch)");
+        if (unknown == n) parts.Add($"whether the {n} runs had converged is unknown (their records hold no curve, or one epoch)");
         else
         {
-            parts.Add(up > 0 ? $"{up} of {n} finals were still improving when training stopped (training loss over the last quarter): read their numbers as lower bounds"
-                : $"none of the {n} finals was still improving when training stopped");
-            if (down > 0) parts.Add($"{down} finals' training loss rose over their last quarter");
+            parts.Add(up > 0 ? $"{up} of {n} runs were still improving when training stopped ({Basis()}): read their numbers as lower bounds"
+                : $"none of the {n} runs was still improving when training stopped ({Basis()})");
+            if (down > 0) parts.Add($"{down} got worse over their last quarter");
             if (unknown > 0) parts.Add($"{unknown} have no curve on record (unknown)");
         }
         int hi = Count(r => r.Edge.Contains("lr highest")), lo = Count(r => r.Edge.Contains("lr lowest"));

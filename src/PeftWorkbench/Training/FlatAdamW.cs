@@ -159,13 +159,17 @@ public sealed class FlatAdamW : OptimizerHelper
                 if (Address(grads[i]!) != f.GradAddresses[i]) { f.GradViews[i].copy_(grads[i]!); f.Params[i].grad = f.GradViews[i]; }
             double sqrtBiasCorrection2 = Math.Sqrt(1 - Math.Pow(beta2, step)), stepSize = lr / (1 - Math.Pow(beta1, step));
             // TorchSharp's AdamW.step body, op for op, with the denominator written into scratch instead of allocated.
+            // Explicit Scalars, disposed after the ops: an implicit one is freed by its finalizer, which can run during
+            // the native call (libtorch then throws "Unknown scalar type"; see MomentumSgd).
+            using Scalar decay = 1 - lr * wd, b1 = beta1, oneMinusB1 = 1 - beta1, b2 = beta2, oneMinusB2 = 1 - beta2,
+                sqrtBc2 = sqrtBiasCorrection2, epsilon = eps, minusStep = -stepSize;
             foreach (var (p, m, v, g, d) in f.Chunks)
             {
-                p.mul_(1 - lr * wd);
-                m.mul_(beta1).add_(g, alpha: 1 - beta1);
-                v.mul_(beta2).addcmul_(g, g, value: 1 - beta2);
-                d.copy_(v).sqrt_().div_(sqrtBiasCorrection2).add_(eps);
-                p.addcdiv_(m, d, value: -stepSize);
+                p.mul_(decay);
+                m.mul_(b1).add_(g, alpha: oneMinusB1);
+                v.mul_(b2).addcmul_(g, g, value: oneMinusB2);
+                d.copy_(v).sqrt_().div_(sqrtBc2).add_(epsilon);
+                p.addcdiv_(m, d, value: minusStep);
             }
             return;
         }
@@ -182,13 +186,15 @@ public sealed class FlatAdamW : OptimizerHelper
     static void Update(Tensor param, Tensor expAvg, Tensor expAvgSq, Tensor grad, long step,
         double lr, double beta1, double beta2, double eps, double wd)
     {
-        param.mul_(1 - lr * wd);
         double biasCorrection1 = 1 - Math.Pow(beta1, step);
         double biasCorrection2 = 1 - Math.Pow(beta2, step);
-        expAvg.mul_(beta1).add_(grad, alpha: 1 - beta1);
-        expAvgSq.mul_(beta2).addcmul_(grad, grad, value: 1 - beta2);
-        var denom = (expAvgSq.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
-        param.addcdiv_(expAvg, denom, value: -(lr / biasCorrection1));
+        using Scalar decay = 1 - lr * wd, b1 = beta1, oneMinusB1 = 1 - beta1, b2 = beta2, oneMinusB2 = 1 - beta2,
+            sqrtBc2 = Math.Sqrt(biasCorrection2), epsilon = eps, minusStep = -(lr / biasCorrection1);
+        param.mul_(decay);
+        expAvg.mul_(b1).add_(grad, alpha: oneMinusB1);
+        expAvgSq.mul_(b2).addcmul_(grad, grad, value: oneMinusB2);
+        using var denom = expAvgSq.sqrt().div_(sqrtBc2).add_(epsilon);
+        param.addcdiv_(expAvg, denom, value: minusStep);
     }
 
     /// <summary>The float32 state of a parameter: (steps taken, exp_avg, exp_avg_sq) as views (for tests and checks).</summary>

@@ -219,11 +219,11 @@ public static class Trainer
     internal static optim.Optimizer MakeOptimizer(TrainOptions o, IEnumerable<Parameter> decay, IEnumerable<Parameter> noDecay)
     {
         if (o.Optimizer == "sgd")
-            return torch.optim.SGD(new[]
+            return new MomentumSgd(new[]
             {
                 new SGD.ParamGroup(decay.ToList(), lr: o.Lr, momentum: 0.9, weight_decay: o.WeightDecay),
                 new SGD.ParamGroup(noDecay.ToList(), lr: o.Lr, momentum: 0.9, weight_decay: 0),
-            }, o.Lr, momentum: 0.9);
+            }, o.Lr);
         var groups = new[]
         {
             new AdamW.ParamGroup(decay.ToList(), lr: o.Lr, weight_decay: o.WeightDecay),

@@ -40,6 +40,10 @@ public sealed record ProtocolOptions
     /// <summary>Evaluate the final run on test every N epochs, for the best-epoch figure (the last epoch always;
     /// 0 = last only, so best = last).</summary>
     public int FinalEvalEvery { get; init; } = 1;
+    /// <summary>Score tune (and val refit) trials on val200 every N epochs as well as after the last (0 = last only): the
+    /// val curve the convergence diagnostics read. Selection still reads the last epoch; training is unchanged (an
+    /// evaluation draws no random numbers), so it is not part of the budget.</summary>
+    public int TuneEvalEvery { get; init; }
     public int EvalBatchSize { get; init; } = 256;
     /// <summary>Many-shot: the share of a training set of N images held out for validation when the suite has no fixed split.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -322,7 +326,7 @@ public static class Protocol
         var trainOptions = options.TrainFor(config.Phase) with
         {
             Lr = config.Lr, WeightDecay = config.WeightDecay, Seed = config.Seed,
-            EvalEvery = final ? options.FinalEvalEvery : 0,
+            EvalEvery = final ? options.FinalEvalEvery : options.TuneEvalEvery,
         };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         try

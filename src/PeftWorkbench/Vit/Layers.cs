@@ -47,7 +47,8 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
         using var qkvOut = qkv.call(x).reshape(b, n, 3, NumHeads, HeadDim).permute(2, 0, 3, 1, 4);
         var (q, k, v) = (qkvOut[0], qkvOut[1], qkvOut[2]);
-        var attn = Checked.MatMul(q * scale, k.transpose(-2, -1)).softmax(-1);
+        using Scalar s = scale; // explicit: an implicit Scalar's finalizer may free it mid-call (Training/MomentumSgd.cs)
+        var attn = Checked.MatMul(q.mul(s), k.transpose(-2, -1)).softmax(-1);
         attn = attn_drop.call(attn);
         var y = Checked.MatMul(attn, v).transpose(1, 2).reshape(b, n, c);
         return proj_drop.call(proj.call(y));

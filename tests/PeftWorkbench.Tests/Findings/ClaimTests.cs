@@ -32,11 +32,14 @@ public class ClaimTests
         // The study's side: all three of these PEFT methods above its full FT, at its last epoch and at its best.
         Assert.Equal((3.0, 3.0), (Find(reversed, "PEFT methods above full").Paper!.Value, Find(reversed, "PEFT methods above full").PaperBestEpoch!.Value));
 
-        // Under a budget the diagnostics do not vouch for, a disagreement is inconclusive; an agreement stands.
+        // Under a budget the diagnostics do not vouch for, a disagreement and an agreement are both inconclusive, and the
+        // note says which way the numbers point.
         var untrusted = SimilarAccuracy.ClaimsOf(Hand(("lora", 80), ("ssf", 79), ("bitfit", 78), ("full", 90), ("linear", 60)), Untrusted);
         Assert.Equal(Verdict.Inconclusive, Find(untrusted, "best PEFT - full").Verdict);
-        Assert.Contains("3 of 4 finals had not settled", Find(untrusted, "best PEFT - full").Note);
-        Assert.Equal(Verdict.Agrees, Find(untrusted, "best PEFT - linear").Verdict);
+        Assert.Contains("disagrees on these numbers, but 3 of 4 finals had not settled", Find(untrusted, "best PEFT - full").Note);
+        Assert.Equal(Verdict.Agrees, Find(reversed, "best PEFT - linear").Verdict);
+        Assert.Equal(Verdict.Inconclusive, Find(untrusted, "best PEFT - linear").Verdict);
+        Assert.Contains("agrees on these numbers, but", Find(untrusted, "best PEFT - linear").Note);
     }
 
     [Fact]

@@ -59,10 +59,29 @@ public class ConvergenceTests
             return new RunTrials("mnist", x.Item1, new[] { t, Tune(x.Item1, 1e-3, 60, Plateau) }, t, Final(t, 72, x.Item2));
         });
         var c = Convergence.Of(runs);
-        Assert.StartsWith("2 of 3 finals were still improving when training stopped", c.Sentence());
+        Assert.StartsWith("2 of 3 runs were still improving when training stopped (the final's training loss over its last quarter)", c.Sentence());
         Assert.Contains("3 selections took the highest lr tried and 0 the lowest", c.Sentence());
         Assert.False(c.Reading().Trusted);
-        Assert.Contains("2 of 3 finals had not settled", c.Reading().Why);
+        Assert.Contains("2 of 3 runs had not settled", c.Reading().Why);
+    }
+
+    [Fact]
+    public void A_val_curve_decides_settling_over_the_finals_training_loss()
+    {
+        // The final's training loss keeps falling (0.02 -> 0.01 is 50 %) while val200 is flat: settled. A val curve still
+        // rising 3 points over its last quarter is improving even when the final's loss is flat.
+        var flatVal = Tune("full", 1e-3, 90, Plateau) with { EvalCurve = new double?[] { 60, 85, 89.5, 90, 90 } };
+        var risingVal = Tune("bitfit", 1e-2, 70, Plateau) with { EvalCurve = new double?[] { 30, 50, 60, 67, 70 } };
+        var runs = new[]
+        {
+            new RunTrials("mnist", "full", new[] { flatVal }, flatVal, Final(flatVal, 91, new[] { 2.0, 0.5, 0.1, 0.02, 0.01 })),
+            new RunTrials("mnist", "bitfit", new[] { risingVal }, risingVal, Final(risingVal, 71, Plateau)),
+        };
+        var c = Convergence.Of(runs);
+        Assert.Equal(new[] { Trend.Flat, Trend.Improving }, c.Runs.Select(r => r.Settling));
+        Assert.Equal(new[] { Trend.Improving, Trend.Flat }, c.Runs.Select(r => r.Final)); // what the training loss alone says
+        Assert.StartsWith("1 of 2 runs were still improving when training stopped (val200 of the selected tune trial over its last quarter)", c.Sentence());
+        Assert.Contains("1 of 2 runs had not settled", c.Reading().Why);
     }
 
     [Fact]
@@ -72,7 +91,7 @@ public class ConvergenceTests
         var c = Convergence.Of(new TrialRecord[] { t, Final(t, 72, loss: null) });
         var d = Assert.Single(c.Runs);
         Assert.Equal((Trend.Unknown, "no curve on record", Trend.Unknown), (d.Tune, d.TuneCurve, d.Final));
-        Assert.StartsWith("Whether the 1 finals had converged is unknown", c.Sentence());
+        Assert.StartsWith("Whether the 1 runs had converged is unknown", c.Sentence());
         Assert.Equal("convergence unknown (no training curve on record, or one epoch)", c.Reading().Why);
     }
 

@@ -77,10 +77,11 @@ public class ManyShotTests
         Assert.Equal((4.3, 0.8, Verdict.Disagrees), (Math.Round(widening.Ours!.Value, 1), Math.Round(widening.Paper!.Value, 1), widening.Verdict));
         var linear = Find(f.Claims, "linear probe");
         Assert.Equal((-10.0, -2.1, Verdict.Agrees), (Math.Round(linear.Ours!.Value, 1), Math.Round(linear.Paper!.Value, 1), linear.Verdict));
-        // A budget the diagnostics do not vouch for makes the disagreement inconclusive; agreements stand.
+        // A budget the diagnostics do not vouch for makes the disagreement and the agreement inconclusive.
         var untrusted = ManyShot.ClaimsOf(f.OurGaps, f.PaperGaps, new BudgetReading(false, "2 of 4 finals had not settled"));
         Assert.Equal(Verdict.Inconclusive, Find(untrusted, "width 32 - at width 1").Verdict);
-        Assert.Equal(Verdict.Agrees, Find(untrusted, "linear probe").Verdict);
+        Assert.Equal(Verdict.Inconclusive, Find(untrusted, "linear probe").Verdict);
+        Assert.Contains("agrees on these numbers, but 2 of 4 finals had not settled", Find(untrusted, "linear probe").Note);
 
         // PEFT 3 points behind full FT at its widest is not competitive, where the study's is: a disagreement.
         var behind = ManyShot.From(new List<CapacityPoint> { P("full", null, 10, 80), P("linear", null, 0, 79.5), P("lora", 1, 1, 70), P("lora", 8, 8, 77) });

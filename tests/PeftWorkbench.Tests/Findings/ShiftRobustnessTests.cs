@@ -55,11 +55,11 @@ public class ShiftRobustnessTests
             ("mnist", "full", new[] { 2.0, 1.0, 0.5, 0.2 }, 98), ("mnist", "lora", new[] { 2.0, 1.0, 0.5, 0.4 }, 97),
         });
         Assert.False(improving.Reading().Trusted);
-        Assert.StartsWith("2 of 2 finals were still improving", improving.Sentence());
+        Assert.StartsWith("2 of 2 runs were still improving", improving.Sentence());
         var f = ShiftRobustness.From(Hand(), improving);
         var noise = Find(f.Claims, "PEFT - full FT on gaussian_noise-3");
         Assert.Equal(Verdict.Inconclusive, noise.Verdict);
-        Assert.Contains("2 of 2 finals had not settled", noise.Note);
+        Assert.Contains("2 of 2 runs had not settled", noise.Note);
         Assert.Equal(Verdict.Agrees, f.Claims[0].Verdict);                             // an agreement stands
 
         var settled = Convergence.OfFinals(new (string, string, IReadOnlyList<double>?, double?)[]

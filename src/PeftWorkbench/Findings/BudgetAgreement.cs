@@ -1,0 +1,101 @@
+using System.Globalization;
+using Microsoft.Data.Analysis;
+using PeftWorkbench.Tuning;
+
+namespace PeftWorkbench.Findings;
+
+/// <summary>One method on one task under two budgets: the configuration each selected and each final's test top-1.</summary>
+public sealed record PairAgreement(string Task, string Method, string Selected, string ReferenceSelected, double? Test, double? ReferenceTest)
+{
+    public bool SameSelection => Selected.Length > 0 && Selected == ReferenceSelected;
+    public double? TestGap => Test - ReferenceTest;
+    public bool TestWithin(double points) => TestGap is double g && Math.Abs(g) <= points;
+}
+
+/// <summary>
+/// Does a short budget select, and reach, what a long one does (issue 27)? For every task x method run under both
+/// (matched by task and method; VTAB-1K on the whole train800 only): the same selected configuration (lr, wd, drop
+/// path and method options), and final test top-1 within <see cref="Tolerance"/> points. `peft results DIR --reference
+/// REFDIR` prints it for two stores (e.g. runs/default against runs/reference).
+/// </summary>
+public sealed class BudgetAgreement
+{
+    /// <summary>Test top-1 within this many points counts as reaching the reference.</summary>
+    public const double Tolerance = 1.0;
+
+    public IReadOnlyList<PairAgreement> Pairs { get; }
+    /// <summary>Runs present under one budget only (task/method).</summary>
+    public IReadOnlyList<string> Unmatched { get; }
+    public int SameSelections => Pairs.Count(p => p.SameSelection);
+    public int TestsWithin => Pairs.Count(p => p.TestWithin(Tolerance));
+
+    /// <summary>Why there is nothing to compare (no reference store, or this store is the reference); "" otherwise.</summary>
+    public string Absent { get; private init; } = "";
+
+    BudgetAgreement(IReadOnlyList<PairAgreement> pairs, IReadOnlyList<string> unmatched) { Pairs = pairs; Unmatched = unmatched; }
+
+    /// <summary>A notebook's comparison with the reference store, which may not exist yet: then an empty agreement whose
+    /// sentence says how to fill it.</summary>
+    public static BudgetAgreement AgainstReference(string store, string referenceStore)
+    {
+        if (Path.GetFullPath(store).TrimEnd('/') == Path.GetFullPath(referenceStore).TrimEnd('/'))
+            return new BudgetAgreement(Array.Empty<PairAgreement>(), Array.Empty<string>()) { Absent = "These runs are the reference budget itself: nothing to compare." };
+        if (!Directory.Exists(referenceStore))
+            return new BudgetAgreement(Array.Empty<PairAgreement>(), Array.Empty<string>())
+            {
+                Absent = $"No reference store at {referenceStore}: run this notebook with Profile = \"reference\" (3x the epochs) to fill it, then again here.",
+            };
+        return OfStores(store, referenceStore);
+    }
+
+    public static BudgetAgreement Of(IEnumerable<RunTrials> runs, IEnumerable<RunTrials> reference)
+    {
+        static Dictionary<(string, string), RunTrials> ByPair(IEnumerable<RunTrials> rs) =>
+            rs.Where(r => r.Final?.Config is { Protocol: "vtab1k", TrainImages: null })
+              .GroupBy(r => (r.Task, r.Method)).ToDictionary(g => g.Key, g => g.First());
+        var a = ByPair(runs); var b = ByPair(reference);
+        var pairs = a.Keys.Where(b.ContainsKey).OrderBy(k => k.Item1, StringComparer.Ordinal).ThenBy(k => k.Item2, StringComparer.Ordinal)
+            .Select(k => new PairAgreement(k.Item1, k.Item2, Describe(a[k].Selected), Describe(b[k].Selected), Test(a[k]), Test(b[k]))).ToList();
+        var unmatched = a.Keys.Except(b.Keys).Select(k => $"{k.Item1}/{k.Item2} (no reference)")
+            .Concat(b.Keys.Except(a.Keys).Select(k => $"{k.Item1}/{k.Item2} (reference only)")).ToList();
+        return new BudgetAgreement(pairs, unmatched);
+    }
+
+    /// <summary>The runs of two results stores.</summary>
+    public static BudgetAgreement OfStores(string store, string referenceStore) =>
+        Of(RunTrials.FromRecords(new ResultsStore(Existing(store)).Records()), RunTrials.FromRecords(new ResultsStore(Existing(referenceStore)).Records()));
+
+    static string Existing(string dir) =>
+        Directory.Exists(dir) ? dir : throw new DirectoryNotFoundException($"No results store at {Path.GetFullPath(dir)}.");
+
+    static double? Test(RunTrials r) => r.Final is { Ok: true } f ? f.Top1Last : null;
+
+    /// <summary>The selected configuration without its budget: lr, wd, drop path and the method's options ("" when none was selected).</summary>
+    public static string Describe(TrialRecord? selected)
+    {
+        if (selected is null) return "";
+        var c = selected.Config;
+        static string F(double v) => v.ToString("G3", CultureInfo.InvariantCulture);
+        return string.Join(", ", new[] { $"lr {F(c.Lr)}", $"wd {F(c.WeightDecay)}", $"dp {F(c.DropPath)}" }.Concat(c.Hp.Select(kv => $"{kv.Key} {kv.Value}")));
+    }
+
+    public string Sentence()
+    {
+        int n = Pairs.Count;
+        if (Absent.Length > 0) return Absent;
+        if (n == 0) return "No task x method ran under both budgets.";
+        var gaps = Pairs.Where(p => p.TestGap is not null).Select(p => p.TestGap!.Value).ToList();
+        var mean = gaps.Count > 0 ? $"; test top-1 is {Math.Abs(gaps.Average()):F1} points {(gaps.Average() >= 0 ? "above" : "below")} the reference's on average (worst {gaps.Min():F1})" : "";
+        return $"Against the reference budget, the selection agrees on {SameSelections} of {n} pairs and the final test top-1 is within " +
+            $"{Tolerance:F0} point on {TestsWithin} of {n}{mean}.";
+    }
+
+    /// <summary>task, method, selected, reference selected, same, test, reference test, gap.</summary>
+    public DataFrame Table() => new(
+        new StringDataFrameColumn("task", Pairs.Select(p => p.Task)), new StringDataFrameColumn("method", Pairs.Select(p => p.Method)),
+        new StringDataFrameColumn("selected", Pairs.Select(p => p.Selected)), new StringDataFrameColumn("reference selected", Pairs.Select(p => p.ReferenceSelected)),
+        new BooleanDataFrameColumn("same", Pairs.Select(p => p.SameSelection)),
+        new PrimitiveDataFrameColumn<double>("test", Pairs.Select(p => Verdicts.Round(p.Test))),
+        new PrimitiveDataFrameColumn<double>("reference test", Pairs.Select(p => Verdicts.Round(p.ReferenceTest))),
+        new PrimitiveDataFrameColumn<double>("gap", Pairs.Select(p => Verdicts.Round(p.TestGap))));
+}
