@@ -9,6 +9,8 @@ namespace PeftWorkbench.Display;
 /// using var line = new StoppableProgress(progress);
 /// try { ... line.Report("[3/12] mnist lora"); ... } catch (OperationCanceledException) { line.Stopped("interrupted"); throw; }
 /// </code>
+/// A run nested in another (Regime's Study.RunAll per backbone and size) gets <see cref="Nested"/>: its own line shows
+/// on the outer one, and whichever of the two ends first says the stop; the other then says nothing.
 /// </summary>
 public sealed class StoppableProgress : IDisposable
 {
@@ -33,6 +35,22 @@ public sealed class StoppableProgress : IDisposable
 
     /// <summary>The line to hand to a run's own progress (null when nobody shows one, so the run can skip its work).</summary>
     public Action<string>? Line => update is null ? null : Report;
+
+    /// <summary>
+    /// The progress to hand to a run nested in this one, which makes its own line of it: the nested line's text shows on
+    /// this line after <paramref name="prefix"/>, and its stop (an Interrupt, the process ending) ends this line too, so
+    /// that the stop is said once; a stop of this line that comes first silences the nested one's. Null when nobody shows
+    /// a line.
+    /// </summary>
+    public Action<string>? Nested(string prefix) => update is null ? null : new Child(this, prefix).Report;
+
+    /// <summary>Behind <see cref="Nested"/>: a StoppableProgress made over a nested line finds this as its delegate's
+    /// target, and so ends its parent's line (which ends once) instead of writing a stop line of its own.</summary>
+    sealed class Child(StoppableProgress parent, string prefix)
+    {
+        public void Report(string line) => parent.Report(prefix + line);
+        public void End(string text) => parent.End(prefix + text);
+    }
 
     /// <summary>
     /// Runs <paramref name="items"/> in turn, each under the line "[k/n] label" (<paramref name="run"/> gets it, to put its
@@ -65,10 +83,16 @@ public sealed class StoppableProgress : IDisposable
     /// <summary>The last line, then why the run stopped and what is kept.</summary>
     public static string StoppedLine(string last, string why) => (last.Length > 0 ? last + " -- " : "") + $"stopped ({why}): {Kept}";
 
-    /// <summary>Ends the line with <see cref="StoppedLine"/> (once; later calls do nothing).</summary>
-    public void Stopped(string why)
+    /// <summary>Ends the line with <see cref="StoppedLine"/> (once; later calls do nothing, and so does a call after a
+    /// <see cref="Nested"/> line ended this one).</summary>
+    public void Stopped(string why) => End(StoppedLine(last, why));
+
+    /// <summary>Writes the line that ends this one, unless it already ended; a nested line ends its parent's instead.</summary>
+    void End(string text)
     {
-        if (Interlocked.Exchange(ref ended, 1) == 0) update?.Invoke(StoppedLine(last, why));
+        if (Interlocked.Exchange(ref ended, 1) != 0) return;
+        if (update?.Target is Child parent) parent.End(text);
+        else update?.Invoke(text);
     }
 
     void OnProcessExit(object? sender, EventArgs e) => Stopped("the kernel ended");

@@ -65,7 +65,6 @@ public sealed class Regime
         var trials = new List<RunTrials>();
         var finished = new List<StudyRun>();
         using var line = new Display.StoppableProgress(progress);
-        bool stoppedInside = false; // RunAll ends its own line on an interrupt: say it once
         int step = 0, steps = plan.Backbones.Count * plan.Sizes.Count;
         try
         {
@@ -75,13 +74,9 @@ public sealed class Regime
                     cancel.ThrowIfCancellationRequested();
                     var prefix = $"({++step}/{steps}) {backbone.Name}, {size} images: ";
                     line.Report(prefix + "starting");
-                    Action<string>? show = progress is null ? null : s =>
-                    {
-                        if (s.EndsWith(Display.StoppableProgress.Kept, StringComparison.Ordinal)) { stoppedInside = true; progress(prefix + s); }
-                        else line.Report(prefix + s);
-                    };
+                    // RunAll's line shows on this one; when it ends it on an interrupt, Stopped below says nothing more.
                     var runs = Study.RunAll(plan.Tasks, plan.Methods, profile, store: RegimePlan.StoreFor(store, backbone, suite), suite: suite,
-                        checkpoint: backbone.Checkpoint, preset: preset, seed: seed, workers: workers, progress: show, cancel: cancel, trainImages: size);
+                        checkpoint: backbone.Checkpoint, preset: preset, seed: seed, workers: workers, progress: line.Nested(prefix), cancel: cancel, trainImages: size);
                     foreach (var r in runs)
                     {
                         points.Add(new RegimePoint(backbone.Name, size, r.Task, r.Method, r.Final.Top1Last ?? double.NaN));
@@ -93,7 +88,7 @@ public sealed class Regime
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            if (!stoppedInside) line.Stopped("interrupted");
+            line.Stopped("interrupted");
             throw;
         }
         var classes = plan.Tasks.ToDictionary(t => t, t => Data.Suite.Mini.Tasks.FirstOrDefault(x => x.Name == t)?.NumClasses);

@@ -180,4 +180,19 @@ public class RegimeTests
         Assert.ThrowsAny<OperationCanceledException>(() => Regime.Run(plan, "smoke", workers: 1, suite: "toy", progress: lines.Add, cancel: cancel.Token));
         Assert.EndsWith("stopped (interrupted): " + Display.StoppableProgress.Kept, lines[^1]);
     }
+
+    /// <summary>Issue 23: an Interrupt inside a backbone's Study.RunAll is said once, by RunAll's line, on the regime's line
+    /// (with the backbone and size in front); the regime's own catch adds nothing.</summary>
+    [Fact]
+    public void AnInterruptInsideABackbonesRunIsSaidOnceOnTheRegimesLine()
+    {
+        using var dir = new TempDir();
+        using var cancel = new CancellationTokenSource();
+        var lines = new List<string>();
+        var plan = new RegimePlan(new[] { 6 }, new[] { RegimeBackbone.Of("none") }, new[] { "linear" }, new[] { "toy-3" });
+        Assert.ThrowsAny<OperationCanceledException>(() => Regime.Run(plan, "smoke", store: dir.Path, workers: 1, suite: "toy",
+            progress: l => { lines.Add(l); if (l.Contains("[1/1] toy-3 linear", StringComparison.Ordinal)) cancel.Cancel(); }, cancel: cancel.Token));
+        Assert.Equal("(1/1) random init, 6 images: [1/1] toy-3 linear -- stopped (interrupted): " + Display.StoppableProgress.Kept, lines[^1]);
+        Assert.Equal(1, lines.Count(l => l.Contains("stopped", StringComparison.Ordinal)));
+    }
 }

@@ -1,0 +1,103 @@
+using PeftWorkbench.Display;
+
+namespace PeftWorkbench.Tests.Tuning; // beside ProgressTextTests (a PeftWorkbench.Tests.Display namespace would hide PeftWorkbench.Display from the other tests)
+
+/// <summary>Issue 23: a run nested in another (Regime's Study.RunAll per backbone and size) says "stopped" once, the line
+/// knowing it rather than its caller matching the text.</summary>
+public class StoppableProgressTests
+{
+    sealed class Item(string name) : IDisposable
+    {
+        public string Name => name;
+        public bool Disposed { get; private set; }
+        public void Dispose() => Disposed = true;
+    }
+
+    static int Stops(List<string> lines) => lines.Count(l => l.Contains("stopped", StringComparison.Ordinal));
+
+    /// <summary>Regime's shape: an outer line around an inner <see cref="StoppableProgress.Each"/> made over
+    /// <see cref="StoppableProgress.Nested"/>; the Interrupt lands in the inner loop, which ends the line, and the outer
+    /// catch's Stopped then says nothing.</summary>
+    [Fact]
+    public void AnInterruptedNestedRunSaysStoppedOnceOnTheOuterLine()
+    {
+        var lines = new List<string>();
+        using var interrupt = new CancellationTokenSource();
+        var made = new List<Item>();
+        using var outer = new StoppableProgress(lines.Add);
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+        {
+            try
+            {
+                outer.Report("(1/2) mini, 50 images: starting");
+                using var inner = new StoppableProgress(outer.Nested("(1/2) mini, 50 images: "));
+                inner.Each(new[] { "a", "b", "c" }, s => s, (s, label) =>
+                {
+                    if (s == "b") { interrupt.Cancel(); interrupt.Token.ThrowIfCancellationRequested(); }
+                    var item = new Item(s);
+                    made.Add(item);
+                    return item;
+                }, interrupt.Token);
+            }
+            catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+            {
+                outer.Stopped("interrupted");
+                throw;
+            }
+        });
+        Assert.Equal(new[]
+        {
+            "(1/2) mini, 50 images: starting",
+            "(1/2) mini, 50 images: [1/3] a",
+            "(1/2) mini, 50 images: [2/3] b",
+            "(1/2) mini, 50 images: [2/3] b -- stopped (interrupted): " + StoppableProgress.Kept,
+        }, lines);
+        Assert.Equal(1, Stops(lines));
+        Assert.True(Assert.Single(made).Disposed); // Each's all-or-none still holds
+        outer.Stopped("the kernel ended"); // e.g. the process ending afterwards: the line already ended
+        Assert.Equal(1, Stops(lines));
+    }
+
+    /// <summary>The other order: the outer line ends first (the process ends while the nested run is on), and the nested
+    /// line's stop then says nothing.</summary>
+    [Fact]
+    public void ANestedLineSaysNothingOnceItsOuterLineEnded()
+    {
+        var lines = new List<string>();
+        using var outer = new StoppableProgress(lines.Add);
+        using var inner = new StoppableProgress(outer.Nested("(2/2) stronger, 800 images: "));
+        inner.Report("[4/6] mnist lora");
+        outer.Stopped("the kernel ended");
+        inner.Stopped("the kernel ended");
+        inner.Stopped("interrupted");
+        Assert.Equal(new[]
+        {
+            "(2/2) stronger, 800 images: [4/6] mnist lora",
+            "(2/2) stronger, 800 images: [4/6] mnist lora -- stopped (the kernel ended): " + StoppableProgress.Kept,
+        }, lines);
+    }
+
+    /// <summary>A nested run that finishes (its line disposed) leaves the outer line open: a later Interrupt between two
+    /// nested runs is still said, once.</summary>
+    [Fact]
+    public void AFinishedNestedRunLeavesTheOuterLineToSayItsOwnStop()
+    {
+        var lines = new List<string>();
+        using var outer = new StoppableProgress(lines.Add);
+        using (var first = new StoppableProgress(outer.Nested("(1/2) a: ")))
+            first.Report("[1/1] done");
+        outer.Report("(2/2) b: starting");
+        outer.Stopped("interrupted");
+        outer.Stopped("interrupted");
+        Assert.Equal("(2/2) b: starting -- stopped (interrupted): " + StoppableProgress.Kept, lines[^1]);
+        Assert.Equal(1, Stops(lines));
+    }
+
+    [Fact]
+    public void WithNoLineShownThereIsNoNestedLine()
+    {
+        using var outer = new StoppableProgress(null);
+        Assert.Null(outer.Nested("(1/1) x: "));
+        Assert.Null(outer.Line);
+    }
+}
