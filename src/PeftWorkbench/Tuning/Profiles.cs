@@ -299,7 +299,7 @@ public static class Profiles
     {
         RobustnessBudgetOf = null,
         Name = "mini-full", Purpose = "the default's choices with the study's schedule shape at mini scale (overnight sweeps)",
-        Epochs = 20, WarmupEpochs = 2, Stepping = ScheduleStepping.PerEpoch, WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
+        Epochs = 20, WarmupEpochs = 2, BatchSize = 64, Stepping = ScheduleStepping.PerEpoch, WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
         StudyTasks = TaskScope.All,
         Regime = new RegimeRecipe { Methods = new[] { "linear", "full", "lora", "rand_h_adapter", "bitfit" }, Tasks = null },
         RobustnessMethods = new[] { "full", "lora", "bitfit", "adaptformer", "ln", "difffit", "repadapter", "convpass", "fact_tk" },
@@ -334,7 +334,7 @@ public static class Profiles
         ("epochs (warmup)", p => $"{p.Epochs} ({p.WarmupEpochs})",
             "budget: a 2-core CPU. default: 5-epoch finals cost PEFT most (mini-full's 20 add 1.6 points to full FT, 4.4 to LoRA, 7.5 to Houlsby, 11.3 to BitFit on 3 tasks); 10 (tuned as long as the final) put convergence before time: notebook 02 then took 27 min on a 2-core AVX-512 EPYC (load 3-12), against its 10-minute target, and 31 of its 48 finals were still improving. The slowest, BitFit on dsprites-loc, tests 67.3 after 10 epochs, 72.8 after 14, 75.3 after mini-full's 20"),
         ("batch", p => p.BatchSize.ToString(CultureInfo.InvariantCulture),
-            "default: 32 (twice the study's steps per epoch) for the same 10 epochs: on dsprites-loc, 10-epoch val200 at the better lr rose from 52.5 to 60.0 (BitFit), 89.5 to 92.0 (full FT), 42.0 to 47.0 (VPT-Deep), 84.5 to 85.0 (AdaptFormer), LoRA 85.0 to 84.5, at 1.08x the time per epoch with 2 workers x 1 thread (batch 16 helps BitFit more, 70.0, but makes lr 1e-2 unstable for LoRA and full FT: LoRA 69.0 at 1e-3)"),
+            "default: 32 (twice the study's steps per epoch) for the same 10 epochs: on dsprites-loc, 10-epoch val200 at the better lr rose from 52.5 to 60.0 (BitFit), 89.5 to 92.0 (full FT), 42.0 to 47.0 (VPT-Deep), 84.5 to 85.0 (AdaptFormer), LoRA 85.0 to 84.5, at 1.08x the time per epoch with 2 workers x 1 thread (batch 16 helps BitFit more, 70.0, but makes lr 1e-2 unstable for LoRA and full FT: LoRA 69.0 at 1e-3). mini-full keeps the study's 64 (its schedule shape)"),
         ("tune trial epochs", p => p.TuneEpochs is int e ? $"{e} (warmup {Math.Min(p.WarmupEpochs, e)})" : "as the final",
             "default: 2-epoch tunes leave PEFT at lr 1e-3 near chance (mnist val 35-48 %), so they chose 1e-2 on 15 of 16 mnist pairs where mini-full's 20-epoch tunes chose 1e-3 on 4 (AdaptFormer 94.5 against 92.0); a tune as long as the final selects like a long budget and is the model ensembles read"),
         ("val200 logits (ensembles pick members by them)", p => p.Vtab1k().RefitsSelected ? "the selection retrained like the final on train800" : "the selected tune trial",

@@ -54,7 +54,8 @@ public class ProfileTests
     public void DropLastGivesTheStudysStepCounts()
     {
         Assert.Equal((15, 12), (Trainer.StepsPerEpoch(1000, Profiles.Paper.Train), Trainer.StepsPerEpoch(800, Profiles.Paper.Train)));
-        Assert.Equal((16, 13), (Trainer.StepsPerEpoch(1000, Profiles.Default.Train), Trainer.StepsPerEpoch(800, Profiles.Default.Train)));
+        Assert.Equal((16, 13), (Trainer.StepsPerEpoch(1000, Profiles.MiniFull.Train), Trainer.StepsPerEpoch(800, Profiles.MiniFull.Train)));
+        Assert.Equal((32, 25), (Trainer.StepsPerEpoch(1000, Profiles.Default.Train), Trainer.StepsPerEpoch(800, Profiles.Default.Train))); // batch 32
         using var vit = TinyData.Vit();
         using var train = TinyData.Set(40);
         var o = new TrainOptions { Epochs = 2, BatchSize = 16, Device = torch.CPU };
