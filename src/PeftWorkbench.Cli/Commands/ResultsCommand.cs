@@ -16,6 +16,8 @@ public static class ResultsCommand
         {
             var path = Path.GetFullPath(r.GetValue(dir)!);
             if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"No experiment directory {path}.");
+            var refDir = r.GetValue(reference) is string given ? Path.GetFullPath(given) : null;
+            if (refDir is not null && !Directory.Exists(refDir)) throw new DirectoryNotFoundException($"--reference: no results store at {refDir}.");
             var store = new ResultsStore(path);
             var manifestPath = SweepDirectory.ManifestPath(path);
             foreach (var line in SweepDirectory.Report(store, File.Exists(manifestPath) ? SweepManifest.Load(manifestPath) : null)) Console.WriteLine(line);
@@ -24,7 +26,7 @@ public static class ResultsCommand
                 Microsoft.Data.Analysis.DataFrame.SaveCsv(store.ToDataFrame(), csvPath);
                 Console.WriteLine($"wrote {csvPath}");
             }
-            if (r.GetValue(reference) is string refDir)
+            if (refDir is not null)
             {
                 var agreement = Findings.BudgetAgreement.OfStores(path, refDir);
                 Console.WriteLine();

@@ -37,6 +37,9 @@ public class CliBoundsFuzzTests
             ("--classes 2000000000 (summary)", new[] { "vit", "summary", "--preset", "mini", "--classes", "2000000000" }, "2000000000"),
             ("--out in a folder nobody may write", new[] { "vit", "export", "--preset", "mini", "--checkpoint", Shipped, "--out", "/proc/peft-export.safetensors" }, "/proc/"),
         };
+        // `peft results STORE --reference MISSING` refuses before it prints the store's table.
+        Directory.CreateDirectory(dir.File("store"));
+        cases.Add(("--reference a missing store (results)", new[] { "results", dir.File("store"), "--reference", dir.File("no-reference") }, "no results store at"));
         if (haveDevice) cases.Add(("--out a device node", new[] { "vit", "export", "--preset", "mini", "--checkpoint", Shipped, "--out", device }, device));
         var outcomes = new Outcomes();
         var failures = new List<string>();
@@ -50,6 +53,7 @@ public class CliBoundsFuzzTests
             if (!output.Contains(says)) problems.Add($"does not name {says}");
             if (output.Contains("   at ") || output.Contains("Unhandled exception")) problems.Add("a stack trace");
             if (output.Trim().Split('\n').Count(l => l.StartsWith("error") || l.Contains("rror:")) != 1) problems.Add("not one error line");
+            if (args[0] == "results" && output.Trim().Split('\n').Length != 1) problems.Add("printed work before the error");
             // A refused sweep leaves no store behind (no manifest, budgets or identity to trip the next, valid run).
             if (args[0] == "sweep" && Directory.Exists(args[^1]) && Directory.EnumerateFileSystemEntries(args[^1]).Any())
                 problems.Add($"left {string.Join(", ", Directory.EnumerateFileSystemEntries(args[^1]).Select(Path.GetFileName))} in the store");
