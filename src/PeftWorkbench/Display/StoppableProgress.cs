@@ -55,10 +55,13 @@ public sealed class StoppableProgress : IDisposable
     /// <summary>
     /// Runs <paramref name="items"/> in turn, each under the line "[k/n] label" (<paramref name="run"/> gets it, to put its
     /// own progress after it). An Interrupt ends the line with <see cref="Stopped"/>; any failure disposes the results
-    /// so far and rethrows: a caller gets all of them or none. The one loop behind Study.RunAll and the capacity sweep.
+    /// so far (those that are <see cref="IDisposable"/>) and rethrows: a caller gets all of them or none. The one loop
+    /// behind Study.RunAll, the capacity sweep and the robustness finding. <paramref name="announce"/> false: the "[k/n]
+    /// label" line is only handed to <paramref name="run"/>, not shown (a run whose own lines are the progress, as notebook
+    /// 05's robustness run shows them).
     /// </summary>
-    public List<T> Each<TItem, T>(IReadOnlyList<TItem> items, Func<TItem, string> label, Func<TItem, string, T> run, CancellationToken cancel)
-        where T : IDisposable
+    public List<T> Each<TItem, T>(IReadOnlyList<TItem> items, Func<TItem, string> label, Func<TItem, string, T> run, CancellationToken cancel,
+        bool announce = true)
     {
         var done = new List<T>();
         try
@@ -67,7 +70,7 @@ public sealed class StoppableProgress : IDisposable
             {
                 cancel.ThrowIfCancellationRequested();
                 var text = $"[{done.Count + 1}/{items.Count}] {label(item)}";
-                Report(text);
+                if (announce) Report(text);
                 done.Add(run(item, text));
             }
             return done;
@@ -75,7 +78,7 @@ public sealed class StoppableProgress : IDisposable
         catch (Exception e)
         {
             if (e is OperationCanceledException && cancel.IsCancellationRequested) Stopped("interrupted");
-            foreach (var r in done) r.Dispose();
+            foreach (var r in done) (r as IDisposable)?.Dispose();
             throw;
         }
     }

@@ -40,35 +40,29 @@ public sealed class ShiftRobustness
     /// Fine-tunes each method from the zero-shot head with the profile's robustness recipe (<see cref="Profile.Robustness"/>:
     /// budget, lr, wd; its methods, alphas and images per set where not given) and reads the finding. Curves already in the
     /// store are read back; so is each fine-tuning's loss curve where one was recorded (else its convergence is unknown).
+    /// The methods run in turn through <see cref="Display.StoppableProgress.Each"/>, Study.RunAll's loop: an Interrupt ends
+    /// <paramref name="log"/>'s line with "stopped (interrupted)" once (once in all where <paramref name="log"/> is another
+    /// run's <see cref="Display.StoppableProgress.Nested"/> line). <paramref name="counted"/>: each line starts "[k/n] ",
+    /// as RunAll's do (off by default: notebook 05 shows the robustness run's own lines, "lora: fine-tuning ...").
     /// </summary>
     public static ShiftRobustness Run(string profile, IReadOnlyList<string>? methods = null, long? seed = null, string? store = null,
-        Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+        Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, bool counted = false)
     {
         var p = Profiles.Get(profile);
         var options = p.Robustness with { Seed = seed ?? p.Robustness.Seed };
         var alphas = p.RobustnessAlphas ?? Wise.DefaultAlphas;
-        var curves = new List<WiseCurve>();
         var losses = new List<(string, string, IReadOnlyList<double>?, double?)>();
         var fromStore = new HashSet<string>();
-        // An interrupted run says so on its line, as Study.RunAll's does (the log is the line a notebook shows).
         using var line = new Display.StoppableProgress(log);
-        log = log is null ? null : line.Report;
-        try
-        {
-            foreach (var m in methods ?? p.RobustnessMethods) RunOne(m);
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            line.Stopped("interrupted");
-            throw;
-        }
+        var curves = line.Each(methods ?? p.RobustnessMethods, m => m, (m, text) =>
+            RunOne(m, line.Line is { } show && counted ? s => show($"{text[..(text.IndexOf(']') + 1)]} {s}") : line.Line), cancel, announce: counted);
         return new ShiftRobustness(curves, Convergence.OfFinals(losses)) { Tally = new RunTally(curves.Count - fromStore.Count, fromStore.Count, "curves") };
 
-        void RunOne(string m)
+        WiseCurve RunOne(string m, Action<string>? show)
         {
             // One method per call, so that the losses recorded belong to it (the zero-shot point is evaluated again: seconds).
             var recorder = new LossRecorder(progress);
-            var curve = Robustness.Curves(new[] { m }, options, alphas, log: log, store: store, progress: recorder, cancel: cancel, limit: p.RobustnessImagesPerSet)[0];
+            var curve = Robustness.Curves(new[] { m }, options, alphas, log: show, store: store, progress: recorder, cancel: cancel, limit: p.RobustnessImagesPerSet)[0];
             var file = store is null ? null : Path.Combine(store, "robustness", Robustness.RunName(m, null, options, alphas, Robustness.DefaultShifts, p.RobustnessImagesPerSet), LossFile);
             IReadOnlyList<double>? loss = recorder.Epochs.Count > 0 ? recorder.Epochs : null;
             if (loss is null) fromStore.Add(m); // nothing trained: the curve came from the store
@@ -76,8 +70,8 @@ public sealed class ShiftRobustness
                 Checkpoints.AtomicFile.Write(file, fs => JsonSerializer.Serialize(fs, loss));
             else if (loss is null && file is not null && File.Exists(file))
                 loss = ReadLosses(file);
-            curves.Add(curve);
             losses.Add((curve.Task, m, loss, curve.Points.FirstOrDefault(x => x.Alpha == 1)?.Target));
+            return curve;
         }
     }
 

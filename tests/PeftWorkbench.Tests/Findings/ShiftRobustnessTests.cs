@@ -83,4 +83,63 @@ public class ShiftRobustnessTests
         Assert.StartsWith("Finding 4 (robustness and WiSE): 4 of 5 claims agree with the study, 1 disagrees, 0 are inconclusive under this budget (2 methods). Zero-shot 80.0 / 55.0", f.FindingLine());
         Assert.Contains("gaussian_noise-3 (a corruption), fine-tuned: disagrees", f.VerdictLine());
     }
+    /// <summary>A store holding the smoke profile's curves for <paramref name="methods"/> (so Run reads them, trains nothing).</summary>
+    static void Stored(string store, params string[] methods)
+    {
+        var p = PeftWorkbench.Tuning.Profiles.Get("smoke");
+        foreach (var m in methods)
+        {
+            var dir = Path.Combine(store, "robustness", Robustness.RunName(m, null, p.Robustness, p.RobustnessAlphas ?? Wise.DefaultAlphas,
+                Robustness.DefaultShifts, p.RobustnessImagesPerSet));
+            Directory.CreateDirectory(dir);
+            CurveFile.Write(dir, Hand().First(c => c.Method == m));
+        }
+    }
+
+    /// <summary>Issue 23: the robustness run goes through StoppableProgress.Each, Study.RunAll's loop. Counted, its lines
+    /// start "[k/n] "; an Interrupt between two methods ends the line once, after the line it stopped at.</summary>
+    [Fact]
+    public void A_counted_robustness_run_numbers_its_lines_and_says_stopped_once()
+    {
+        using var tmp = new TempDir();
+        Stored(tmp.Path, "full", "lora");
+        var lines = new List<string>();
+        var f = ShiftRobustness.Run("smoke", new[] { "full", "lora" }, store: tmp.Path, log: lines.Add, counted: true);
+        Assert.Equal(2, f.Curves.Count);
+        Assert.Equal("[1/2] full", lines[0]);
+        Assert.Contains(lines, l => l.StartsWith("[1/2] full: read from ", StringComparison.Ordinal));
+        Assert.Contains("[2/2] lora", lines);
+        Assert.All(lines, l => Assert.Matches(@"^\[[12]/2\] (full|lora)", l));
+
+        lines.Clear();
+        using var interrupt = new CancellationTokenSource();
+        Assert.ThrowsAny<OperationCanceledException>(() => ShiftRobustness.Run("smoke", new[] { "full", "lora" }, store: tmp.Path,
+            log: l => { lines.Add(l); if (l.StartsWith("[1/2] full: zero-shot", StringComparison.Ordinal)) interrupt.Cancel(); }, counted: true, cancel: interrupt.Token));
+        Assert.Equal("[1/2] full: zero-shot 80.0 / 55.0, fine-tuned 98.0 / 35.0 -- stopped (interrupted): " + PeftWorkbench.Display.StoppableProgress.Kept, lines[^1]);
+        Assert.Single(lines, l => l.Contains("stopped", StringComparison.Ordinal));
+    }
+
+    /// <summary>Notebook 05's run (not counted) shows the robustness run's own lines, as before; nested in another line
+    /// (<see cref="PeftWorkbench.Display.StoppableProgress.Nested"/>), an Interrupt is said once in all.</summary>
+    [Fact]
+    public void An_uncounted_run_shows_its_own_lines_and_a_nested_one_stops_once()
+    {
+        using var tmp = new TempDir();
+        Stored(tmp.Path, "full", "lora");
+        var lines = new List<string>();
+        ShiftRobustness.Run("smoke", new[] { "full", "lora" }, store: tmp.Path, log: lines.Add);
+        Assert.Equal(new[] { "full: read from ", "full: zero-shot 80.0 / 55.0, fine-tuned 98.0 / 35.0", "lora: read from ", "lora: zero-shot 80.0 / 55.0, fine-tuned 97.0 / 40.0" },
+            lines.Select(l => l.Contains("read from", StringComparison.Ordinal) ? l[..(l.IndexOf("from", StringComparison.Ordinal) + 5)] : l));
+
+        lines.Clear();
+        using var interrupt = new CancellationTokenSource();
+        using var outer = new PeftWorkbench.Display.StoppableProgress(l => { lines.Add(l); if (l.EndsWith("full: zero-shot 80.0 / 55.0, fine-tuned 98.0 / 35.0", StringComparison.Ordinal)) interrupt.Cancel(); });
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+        {
+            try { ShiftRobustness.Run("smoke", new[] { "full", "lora" }, store: tmp.Path, log: outer.Nested("(1/2) "), cancel: interrupt.Token); }
+            catch (OperationCanceledException) when (interrupt.IsCancellationRequested) { outer.Stopped("interrupted"); throw; }
+        });
+        Assert.Equal("(1/2) full: zero-shot 80.0 / 55.0, fine-tuned 98.0 / 35.0 -- stopped (interrupted): " + PeftWorkbench.Display.StoppableProgress.Kept, lines[^1]);
+        Assert.Single(lines, l => l.Contains("stopped", StringComparison.Ordinal));
+    }
 }
