@@ -402,15 +402,28 @@ public static class Robustness
     /// <summary>The folder name of one robustness run in a store: method and a hash of everything its curve depends on.</summary>
     public static string RunName(string method, IReadOnlyDictionary<string, string>? hp, TrainOptions options, IReadOnlyList<double> alphas, IReadOnlyList<string> shifts, int? limit = null)
     {
-        var culture = System.Globalization.CultureInfo.CurrentCulture;
-        System.Globalization.CultureInfo.CurrentCulture = System.Globalization.CultureInfo.InvariantCulture; // record ToString formats doubles
-        try
-        {
-            var key = string.Join("\n", Task, method, string.Join(",", (hp ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
-                (options with { Device = null }).ToString(), string.Join(",", alphas.Select(x => x.ToString("R"))), string.Join(",", shifts), limit?.ToString() ?? "all", Workbench.Version);
-            return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
-        }
-        finally { System.Globalization.CultureInfo.CurrentCulture = culture; }
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var key = string.Join("\n", Task, method, string.Join(",", (hp ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
+            InvariantRecord(options with { Device = null }), string.Join(",", alphas.Select(x => x.ToString("R", inv))), string.Join(",", shifts), limit?.ToString(inv) ?? "all", Workbench.Version);
+        return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
+    }
+
+    /// <summary>
+    /// What a record's compiler-made ToString gives under the invariant culture ("TrainOptions { Epochs = 10, Lr = 0.001, ... }":
+    /// every public instance property in declaration order, null as nothing), without touching the thread's culture. A
+    /// robustness run's name hashes it, so stores written before (when RunName set the culture around ToString) still read.
+    /// </summary>
+    static string InvariantRecord<T>(T record) where T : class
+    {
+        var members = typeof(T).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Where(p => p.GetIndexParameters().Length == 0)
+            .Select(p => p.GetValue(record) switch
+            {
+                null => $"{p.Name} = ",
+                IFormattable f => $"{p.Name} = {f.ToString(null, System.Globalization.CultureInfo.InvariantCulture)}",
+                var v => $"{p.Name} = {v}",
+            });
+        return $"{typeof(T).Name} {{ {string.Join(", ", members)} }}";
     }
 
     /// <summary>The zero-shot model (alpha 0 of the first curve, the same for every method) and each fine-tuned model

@@ -120,6 +120,55 @@ public class WiseTests
         Assert.NotEqual(name, Robustness.RunName("lora", null, o, Wise.DefaultAlphas, new[] { "digits" }));
     }
 
+    /// <summary>Issue 23: RunName no longer sets the thread's culture around the record's ToString; the name stays the one
+    /// stores were written under (computed here the old way) under any culture, and the caller's culture is left alone.</summary>
+    [Fact]
+    public void A_robustness_run_name_is_the_one_stores_were_written_under_whatever_the_culture()
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var o = Robustness.DefaultTraining with { Lr = 1.5e-3, LabelSmoothing = 0.1, ClipGradNorm = 2.5, Device = torch.CPU };
+        var alphas = new[] { 0.0, 0.25, 1.0 };
+        string Before() // RunName as it was: the record's ToString with the invariant culture set around it
+        {
+            var saved = System.Globalization.CultureInfo.CurrentCulture;
+            System.Globalization.CultureInfo.CurrentCulture = inv;
+            try
+            {
+                var key = string.Join("\n", Robustness.Task, "lora", "lora_r=4", (o with { Device = null }).ToString(), string.Join(",", alphas.Select(x => x.ToString("R"))),
+                    string.Join(",", Robustness.DefaultShifts), "200", Workbench.Version);
+                return "lora-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12];
+            }
+            finally { System.Globalization.CultureInfo.CurrentCulture = saved; }
+        }
+        var expected = Before();
+        var outer = System.Globalization.CultureInfo.CurrentCulture;
+        try
+        {
+            foreach (var name in new[] { "de-DE", "fr-FR", "" })
+            {
+                var culture = System.Globalization.CultureInfo.GetCultureInfo(name);
+                System.Globalization.CultureInfo.CurrentCulture = culture;
+                Assert.Equal(expected, Robustness.RunName("lora", new Dictionary<string, string> { ["lora_r"] = "4" }, o, alphas, Robustness.DefaultShifts, 200));
+                Assert.Same(culture, System.Globalization.CultureInfo.CurrentCulture);
+            }
+        }
+        finally { System.Globalization.CultureInfo.CurrentCulture = outer; }
+    }
+
+    /// <summary>Issue 23: no library code sets the process's or a thread's culture (a notebook's cells run beside it);
+    /// what must not depend on the culture formats with an explicit provider.</summary>
+    [Fact]
+    public void No_source_sets_a_current_culture()
+    {
+        var src = Path.Combine(PeftWorkbench.Tests.TestPaths.Repo, "src");
+        var setters = Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}") && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}"))
+            .SelectMany(f => File.ReadLines(f).Select((l, i) => (f, i, l)))
+            .Where(x => System.Text.RegularExpressions.Regex.IsMatch(x.l, @"\b(CurrentCulture|CurrentUICulture|DefaultThreadCurrentCulture|DefaultThreadCurrentUICulture)\s*=[^=>]"))
+            .Select(x => $"{Path.GetRelativePath(src, x.f)}:{x.i + 1}").ToList();
+        Assert.Empty(setters);
+    }
+
     [Fact]
     public void Robustness_fine_tuning_at_alpha_0_is_the_zero_shot_model()
     {
