@@ -116,5 +116,5 @@ public sealed class BottleneckAdapter : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        up_proj.call(dropout.call(torch.nn.functional.relu(down_proj.call(x)))) * Scale;
+        up_proj.call(dropout.call(torch.nn.functional.relu(down_proj.call(x)))).Times(Scale);
 }

@@ -88,7 +88,7 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
             Tensor y0, y1;
             try { state.Strength = 0; y0 = f(x); state.Strength = 1; y1 = f(x); }
             finally { state.Strength = s; }
-            return y0 + (y1 - y0) * s;
+            return y0 + (y1 - y0).Times(s);
         }
         if (selected.Count == 0) return f(x);
         // Selected backbone tensors (BitFit, LayerNorm, DiffFit, Full FT): evaluate at pre + s (tuned - pre).
@@ -105,7 +105,7 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
         finally { backup.Restore(); }
     }
 
-    static Tensor Lerp(Tensor pre, Tensor tuned, double s) => pre + (tuned - pre) * s;
+    static Tensor Lerp(Tensor pre, Tensor tuned, double s) => pre + (tuned - pre).Times(s);
 
     /// <summary>A selected backbone tensor's pre-trained value (follows the tensor to its device and dtype).</summary>
     sealed class Pretrained(string name, Tensor value)

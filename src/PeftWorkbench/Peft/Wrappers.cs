@@ -73,7 +73,7 @@ public abstract class LinearSlot : nn.Module<Tensor, Tensor>, IPeftWrapper, IMer
     protected Tensor Base(Tensor x) => F.linear(x, weight, bias);
 
     /// <summary>1 + s (g - 1): a multiplicative factor at strength s (exact at s = 1).</summary>
-    protected static Tensor Interpolate(Tensor g, double s) => s == 1 ? g : (g - 1) * s + 1;
+    protected static Tensor Interpolate(Tensor g, double s) => s == 1 ? g : g.TowardOne(s);
 }
 
 /// <summary>
@@ -172,7 +172,7 @@ public sealed class ParallelBranch : TransparentWrapper
         if (State.Strength == 0) return y;
         var delta = adapter.call(x);
         if (dropPath is not null) delta = dropPath.Value.Drop(delta);
-        return State.Strength == 1 ? y + delta : y + delta * State.Strength;
+        return State.Strength == 1 ? y + delta : y + delta.Times(State.Strength);
     }
 }
 
@@ -213,7 +213,7 @@ public sealed class SequentialBranch : TransparentWrapper
         if (State.Strength == 0) return Inner(x);
         if (dropPath is not null) x = dropPath.Value.call(x);
         var delta = adapter.call(x);
-        return Inner(State.Strength == 1 ? x + delta : x + delta * State.Strength);
+        return Inner(State.Strength == 1 ? x + delta : x + delta.Times(State.Strength));
     }
 }
 

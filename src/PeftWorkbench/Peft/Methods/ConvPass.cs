@@ -106,6 +106,6 @@ public sealed class ConvPassAdapter : nn.Module<Tensor, Tensor>
         // The class token alone on a 1x1 "image" with padding 1 meets only the kernel's centre tap.
         var cls = F.linear(down[.., ..1], adapter_conv.weight[.., .., 1, 1], adapter_conv.bias);
         var y = act.call(torch.cat(new[] { cls, patches }, 1));
-        return adapter_up.call(dropout.call(y)) * scale;
+        return adapter_up.call(dropout.call(y)).Times(scale);
     }
 }

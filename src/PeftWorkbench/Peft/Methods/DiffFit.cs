@@ -50,7 +50,7 @@ public sealed class Gamma : TransparentWrapper, IMergeable
     public override Tensor forward(Tensor x)
     {
         if (State.Merged || State.Strength == 0) return Inner(x);
-        return Inner(x * (State.Strength == 1 ? gamma : (gamma - 1) * State.Strength + 1));
+        return Inner(x * (State.Strength == 1 ? gamma : gamma.TowardOne(State.Strength)));
     }
 
     public void Merge(double strength)
@@ -58,7 +58,7 @@ public sealed class Gamma : TransparentWrapper, IMergeable
         if (!backup.IsEmpty) throw new InvalidOperationException("already merged");
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var g = (gamma - 1) * strength + 1;
+        var g = gamma.TowardOne(strength);
         var lin = producer.Value;
         backup.Save(lin.weight);
         lin.weight.mul_(g.unsqueeze(1));

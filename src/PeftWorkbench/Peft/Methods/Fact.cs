@@ -139,7 +139,7 @@ public sealed class FactLinear : LinearSlot
         RegisterComponents();
     }
 
-    protected override Tensor ForwardTuned(Tensor x, double strength) => Base(x) + Delta(x) * (scale * strength);
+    protected override Tensor ForwardTuned(Tensor x, double strength) => Base(x) + Delta(x).Times(scale * strength);
 
     Tensor U(Tensor x) => f.Value.FacTu.call(x);
     Tensor V(Tensor h) => f.Value.FacTv.call(h);

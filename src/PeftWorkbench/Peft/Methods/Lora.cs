@@ -76,12 +76,12 @@ public sealed class LoraLinear : LinearSlot
     {
         var delta = lora_B.call(lora_A.call(lora_dropout.call(x)));
         double k = scaling * strength;
-        return Base(x) + (k == 1 ? delta : delta * k);
+        return Base(x) + (k == 1 ? delta : delta.Times(k));
     }
 
     protected override (Tensor Weight, Tensor Bias) MergedWeights(double strength)
     {
-        var w = weight + Checked.MatMul(lora_B.weight, lora_A.weight, "LoRA merge") * (scaling * strength);
+        var w = weight + Checked.MatMul(lora_B.weight, lora_A.weight, "LoRA merge").Times(scaling * strength);
         return (w, bias is null ? torch.zeros(OutFeatures, dtype: weight.dtype, device: weight.device) : bias.clone());
     }
 }

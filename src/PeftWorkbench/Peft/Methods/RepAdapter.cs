@@ -80,7 +80,7 @@ public sealed class RepAdapterLinear : LinearSlot
     }
 
     protected override Tensor ForwardTuned(Tensor x, double strength) =>
-        Base(x + conv_B.call(dropout.call(conv_A.call(x))) * (scale * strength));
+        Base(x + conv_B.call(dropout.call(conv_A.call(x))).Times(scale * strength));
 }
 
 /// <summary>

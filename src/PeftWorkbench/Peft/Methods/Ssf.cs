@@ -57,7 +57,7 @@ public sealed record SsfOptions : PeftOptions
 
     /// <summary>Scale and shift at strength s: 1 + s (scale - 1) and s shift (the tensors themselves at s = 1).</summary>
     internal static (Tensor Scale, Tensor Shift) AtStrength(Tensor scale, Tensor shift, double s) =>
-        s == 1 ? (scale, shift) : ((scale - 1) * s + 1, shift * s);
+        s == 1 ? (scale, shift) : (scale.TowardOne(s), shift.Times(s));
 }
 
 /// <summary>A linear layer followed by SSF's scale and shift.</summary>
