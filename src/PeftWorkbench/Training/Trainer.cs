@@ -24,9 +24,9 @@ public static class Trainer
     public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
         IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval)
     {
-        CheckImages(train, nameof(train));
-        if (eval is not null) CheckImages(eval, nameof(eval));
-        return Fit(model, Examples.Of(train), eval is null ? null : Examples.Of(eval), options, progress, cancel, takeLastEval);
+        var trainExamples = Images(train, nameof(train));
+        var evalExamples = eval is null ? null : Images(eval, nameof(eval));
+        return Fit(model, trainExamples, evalExamples, options, progress, cancel, takeLastEval);
     }
 
     /// <summary>The loop itself, on any inputs [N, ...] (images, or cached features for the linear probe).</summary>
@@ -239,6 +239,13 @@ public static class Trainer
             throw new ArgumentException($"Trainer.Fit: the model must return logits [B, K]; got [{string.Join(", ", logits.shape)}].");
         if (logits.shape[1] < set.NumClasses)
             throw new ArgumentException($"Trainer.Fit: the model returns {logits.shape[1]} logits but '{set.Name}' has {set.NumClasses} classes (reset the head?).");
+    }
+
+    /// <summary>An image set as the loop's examples, refused (naming it as <paramref name="what"/>) unless its images are [N, C, H, W].</summary>
+    internal static Examples Images(ImageSet set, string what)
+    {
+        CheckImages(set, what);
+        return Examples.Of(set);
     }
 
     static void CheckImages(ImageSet set, string what)

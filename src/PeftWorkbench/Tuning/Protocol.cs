@@ -223,11 +223,17 @@ public static class Protocol
         store?.CheckBudget(options, task.Name);
         var tuning = new List<TrialRecord>();
         foreach (var config in TuneConfigs(task.Name, method, methodGrid, options))
-            tuning.Add(RunOrReuse(config, task, factory, options, store, progressFor?.Invoke(config), cancel));
+        {
+            var progress = progressFor?.Invoke(config); // made before the store is asked, whether the trial runs or is reused
+            tuning.Add(RunOrReuse(config.Key, store, cancel, () => RunTrial(config, task, factory, options, store, progress, cancel)));
+        }
         var selected = Select(tuning, options.TieBreak);
+        // The val refit (where the profile's tune trials are shorter than the final) and the final: run, or reused from the store.
         var val = !options.RefitsSelected ? selected
-            : RunAfterTune("val", task, method, tuning, factory, options, store, progressFor, cancel) is { Ok: true } refit ? refit : null;
-        var final = RunAfterTune("final", task, method, tuning, factory, options, store, progressFor, cancel);
+            : RunOrReuse(Pending("val", task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
+                () => RunSelectedTrial("val", task, method, tuning, factory, options, store, progressFor, cancel)) is { Ok: true } refit ? refit : null;
+        var final = RunOrReuse(Pending("final", task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
+            () => RunSelectedTrial("final", task, method, tuning, factory, options, store, progressFor, cancel));
         return new ProtocolResult(tuning, selected, final, val);
     }
 
@@ -243,13 +249,6 @@ public static class Protocol
         var order = perm.data<long>().ToArray();
         return (set.Subset(order[(int)nVal..], set.Name + "-train"), set.Subset(order[..(int)nVal], set.Name + "-val"));
     }
-
-    /// <summary>Runs (or reuses from the store) the trial of <paramref name="phase"/> ("val" or "final") that follows
-    /// a method's finished tune trials.</summary>
-    static TrialRecord RunAfterTune(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
-        ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel) =>
-        RunOrReuse(Pending(phase, task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
-            () => RunSelectedTrial(phase, task, method, tuning, factory, options, store, progressFor, cancel));
 
     /// <summary>Selects from <paramref name="tuning"/> (in grid order: the study's tie-break depends on it) and runs the
     /// trial of <paramref name="phase"/> ("val": the selection trained like the final on train800, scored on val200;
@@ -280,12 +279,8 @@ public static class Protocol
         return record with { SelectedWithout = missed };
     }
 
-    /// <summary>Without a store: runs the trial. With one: returns the finished record, or claims and runs the
-    /// trial and records it, or waits while another worker runs it.</summary>
-    static TrialRecord RunOrReuse(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
-        ResultsStore? store, IProgress<TrainProgress>? progress, CancellationToken cancel) =>
-        RunOrReuse(config.Key, store, cancel, () => RunTrial(config, task, factory, options, store, progress, cancel));
-
+    /// <summary>Without a store: runs the trial (<paramref name="run"/>). With one: returns the finished record, or claims
+    /// and runs the trial and records it, or waits while another worker runs it.</summary>
     static TrialRecord RunOrReuse(string key, ResultsStore? store, CancellationToken cancel, Func<TrialRecord> run)
     {
         if (store is null) return run();
@@ -344,7 +339,8 @@ public static class Protocol
                 using var evalCache = FeatureCache.Build(vit, eval, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
                 history = LinearProbe.Fit(vit, trainCache, evalCache, trainOptions, progress, cancel, keep);
             }
-            else history = Trainer.Fit(built.Model, train, eval, trainOptions, progress, cancel, keep);
+            // The loop itself (Trainer.Fit over images checks them the same way and calls it): one frame fewer to the optimizer step.
+            else history = Trainer.Fit(built.Model, Trainer.Images(train, "train"), Trainer.Images(eval, "eval"), trainOptions, progress, cancel, keep);
             if (history.Cancelled) { scored?.Dispose(); throw new OperationCanceledException($"trial {config.Key} cancelled", cancel); }
             string? predictions = null;
             using (scored) if (scored is not null) predictions = store!.SavePredictions(config.Key, scored);

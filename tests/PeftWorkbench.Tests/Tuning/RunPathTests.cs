@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using PeftWorkbench.Training;
+using PeftWorkbench.Tuning;
+
+namespace PeftWorkbench.Tests.Tuning;
+
+/// <summary>Issue 23: from a notebook's Study.RunAll to the optimizer step (the training loop in Trainer.Fit) is at most
+/// 6 hops for a tune trial (7 for the final), counted as the library's named methods on the stack (lambdas and the
+/// progress line above the loop left out).</summary>
+public class RunPathTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    static int Hops(string path) => path.Split(" -> ").Length - 1;
+
+    [Fact]
+    public void A_trial_reaches_the_training_loop_in_at_most_6_hops_from_Study_RunAll()
+    {
+        using var tmp = new TempDir();
+        var paths = new HashSet<string>();
+        var library = typeof(Study).Assembly;
+        Study.RunAll(new[] { "toy-3" }, new[] { "bitfit" }, "smoke", store: tmp.Path, suite: "toy", workers: 1, progress: _ =>
+        {
+            var frames = new StackTrace().GetFrames().Select(f => f.GetMethod()).OfType<MethodBase>()
+                .Where(m => m.DeclaringType?.Assembly == library && !m.Name.Contains('<') && m.DeclaringType.IsDefined(typeof(CompilerGeneratedAttribute)) == false
+                    && !(m.DeclaringType.DeclaringType?.IsDefined(typeof(CompilerGeneratedAttribute)) ?? false))
+                .Select(m => $"{m.DeclaringType!.Name}.{m.Name}").ToList();
+            int loop = frames.IndexOf("Trainer.Fit"); // innermost first: the loop itself
+            int top = frames.IndexOf("Study.RunAll");
+            if (loop >= 0 && top > loop) lock (paths) paths.Add(string.Join(" -> ", frames.GetRange(loop, top - loop + 1).AsEnumerable().Reverse()));
+        }).ToList().ForEach(r => r.Dispose());
+        // Tune trials reach the loop in at most 6 hops; the final (smoke: no val refit) in one more, through the selection
+        // (Protocol.RunSelectedTrial, which sweeps' workers call too).
+        foreach (var p in paths) output.WriteLine($"{Hops(p)} hops: {p}");
+        Assert.All(paths, p => Assert.StartsWith("Study.RunAll -> ", p));
+        var tune = Assert.Single(paths, p => !p.Contains("RunSelectedTrial", StringComparison.Ordinal));
+        var final = Assert.Single(paths, p => p.Contains("RunSelectedTrial", StringComparison.Ordinal));
+        Assert.True(Hops(tune) <= 6, $"{Hops(tune)} hops: {tune}");
+        Assert.True(Hops(final) <= 7, $"{Hops(final)} hops: {final}");
+    }
+}
