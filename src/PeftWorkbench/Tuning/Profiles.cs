@@ -344,7 +344,7 @@ public static class Profiles
                 ScheduleStepping.TimmEpoch => "per epoch, epoch e at lr(e-1) (timm step(epoch) at the epoch's end)",
                 ScheduleStepping.PerEpoch => "per epoch, epoch e at lr(e)", _ => "per step",
             }, "default: a whole warmup epoch at 1e-6 would waste a tenth of its 10 epochs"),
-        ("lr grid", p => Join(p.Lrs), "budget"),
+        ("lr grid", p => Join(p.Lrs), "budget. A wider default grid {1e-3, 1e-2, 3e-2} was measured and not taken (2026-12-06, dsprites-loc, 16 methods): 3e-2 won 12 of 16 selections and raised 10-epoch val200 (BitFit 58.5 to 74, LN 62 to 76, VPT-Deep 47 to 56), but against the same grid at 30 epochs (reference) it selected alike on 11 of 16 and no final came within 1 point (mean -3.6, worst VPT-Deep -10.9): the longer budget, not the grid, is what dsprites-loc lacks"),
         ("wd grid", p => Join(p.WeightDecays), "budget: at the winning lr, wd 1e-4 and 1e-3 tied on 14 of 15 pairs under mini-full (issue 27)"),
         ("method grid", p => p.MethodGrid == MethodGridPolicy.StudyGrid ? "the study's" : "method defaults", "budget: the study's grids are up to 20 points"),
         ("tune trials scored on val200", p => p.TuneEvalEvery switch { 0 => "after the last epoch", 1 => "every epoch", var n => $"every {n} epochs" },
