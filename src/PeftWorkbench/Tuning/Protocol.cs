@@ -229,12 +229,12 @@ public static class Protocol
         }
         var selected = Select(tuning, options.TieBreak);
         // The val refit (where the profile's tune trials are shorter than the final) and the final: run, or reused from the store.
-        var val = !options.RefitsSelected ? selected
-            : RunOrReuse(Pending("val", task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
-                () => RunSelectedTrial("val", task, method, tuning, factory, options, store, progressFor, cancel)) is { Ok: true } refit ? refit : null;
-        var final = RunOrReuse(Pending("final", task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
-            () => RunSelectedTrial("final", task, method, tuning, factory, options, store, progressFor, cancel));
+        var val = !options.RefitsSelected ? selected : AfterTune("val") is { Ok: true } refit ? refit : null;
+        var final = AfterTune("final");
         return new ProtocolResult(tuning, selected, final, val);
+
+        TrialRecord AfterTune(string phase) => RunOrReuse(Pending(phase, task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
+            () => RunSelectedTrial(phase, task, method, tuning, factory, options, store, progressFor, cancel));
     }
 
     /// <summary>A seeded split into (train, validation) with round(share x N) validation examples (at least 1).</summary>
