@@ -122,6 +122,10 @@ public sealed record Profile
     public required string Purpose { get; init; }
     // Budget and grids (VTAB-1K).
     public required int Epochs { get; init; }
+    /// <summary>VTAB-1K epochs (and warmup, and tune epochs) per task group, as a multiple of <see cref="Epochs"/>: a group
+    /// whose methods need longer to settle gets its own budget (default: structured x3, measured, see the row's why).
+    /// A group not named trains <see cref="Epochs"/>. Many-shot and notebook 05's budget do not read it.</summary>
+    public IReadOnlyDictionary<string, int> EpochScaleByGroup { get; init; } = new Dictionary<string, int>();
     /// <summary>Epochs of a tune trial (VTAB-1K); null: <see cref="Epochs"/>, as the study (a budget: see the row's why).</summary>
     public int? TuneEpochs { get; init; }
     public required int WarmupEpochs { get; init; }
@@ -188,7 +192,11 @@ public sealed record Profile
     public TrainOptions Robustness =>
         (RobustnessBudgetOf is string other ? Profiles.Get(other) : this).Train with { Lr = RobustnessLr, WeightDecay = RobustnessWeightDecay };
 
-    /// <summary>The training options of a VTAB-1K trial under this profile (lr and wd come from the trial).</summary>
+    /// <summary>The multiple of <see cref="Epochs"/> a VTAB-1K task of <paramref name="group"/> trains (1: not named).</summary>
+    public int EpochScale(string group) => EpochScaleByGroup.TryGetValue(group, out var k) ? k : 1;
+
+    /// <summary>The training options of a VTAB-1K trial under this profile on a natural task (lr and wd come from the trial;
+    /// <see cref="ProtocolOptions.ForGroup"/> gives another group's).</summary>
     public TrainOptions Train => new()
     {
         Epochs = Epochs, WarmupEpochs = WarmupEpochs, BatchSize = BatchSize, Stepping = Stepping,
@@ -273,6 +281,7 @@ public static class Profiles
     {
         Name = "default", Purpose = "one method on one mini task in about a minute on 2 cores (what a user runs first)",
         Epochs = 10, WarmupEpochs = 1, BatchSize = 32, Stepping = ScheduleStepping.PerStep,
+        EpochScaleByGroup = new Dictionary<string, int> { ["structured"] = 3 },
         Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4 }, MethodGrid = MethodGridPolicy.MethodDefaults, FinalEvalEvery = 0, TuneEvalEvery = 1,
         VtabNormalization = PixelNormalization.Half, WeightDecay = WeightDecayRule.TimmExemptions, TieBreak = TieBreak.FewestParameters,
         DropLast = false, HeadInit = HeadInit.LinearDefault, LinearProbe = LinearProbePath.FeatureCache,
@@ -291,6 +300,7 @@ public static class Profiles
     {
         Name = "reference", Purpose = "the default's choices for 3x its epochs: the long budget default is measured against",
         Epochs = 30, WarmupEpochs = 3, RobustnessBudgetOf = null,
+        EpochScaleByGroup = new Dictionary<string, int> { ["structured"] = 2 },
     };
 
     /// <summary>The default's choices at the study's schedule shape (20 epochs, per-epoch cosine, lr x wd grid,
@@ -299,7 +309,7 @@ public static class Profiles
     {
         RobustnessBudgetOf = null,
         Name = "mini-full", Purpose = "the default's choices with the study's schedule shape at mini scale (overnight sweeps)",
-        Epochs = 20, WarmupEpochs = 2, BatchSize = 64, Stepping = ScheduleStepping.PerEpoch, WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
+        Epochs = 20, WarmupEpochs = 2, BatchSize = 64, Stepping = ScheduleStepping.PerEpoch, EpochScaleByGroup = new Dictionary<string, int>(), WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
         StudyTasks = TaskScope.All,
         Regime = new RegimeRecipe { Methods = new[] { "linear", "full", "lora", "rand_h_adapter", "bitfit" }, Tasks = null },
         RobustnessMethods = new[] { "full", "lora", "bitfit", "adaptformer", "ln", "difffit", "repadapter", "convpass", "fact_tk" },
@@ -313,7 +323,7 @@ public static class Profiles
     /// <summary>Seconds (what CI runs): the default's choices, 1 epoch, one lr.</summary>
     public static Profile Smoke { get; } = Default with
     {
-        Name = "smoke", Purpose = "seconds (what CI runs)", Epochs = 1, TuneEpochs = null, WarmupEpochs = 0, Lrs = new[] { 1e-2 },
+        Name = "smoke", Purpose = "seconds (what CI runs)", EpochScaleByGroup = new Dictionary<string, int>(), Epochs = 1, TuneEpochs = null, WarmupEpochs = 0, Lrs = new[] { 1e-2 },
         StudyMethods = new[] { "linear", "full", "bitfit", "lora" },
         RobustnessMethods = new[] { "full", "lora" }, RobustnessAlphas = new[] { 0.0, 0.5, 1.0 }, RobustnessImagesPerSet = 200,
         PlaygroundLrs = new[] { 1e-3, 1e-2 }, PlaygroundMethodValues = 2,
@@ -324,14 +334,18 @@ public static class Profiles
     public static IReadOnlyList<Profile> All { get; } = new[] { Smoke, Default, Reference, MiniFull, Paper };
     public static IReadOnlyList<string> Names { get; } = All.Select(p => p.Name).ToArray();
 
+    /// <summary>The profile named <paramref name="name"/>, or null.</summary>
+    public static Profile? Find(string name) => All.FirstOrDefault(p => p.Name == name);
+
     public static Profile Get(string name) =>
-        All.FirstOrDefault(p => p.Name == name)
+        Find(name)
         ?? throw new ArgumentException($"Unknown profile '{name}'. Known profiles: {string.Join(", ", Names)}.", nameof(name));
 
     /// <summary>The table's rows: what, the value per profile, and why the non-paper profiles differ.</summary>
     public static IReadOnlyList<(string What, Func<Profile, string> Value, string Why)> Rows { get; } = new (string, Func<Profile, string>, string)[]
     {
-        ("epochs (warmup)", p => $"{p.Epochs} ({p.WarmupEpochs})",
+        ("epochs (warmup)", p => $"{p.Epochs} ({p.WarmupEpochs})" + string.Concat(p.EpochScaleByGroup.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => $"; {kv.Key}: {p.Epochs * kv.Value} ({p.WarmupEpochs * kv.Value})")),
             "budget: a 2-core CPU. default: 10 epochs (tune trials as long as the final) at batch 32: notebook 02 took 17 min 47 s and all eight notebooks 34 min 49 s on a 2-core AVX-512 EPYC (load 1-6, 2026-12-06), against 20 minutes asked; 5-epoch finals had cost PEFT most (mini-full's 20 added 1.6 points to full FT, 4.4 to LoRA, 7.5 to Houlsby, 11.3 to BitFit on 3 tasks). reference: 3x default's epochs, what default is measured against (notebook 02, `peft results --reference`)"),
         ("batch", p => p.BatchSize.ToString(CultureInfo.InvariantCulture),
             "default: 32 (twice the study's steps per epoch) for the same 10 epochs: on dsprites-loc, 10-epoch val200 at the better lr rose from 52.5 to 60.0 (BitFit), 89.5 to 92.0 (full FT), 42.0 to 47.0 (VPT-Deep), 84.5 to 85.0 (AdaptFormer), LoRA 85.0 to 84.5, at 1.08x the time per epoch with 2 workers x 1 thread (batch 16 helps BitFit more, 70.0, but makes lr 1e-2 unstable for LoRA and full FT: LoRA 69.0 at 1e-3). mini-full keeps the study's 64 (its schedule shape)"),

@@ -67,7 +67,7 @@ public sealed record ProtocolOptions
         var p = Profiles.Get(profile);
         var o = protocol switch
         {
-            "vtab1k" => p.Vtab1k(),
+            "vtab1k" => p.Vtab1k().ForGroup(group),
             "manyshot" => p.ManyShotFor(group),
             _ => throw new ArgumentException($"Unknown protocol '{protocol}'. Known: vtab1k, manyshot.", nameof(protocol)),
         };
@@ -77,7 +77,19 @@ public sealed record ProtocolOptions
         return o with { Train = o.Train with { Bf16 = bf16, Seed = seed ?? o.Train.Seed }, TrainImages = n };
     }
 
-    /// <summary>VTAB-1K options of a profile (see <see cref="Profiles"/>).</summary>
+    /// <summary>
+    /// These VTAB-1K options for a task of <paramref name="group"/>: the profile's epoch scale for the group
+    /// (<see cref="Tuning.Profile.EpochScaleByGroup"/>) applied to the final's epochs and warmup and to the tune epochs.
+    /// Takes a profile's natural-task options (what <see cref="Tuning.Profile.Vtab1k"/> gives; a sweep plan scales per task);
+    /// many-shot options and a group the profile does not name come back as they are.
+    /// </summary>
+    public ProtocolOptions ForGroup(string group)
+    {
+        if (Protocol != "vtab1k" || Profiles.Find(Profile)?.EpochScale(group) is not (int k and > 1)) return this;
+        return this with { Train = Train with { Epochs = Train.Epochs * k, WarmupEpochs = Train.WarmupEpochs * k }, TuneEpochs = TuneEpochs * k };
+    }
+
+    /// <summary>VTAB-1K options of a profile on a natural task (see <see cref="Profiles"/>; <see cref="ForGroup"/> for another group).</summary>
     public static ProtocolOptions Vtab1k(string profile) => Profiles.Get(profile).Vtab1k();
 
     /// <summary>Many-shot options of a profile for a task of <paramref name="group"/> (the study's recipe differs per dataset).</summary>

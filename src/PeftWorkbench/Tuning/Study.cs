@@ -72,8 +72,8 @@ public static class Study
         var identity = TrialIdentity.Of(setup, task); // checks the task and checkpoint before the store is touched
         var storeDir = store ?? Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
         var results = new ResultsStore(storeDir);
-        // The group matters only to many-shot options (its recipe per group), and is known without loading the task.
-        var options = setup.Options(protocol == "manyshot" ? Environment.GroupOf(suite, task) : "natural", seed);
+        // The group picks the many-shot recipe and the VTAB-1K epochs (Profile.EpochScaleByGroup), known without loading the task.
+        var options = setup.Options(Environment.GroupOf(suite, task), seed);
         options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
         if (store is not null)
         {
@@ -151,7 +151,7 @@ public static class Study
     {
         var p = Profiles.Get(profile);
         var ckpt = CheckpointFor(checkpoint, suite);
-        var options = ProtocolOptions.For(p.Name, protocol, seed: seed, trainImages: trainImages); // Sweep.Plan resolves the many-shot recipe per task group
+        var options = ProtocolOptions.For(p.Name, protocol, seed: seed, trainImages: trainImages); // Sweep.Plan resolves the many-shot recipe and the epochs per task group
         var manifest = Sweep.Plan(store, suite, tasks, methods, options, PeftFactory.BackboneFor(ckpt, VitConfig.Preset(preset)), Environment, ckpt);
         var finished = new ResultsStore(store).Records().Select(r => r.Key).ToHashSet();
         int open = manifest.Trials.Count(t => !finished.Contains(t.Key));

@@ -138,8 +138,10 @@ public static class Sweep
         var finals = new List<TrialConfig>();
         foreach (var task in taskList)
         {
-            // Many-shot grids follow the study's recipe for the task's kind (e.g. Clevr: wd 1e-4, drop path 0).
-            var o = options.Protocol == "manyshot" ? ProtocolOptions.For(options.Profile, "manyshot", env.GroupOf(suite, task), seed: options.Train.Seed) : options;
+            // Many-shot grids follow the study's recipe for the task's kind (e.g. Clevr: wd 1e-4, drop path 0); VTAB-1K
+            // budgets the profile's epochs for the task's group (default: structured x3).
+            var o = options.Protocol == "manyshot" ? ProtocolOptions.For(options.Profile, "manyshot", env.GroupOf(suite, task), seed: options.Train.Seed)
+                : options.ForGroup(env.GroupOf(suite, task));
             foreach (var method in methodList)
             {
                 var grid = env.Grid(method, options.Profile);

@@ -206,6 +206,38 @@ public class ProfileTests
     }
 
     [Fact]
+    public void VtabEpochsFollowTheTaskGroupOfTheProfile()
+    {
+        (int, int, int?) Budget(string profile, string group) { var t = ProtocolOptions.For(profile, "vtab1k", group).Train; return (t.Epochs, t.WarmupEpochs, ProtocolOptions.For(profile, "vtab1k", group).TuneEpochs); }
+        // default: structured tasks train 3x (their methods had not settled in 10 epochs); reference doubles that again.
+        Assert.Equal((10, 1, (int?)null), Budget("default", "natural"));
+        Assert.Equal((10, 1, (int?)null), Budget("default", "specialized"));
+        Assert.Equal((30, 3, (int?)null), Budget("default", "structured"));
+        Assert.Equal((30, 3, (int?)null), Budget("reference", "natural"));
+        Assert.Equal((60, 6, (int?)null), Budget("reference", "structured"));
+        foreach (var p in new[] { "smoke", "mini-full", "paper" }) Assert.Equal(Budget(p, "natural"), Budget(p, "structured"));
+        // A tune shorter than the final scales with it; many-shot options do not read the VTAB-1K scale.
+        var shortTune = ProtocolOptions.Vtab1k("default") with { TuneEpochs = 2 };
+        Assert.Equal((30, 3, (int?)6), (shortTune.ForGroup("structured").Train.Epochs, shortTune.ForGroup("structured").Train.WarmupEpochs, shortTune.ForGroup("structured").TuneEpochs));
+        Assert.Equal(ProtocolOptions.ManyShot("default", "structured").Train.Epochs, ProtocolOptions.ManyShot("default", "structured").ForGroup("structured").Train.Epochs);
+    }
+
+    [Fact]
+    public void ASweepPlanRecordsEachTasksGroupBudgetAsItsTrialsWillTrainIt()
+    {
+        var dir = Temp.Dir();
+        Sweep.Plan(dir, "mini", new[] { "mnist", "dsprites-loc" }, new[] { "linear" }, ProtocolOptions.Vtab1k("default"),
+            PeftWorkbench.Vit.VitConfig.Preset("mini"), Study.Environment, "shipped:mini");
+        var budgets = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(dir, "budgets.json")))!;
+        Assert.StartsWith("tune 10 epochs, warmup 1", budgets["default/vtab1k/mnist"]);
+        Assert.StartsWith("tune 30 epochs, warmup 3", budgets["default/vtab1k/dsprites-loc"]);
+        // A worker or Study.Run resolves the same options per task; natural-task options on the structured task are refused.
+        var store = new ResultsStore(dir);
+        store.CheckBudget(ProtocolOptions.For("default", "vtab1k", "structured"), "dsprites-loc");
+        Assert.Throws<InvalidOperationException>(() => store.CheckBudget(ProtocolOptions.For("default", "vtab1k", "natural"), "dsprites-loc"));
+    }
+
+    [Fact]
     public void ManyShotSweepsPlanTheStudysRecipePerTaskKind()
     {
         var m = Sweep.Plan(Temp.Dir(), "mini", new[] { "fashion-mnist", "clevr-count" }, new[] { "linear" }, ProtocolOptions.ManyShot("paper"),
