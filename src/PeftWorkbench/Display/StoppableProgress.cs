@@ -57,7 +57,7 @@ public sealed class StoppableProgress : IDisposable
     /// <see cref="Step"/>: k, n and the bare label, and the line as <see cref="Step.Text"/>, to put its own progress after
     /// it). An Interrupt ends the line with <see cref="Stopped"/>; any failure disposes the results so far (those that are
     /// <see cref="IDisposable"/>) and rethrows: a caller gets all of them or none. The one loop behind Study.RunAll, the
-    /// capacity sweep and the robustness finding. <paramref name="announce"/> false: the "[k/n] label"
+    /// capacity sweep, the robustness finding and the regime finding. <paramref name="announce"/> false: the "[k/n] label"
     /// line is not shown (a run whose own lines are the progress, as notebook 05's robustness run shows them).
     /// </summary>
     public List<T> Each<TItem, T>(IReadOnlyList<TItem> items, Func<TItem, string> label, Func<TItem, Step, T> run, CancellationToken cancel,
