@@ -53,14 +53,14 @@ public sealed class StoppableProgress : IDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="items"/> in turn, each under the line "[k/n] label" (<paramref name="run"/> gets it, to put its
-    /// own progress after it). An Interrupt ends the line with <see cref="Stopped"/>; any failure disposes the results
-    /// so far (those that are <see cref="IDisposable"/>) and rethrows: a caller gets all of them or none. The one loop
-    /// behind Study.RunAll, the capacity sweep and the robustness finding. <paramref name="announce"/> false: the "[k/n]
-    /// label" line is only handed to <paramref name="run"/>, not shown (a run whose own lines are the progress, as notebook
-    /// 05's robustness run shows them).
+    /// Runs <paramref name="items"/> in turn, each under the line "[k/n] label" (<paramref name="run"/> gets its
+    /// <see cref="Step"/>: k, n and the bare label, and the line as <see cref="Step.Text"/>, to put its own progress after
+    /// it). An Interrupt ends the line with <see cref="Stopped"/>; any failure disposes the results so far (those that are
+    /// <see cref="IDisposable"/>) and rethrows: a caller gets all of them or none. The one loop behind Study.RunAll, the
+    /// capacity sweep, the robustness finding and the regime finding. <paramref name="announce"/> false: the "[k/n] label"
+    /// line is not shown (a run whose own lines are the progress, as notebook 05's robustness run shows them).
     /// </summary>
-    public List<T> Each<TItem, T>(IReadOnlyList<TItem> items, Func<TItem, string> label, Func<TItem, string, T> run, CancellationToken cancel,
+    public List<T> Each<TItem, T>(IReadOnlyList<TItem> items, Func<TItem, string> label, Func<TItem, Step, T> run, CancellationToken cancel,
         bool announce = true)
     {
         var done = new List<T>();
@@ -69,9 +69,9 @@ public sealed class StoppableProgress : IDisposable
             foreach (var item in items)
             {
                 cancel.ThrowIfCancellationRequested();
-                var text = $"[{done.Count + 1}/{items.Count}] {label(item)}";
-                if (announce) Report(text);
-                done.Add(run(item, text));
+                var step = new Step(done.Count + 1, items.Count, label(item));
+                if (announce) Report(step.Text);
+                done.Add(run(item, step));
             }
             return done;
         }
@@ -81,6 +81,17 @@ public sealed class StoppableProgress : IDisposable
             foreach (var r in done) (r as IDisposable)?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Item <paramref name="Number"/> of <paramref name="Count"/> in <see cref="Each"/>, with its bare
+    /// <paramref name="Label"/>; <see cref="Text"/> is the line Each shows for it.</summary>
+    public readonly record struct Step(int Number, int Count, string Label)
+    {
+        /// <summary>"[k/n]": what starts the item's line.</summary>
+        public string Counter => $"[{Number}/{Count}]";
+
+        /// <summary>"[k/n] label": the item's line.</summary>
+        public string Text => $"{Counter} {Label}";
     }
 
     /// <summary>The last line, then why the run stopped and what is kept.</summary>

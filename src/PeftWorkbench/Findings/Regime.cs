@@ -62,32 +62,24 @@ public sealed partial class Regime
         var trials = new List<RunTrials>();
         var finished = new List<StudyRun>();
         using var line = new Display.StoppableProgress(progress);
-        int step = 0, steps = plan.Backbones.Count * plan.Sizes.Count;
-        try
+        var steps = plan.Backbones.SelectMany(b => plan.Sizes.Select(n => (Backbone: b, Size: n))).ToList();
+        // Each (Study.RunAll's loop) says an interrupt between steps; one inside a step's RunAll is said by RunAll's line,
+        // shown on this one, which ends it (Nested): Each's Stopped then says nothing more. The lines are "(k/n) ...".
+        line.Each(steps, s => $"{s.Backbone.Name}, {s.Size} images", (s, step) =>
         {
-            foreach (var backbone in plan.Backbones)
-                foreach (var size in plan.Sizes)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    var prefix = $"({++step}/{steps}) {backbone.Name}, {size} images: ";
-                    line.Report(prefix + "starting");
-                    // RunAll's line shows on this one; when it ends it on an interrupt, Stopped below says nothing more.
-                    var runs = Study.RunAll(plan.Tasks, plan.Methods, profile, store: RegimePlan.StoreFor(store, backbone, suite), suite: suite,
-                        checkpoint: backbone.Checkpoint, preset: preset, seed: seed, workers: workers, progress: line.Nested(prefix), cancel: cancel, trainImages: size);
-                    foreach (var r in runs)
-                    {
-                        points.Add(new RegimePoint(backbone.Name, size, r.Task, r.Method, r.Final.Top1Last ?? double.NaN));
-                        trials.Add(new RunTrials(Label(r.Task, backbone.Name, size), r.Method, r.Tuning, r.Selected, r.Final));
-                        r.Dispose(); // the records stay; the test logits are not needed here
-                        finished.Add(r);
-                    }
-                }
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            line.Stopped("interrupted");
-            throw;
-        }
+            var prefix = $"({step.Number}/{step.Count}) {step.Label}: ";
+            line.Report(prefix + "starting");
+            var runs = Study.RunAll(plan.Tasks, plan.Methods, profile, store: RegimePlan.StoreFor(store, s.Backbone, suite), suite: suite,
+                checkpoint: s.Backbone.Checkpoint, preset: preset, seed: seed, workers: workers, progress: line.Nested(prefix), cancel: cancel, trainImages: s.Size);
+            foreach (var r in runs)
+            {
+                points.Add(new RegimePoint(s.Backbone.Name, s.Size, r.Task, r.Method, r.Final.Top1Last ?? double.NaN));
+                trials.Add(new RunTrials(Label(r.Task, s.Backbone.Name, s.Size), r.Method, r.Tuning, r.Selected, r.Final));
+                r.Dispose(); // the records stay; the test logits are not needed here
+                finished.Add(r);
+            }
+            return runs.Count;
+        }, cancel, announce: false);
         var classes = plan.Tasks.ToDictionary(t => t, t => Data.Suite.Mini.Tasks.FirstOrDefault(x => x.Name == t)?.NumClasses);
         var diagnostics = Convergence.Of(trials, label => classes.GetValueOrDefault(label.Split(' ')[0]));
         var finding = new Regime(plan, points, diagnostics) { Tally = RunTally.Of(finished, since) };

@@ -54,8 +54,8 @@ public sealed class ShiftRobustness
         var losses = new List<(string, string, IReadOnlyList<double>?, double?)>();
         var fromStore = new HashSet<string>();
         using var line = new Display.StoppableProgress(log);
-        var curves = line.Each(methods ?? p.RobustnessMethods, m => m, (m, text) =>
-            RunOne(m, line.Line is { } show && counted ? s => show($"{text[..(text.IndexOf(']') + 1)]} {s}") : line.Line), cancel, announce: counted);
+        var curves = line.Each(methods ?? p.RobustnessMethods, m => m, (m, step) =>
+            RunOne(m, line.Line is { } show && counted ? s => show($"{step.Counter} {s}") : line.Line), cancel, announce: counted);
         return new ShiftRobustness(curves, Convergence.OfFinals(losses)) { Tally = new RunTally(curves.Count - fromStore.Count, fromStore.Count, "curves") };
 
         WiseCurve RunOne(string m, Action<string>? show)

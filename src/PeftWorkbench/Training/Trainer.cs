@@ -15,21 +15,18 @@ namespace PeftWorkbench.Training;
 /// </summary>
 public static class Trainer
 {
+    /// <summary>The one public way in: image sets, checked as <see cref="Images"/> does, then the loop. (Protocol.RunTrial,
+    /// which keeps the last epoch's evaluation, hands the loop its examples through the same check itself.)</summary>
     public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
-        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default) =>
-        Fit(model, train, eval, options, progress, cancel, null);
-
-    /// <summary>As <see cref="Fit(nn.Module{Tensor, Tensor}, ImageSet, ImageSet?, TrainOptions, IProgress{TrainProgress}?, CancellationToken)"/>,
-    /// handing the last epoch's evaluation (logits, labels) to <paramref name="takeLastEval"/>, which then owns it.</summary>
-    public static TrainHistory Fit(nn.Module<Tensor, Tensor> model, ImageSet train, ImageSet? eval, TrainOptions options,
-        IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval)
+        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
     {
         var trainExamples = Images(train, nameof(train));
         var evalExamples = eval is null ? null : Images(eval, nameof(eval));
-        return Fit(model, trainExamples, evalExamples, options, progress, cancel, takeLastEval);
+        return Fit(model, trainExamples, evalExamples, options, progress, cancel);
     }
 
-    /// <summary>The loop itself, on any inputs [N, ...] (images, or cached features for the linear probe).</summary>
+    /// <summary>The loop itself, on any inputs [N, ...] (images, or cached features for the linear probe). With
+    /// <paramref name="takeLastEval"/>, the last epoch's evaluation (logits, labels) goes to it, which then owns it.</summary>
     internal static TrainHistory Fit(nn.Module<Tensor, Tensor> model, Examples train, Examples? eval, TrainOptions options,
         IProgress<TrainProgress>? progress, CancellationToken cancel, Action<EvalResult>? takeLastEval = null)
     {

@@ -45,8 +45,8 @@ public static class CapacitySweep
         // An interrupted run says so on its line, as Study.RunAll's does.
         using var line = new Display.StoppableProgress(progress);
         return line.Each(plan, p => $"{p.Task} {p.Method}{(p.Capacity is int c ? $" {p.Key}={c}" : "")}",
-            (p, label) => new CapacityRun(Study.Run(p.Task, p.Method, profile, hp: p.Key is null ? null : Hp(p.Key, p.Capacity!.Value), store: store,
-                protocol: protocol, seed: seed, progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}") : null,
+            (p, step) => new CapacityRun(Study.Run(p.Task, p.Method, profile, hp: p.Key is null ? null : Hp(p.Key, p.Capacity!.Value), store: store,
+                protocol: protocol, seed: seed, progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{step.Text} {cfg.Phase}") : null,
                 cancel: cancel), p.Capacity), cancel);
     }
 

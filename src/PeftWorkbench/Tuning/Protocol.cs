@@ -351,7 +351,7 @@ public static class Protocol
                 using var evalCache = FeatureCache.Build(vit, eval, options.EvalBatchSize, trainOptions.Device ?? Workbench.Device);
                 history = LinearProbe.Fit(vit, trainCache, evalCache, trainOptions, progress, cancel, keep);
             }
-            // The loop itself (Trainer.Fit over images checks them the same way and calls it): one frame fewer to the optimizer step.
+            // The loop itself, on the image sets through Trainer.Images (the check the public Trainer.Fit makes too), keeping the scored evaluation.
             else history = Trainer.Fit(built.Model, Trainer.Images(train, "train"), Trainer.Images(eval, "eval"), trainOptions, progress, cancel, keep);
             if (history.Cancelled) { scored?.Dispose(); throw new OperationCanceledException($"trial {config.Key} cancelled", cancel); }
             string? predictions = null;

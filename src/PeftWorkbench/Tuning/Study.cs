@@ -138,9 +138,9 @@ public static class Study
             throw;
         }
         // With workers every trial is in the store by now, and each Run reads its pair back.
-        return line.Each(pairs, p => $"{p.Task} {p.Method}", (p, label) => Run(p.Task, p.Method, profile, store: store, suite: suite, protocol: protocol,
+        return line.Each(pairs, p => $"{p.Task} {p.Method}", (p, step) => Run(p.Task, p.Method, profile, store: store, suite: suite, protocol: protocol,
             checkpoint: checkpoint, preset: preset, seed: seed, trainImages: trainImages,
-            progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{label} {cfg.Phase}") : null, cancel: cancel), cancel);
+            progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{step.Text} {cfg.Phase}") : null, cancel: cancel), cancel);
     }
 
     /// <summary>The missing trials of tasks x methods through <paramref name="plan"/>'s worker processes (this process

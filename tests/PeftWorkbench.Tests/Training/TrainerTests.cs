@@ -131,6 +131,23 @@ public class TrainerTests
         Assert.Contains("no trainable", Assert.Throws<ArgumentException>(() => Trainer.Fit(model, ok, null, Quick)).Message);
     }
 
+    /// <summary>Issue 23: one public way into the loop over image sets (Protocol.RunTrial hands the loop its examples
+    /// through the same 4-D check; the former overload with takeLastEval was its twin), and that way still refuses
+    /// images that are not [N, C, H, W], naming the set.</summary>
+    [Fact]
+    public void ImageSetsEnterTheLoopThroughOnePublicFit()
+    {
+        var fits = typeof(Trainer).GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static).Where(m => m.Name == "Fit").ToList();
+        var fit = Assert.Single(fits);
+        Assert.Equal(new[] { typeof(nn.Module<Tensor, Tensor>), typeof(ImageSet), typeof(ImageSet), typeof(TrainOptions), typeof(IProgress<TrainProgress>), typeof(CancellationToken) },
+            fit.GetParameters().Select(p => p.ParameterType));
+        using var model = TinyData.Vit(classes: 3);
+        using var ok = TinyData.Set(8);
+        using var flat = new ImageSet(torch.zeros(4, 3, 8), torch.tensor(new long[] { 0, 1, 2, 0 }), 3, "flat");
+        Assert.StartsWith("train 'flat': images must be [N, C, H, W]", Assert.Throws<ArgumentException>(() => Trainer.Fit(model, flat, null, Quick)).Message);
+        Assert.StartsWith("eval 'flat': images must be [N, C, H, W]", Assert.Throws<ArgumentException>(() => Trainer.Fit(model, ok, flat, Quick)).Message);
+    }
+
     [Fact]
     public void ProgressBarPrintsOneLinePerEpochWhenRedirected()
     {

@@ -93,6 +93,24 @@ public class StoppableProgressTests
         Assert.Equal(1, Stops(lines));
     }
 
+    /// <summary>Issue 23: Each hands its callback the item's step (k, n, the bare label, and the "[k/n] label" line it
+    /// shows), so a caller such as the counted robustness run puts "[k/n]" before its own lines without cutting it back
+    /// out of the text; a label with brackets of its own stays whole.</summary>
+    [Fact]
+    public void EachHandsTheCallbackTheStepNotJustTheText()
+    {
+        var lines = new List<string>();
+        using var line = new StoppableProgress(lines.Add);
+        var steps = line.Each(new[] { "lora [r=8]", "vpt" }, s => s, (s, step) => { line.Report($"{step.Counter} {s}: done"); return step; }, CancellationToken.None);
+        Assert.Equal(new[] { new StoppableProgress.Step(1, 2, "lora [r=8]"), new StoppableProgress.Step(2, 2, "vpt") }, steps);
+        Assert.Equal(new[] { "[1/2] lora [r=8]", "[1/2] lora [r=8]: done", "[2/2] vpt", "[2/2] vpt: done" }, lines);
+        Assert.Equal(lines[0], steps[0].Text);
+
+        lines.Clear(); // not announced: only the run's own lines show
+        line.Each(new[] { "a" }, s => s, (s, step) => { line.Report($"{step.Counter} {step.Label}: own"); return 0; }, CancellationToken.None, announce: false);
+        Assert.Equal(new[] { "[1/1] a: own" }, lines);
+    }
+
     [Fact]
     public void WithNoLineShownThereIsNoNestedLine()
     {
