@@ -5,9 +5,12 @@ namespace PeftWorkbench.Display;
 /// reads as a run still going. <see cref="Stopped"/> (called on cancellation: Interrupt in our kernel) and the end of the
 /// process mid-run (.NET Interactive's Interrupt ends its kernel; whether its last message still reaches the front end
 /// is up to that kernel) add what happened and what is kept to the last line shown.
+/// A run does its work through <see cref="Run"/> (one step) or <see cref="Each"/> (items in turn, "[k/n] label" each),
+/// which say an Interrupt on the line themselves, once; no caller writes a catch for it:
 /// <code>
 /// using var line = new StoppableProgress(progress);
-/// try { ... line.Report("[3/12] mnist lora"); ... } catch (OperationCanceledException) { line.Stopped("interrupted"); throw; }
+/// line.Run(() => Prepare(line.Line, cancel), cancel);
+/// return line.Each(items, i => i.Name, (i, step) => Train(i, step.Text, cancel), cancel);
 /// </code>
 /// A run nested in another (Regime's Study.RunAll per backbone and size) gets <see cref="Nested"/>: its own line shows
 /// on the outer one, and whichever of the two ends first says the stop; the other then says nothing.
@@ -53,6 +56,21 @@ public sealed class StoppableProgress : IDisposable
     }
 
     /// <summary>
+    /// Runs <paramref name="run"/> as one step of the run: an Interrupt (<see cref="OperationCanceledException"/> with
+    /// <paramref name="cancel"/> cancelled) ends the line with <see cref="Stopped"/>, as in <see cref="Each"/>, and is
+    /// rethrown; so is any other failure, the line left as it was. Study.RunAll's worker phase, before its Each.
+    /// </summary>
+    public void Run(Action run, CancellationToken cancel)
+    {
+        try { run(); }
+        catch (Exception e)
+        {
+            SayIfInterrupted(e, cancel);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="items"/> in turn, each under the line "[k/n] label" (<paramref name="run"/> gets its
     /// <see cref="Step"/>: k, n and the bare label, and the line as <see cref="Step.Text"/>, to put its own progress after
     /// it). An Interrupt ends the line with <see cref="Stopped"/>; any failure disposes the results so far (those that are
@@ -77,10 +95,17 @@ public sealed class StoppableProgress : IDisposable
         }
         catch (Exception e)
         {
-            if (e is OperationCanceledException && cancel.IsCancellationRequested) Stopped("interrupted");
+            SayIfInterrupted(e, cancel);
             foreach (var r in done) (r as IDisposable)?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>What <see cref="Run"/> and <see cref="Each"/> do with a failure, before rethrowing it: an Interrupt ends
+    /// the line (once: <see cref="Stopped"/>); anything else leaves it.</summary>
+    void SayIfInterrupted(Exception e, CancellationToken cancel)
+    {
+        if (e is OperationCanceledException && cancel.IsCancellationRequested) Stopped("interrupted");
     }
 
     /// <summary>Item <paramref name="Number"/> of <paramref name="Count"/> in <see cref="Each"/>, with its bare

@@ -125,18 +125,11 @@ public static class Study
         var methodIds = methods.Select(m => Peft.MethodRegistry.Get(m).Id).ToList(); // an unknown method fails before any training
         var pairs = taskList.SelectMany(t => methodIds.Select(m => (Task: t, Method: m))).ToList();
         store ??= Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
-        // An interrupted run says so on its line (it would otherwise stay at its last trial, as if still running).
+        // An interrupted run says so on its line (it would otherwise stay at its last trial, as if still running): the
+        // line's Run (the worker phase) and Each (the runs) say it, once.
         using var line = new Display.StoppableProgress(progress);
-        try
-        {
-            if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan)
-                RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, trainImages, plan, line.Line, cancel);
-        }
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-        {
-            line.Stopped("interrupted");
-            throw;
-        }
+        if (pairs.Count > 0 && WorkerPlan.For(workers) is { Workers: > 1 } plan)
+            line.Run(() => RunInWorkers(taskList, methodIds, profile, store, suite, protocol, checkpoint, preset, seed, trainImages, plan, line.Line, cancel), cancel);
         // With workers every trial is in the store by now, and each Run reads its pair back.
         return line.Each(pairs, p => $"{p.Task} {p.Method}", (p, step) => Run(p.Task, p.Method, profile, store: store, suite: suite, protocol: protocol,
             checkpoint: checkpoint, preset: preset, seed: seed, trainImages: trainImages,

@@ -182,7 +182,7 @@ public class RegimeTests
     }
 
     /// <summary>Issue 23: an Interrupt inside a backbone's Study.RunAll is said once, by RunAll's line, on the regime's line
-    /// (with the backbone and size in front); the regime's own catch adds nothing.</summary>
+    /// (with the backbone and size in front); the regime's own Each over backbones and sizes adds nothing.</summary>
     [Fact]
     public void AnInterruptInsideABackbonesRunIsSaidOnceOnTheRegimesLine()
     {

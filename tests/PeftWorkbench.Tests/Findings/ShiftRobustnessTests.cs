@@ -134,11 +134,8 @@ public class ShiftRobustnessTests
         lines.Clear();
         using var interrupt = new CancellationTokenSource();
         using var outer = new PeftWorkbench.Display.StoppableProgress(l => { lines.Add(l); if (l.EndsWith("full: zero-shot 80.0 / 55.0, fine-tuned 98.0 / 35.0", StringComparison.Ordinal)) interrupt.Cancel(); });
-        Assert.ThrowsAny<OperationCanceledException>(() =>
-        {
-            try { ShiftRobustness.Run("smoke", new[] { "full", "lora" }, store: tmp.Path, log: outer.Nested("(1/2) "), cancel: interrupt.Token); }
-            catch (OperationCanceledException) when (interrupt.IsCancellationRequested) { outer.Stopped("interrupted"); throw; }
-        });
+        Assert.ThrowsAny<OperationCanceledException>(() => outer.Run(
+            () => ShiftRobustness.Run("smoke", new[] { "full", "lora" }, store: tmp.Path, log: outer.Nested("(1/2) "), cancel: interrupt.Token), interrupt.Token));
         Assert.Equal("(1/2) full: zero-shot 80.0 / 55.0, fine-tuned 98.0 / 35.0 -- stopped (interrupted): " + PeftWorkbench.Display.StoppableProgress.Kept, lines[^1]);
         Assert.Single(lines, l => l.Contains("stopped", StringComparison.Ordinal));
     }

@@ -40,6 +40,16 @@ public class ProgressTextTests
         Assert.Empty(results.Claimed());
     }
 
+    /// <summary>Issue 23: Study.RunAll's interrupt, in its worker phase as in its runs, is said by its line
+    /// (<see cref="StoppableProgress.Run"/>, then <see cref="StoppableProgress.Each"/>), not by a catch of its own: its
+    /// body holds no catch or filter (the using's finally only).</summary>
+    [Fact]
+    public void RunAllSaysItsInterruptThroughItsLineNotACatchOfItsOwn()
+    {
+        var body = typeof(Study).GetMethod(nameof(Study.RunAll))!.GetMethodBody()!;
+        Assert.DoesNotContain(body.ExceptionHandlingClauses, c => c.Flags is System.Reflection.ExceptionHandlingClauseOptions.Clause or System.Reflection.ExceptionHandlingClauseOptions.Filter);
+    }
+
     /// <summary>Issue 24, item 9: the line after a run says what trained and what was read back, computed (it said
     /// "finished trials read from the store" on a fresh store too).</summary>
     [Fact]

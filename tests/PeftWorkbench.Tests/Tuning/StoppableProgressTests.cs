@@ -15,9 +15,10 @@ public class StoppableProgressTests
 
     static int Stops(List<string> lines) => lines.Count(l => l.Contains("stopped", StringComparison.Ordinal));
 
-    /// <summary>Regime's shape: an outer line around an inner <see cref="StoppableProgress.Each"/> made over
-    /// <see cref="StoppableProgress.Nested"/>; the Interrupt lands in the inner loop, which ends the line, and the outer
-    /// catch's Stopped then says nothing.</summary>
+    /// <summary>Regime's shape: an outer line's step (Regime: its own <see cref="StoppableProgress.Each"/> over backbones
+    /// and sizes; here <see cref="StoppableProgress.Run"/>, the same mechanism) around an inner
+    /// <see cref="StoppableProgress.Each"/> made over <see cref="StoppableProgress.Nested"/>; the Interrupt lands in the
+    /// inner loop, which ends the line, and the outer line's own stop then says nothing.</summary>
     [Fact]
     public void AnInterruptedNestedRunSaysStoppedOnceOnTheOuterLine()
     {
@@ -25,26 +26,18 @@ public class StoppableProgressTests
         using var interrupt = new CancellationTokenSource();
         var made = new List<Item>();
         using var outer = new StoppableProgress(lines.Add);
-        Assert.ThrowsAny<OperationCanceledException>(() =>
+        Assert.ThrowsAny<OperationCanceledException>(() => outer.Run(() =>
         {
-            try
+            outer.Report("(1/2) mini, 50 images: starting");
+            using var inner = new StoppableProgress(outer.Nested("(1/2) mini, 50 images: "));
+            inner.Each(new[] { "a", "b", "c" }, s => s, (s, label) =>
             {
-                outer.Report("(1/2) mini, 50 images: starting");
-                using var inner = new StoppableProgress(outer.Nested("(1/2) mini, 50 images: "));
-                inner.Each(new[] { "a", "b", "c" }, s => s, (s, label) =>
-                {
-                    if (s == "b") { interrupt.Cancel(); interrupt.Token.ThrowIfCancellationRequested(); }
-                    var item = new Item(s);
-                    made.Add(item);
-                    return item;
-                }, interrupt.Token);
-            }
-            catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
-            {
-                outer.Stopped("interrupted");
-                throw;
-            }
-        });
+                if (s == "b") { interrupt.Cancel(); interrupt.Token.ThrowIfCancellationRequested(); }
+                var item = new Item(s);
+                made.Add(item);
+                return item;
+            }, interrupt.Token);
+        }, interrupt.Token));
         Assert.Equal(new[]
         {
             "(1/2) mini, 50 images: starting",
@@ -55,6 +48,30 @@ public class StoppableProgressTests
         Assert.Equal(1, Stops(lines));
         Assert.True(Assert.Single(made).Disposed); // Each's all-or-none still holds
         outer.Stopped("the kernel ended"); // e.g. the process ending afterwards: the line already ended
+        Assert.Equal(1, Stops(lines));
+    }
+
+    /// <summary>Issue 23: <see cref="StoppableProgress.Run"/> (one step, as Study.RunAll's worker phase) says an Interrupt
+    /// on the line as <see cref="StoppableProgress.Each"/> does: once, after the line it stopped at, and not again when
+    /// an Each that follows is interrupted too; a failure that is not the Interrupt leaves the line as it was.</summary>
+    [Fact]
+    public void RunSaysAnInterruptOnceAsEachDoes()
+    {
+        var lines = new List<string>();
+        using var interrupt = new CancellationTokenSource();
+        using var line = new StoppableProgress(lines.Add);
+        Assert.Throws<InvalidOperationException>(() => line.Run(() => { line.Report("3 trial(s) to run"); throw new InvalidOperationException("workers failed"); }, interrupt.Token));
+        Assert.Throws<OperationCanceledException>(() => line.Run(() => throw new OperationCanceledException(), interrupt.Token)); // not this run's Interrupt
+        Assert.Equal(new[] { "3 trial(s) to run" }, lines);
+
+        Assert.ThrowsAny<OperationCanceledException>(() => line.Run(() =>
+        {
+            line.Report("[0/3 trials] 2 worker(s)");
+            interrupt.Cancel();
+            interrupt.Token.ThrowIfCancellationRequested();
+        }, interrupt.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() => line.Each(new[] { "a" }, s => s, (s, step) => 0, interrupt.Token));
+        Assert.Equal("[0/3 trials] 2 worker(s) -- stopped (interrupted): " + StoppableProgress.Kept, lines[^1]);
         Assert.Equal(1, Stops(lines));
     }
 

@@ -1,3 +1,4 @@
+using PeftWorkbench.Display;
 using PeftWorkbench.Tests.Data;
 using PeftWorkbench.Tuning;
 
@@ -58,6 +59,28 @@ public class WorkerProgramTests
             Assert.All(x.Zip(y), p => Assert.True(Math.Abs(p.First - p.Second) <= 1e-4 * (1 + Math.Abs(p.First)), $"{a.Method}: {p.First} vs {p.Second}"));
         }
         foreach (var r in here.Concat(there)) r.Dispose();
+    }
+
+    /// <summary>Issue 23: an Interrupt during RunAll's worker phase (the workers started, this process watching) ends
+    /// RunAll's line once, after the line it stopped at, with nothing trained here; the workers are gone and the study's
+    /// manifest with them.</summary>
+    [Fact]
+    public void AnInterruptDuringTheWorkerPhaseIsSaidOnceOnTheLine()
+    {
+        using var dir = new TempDir();
+        var root = StudyRunTests.TinyVtab(dir);
+        var store = Path.Combine(dir.Path, "store");
+        var lines = new List<string>();
+        using var interrupt = new CancellationTokenSource();
+        Assert.ThrowsAny<OperationCanceledException>(() => Study.RunAll(new[] { "eurosat" }, new[] { "linear", "bitfit" }, "smoke",
+            store: store, suite: "vtab:" + root, checkpoint: "none", preset: "mini", seed: 5, workers: 2, cancel: interrupt.Token,
+            progress: l => { lines.Add(l); if (l.Contains("trial(s) to run", StringComparison.Ordinal)) interrupt.Cancel(); }));
+        Assert.Contains("trial(s) to run: 2 worker(s)", lines[0]);
+        Assert.EndsWith(" -- stopped (interrupted): " + StoppableProgress.Kept, lines[^1]);
+        Assert.Equal(1, lines.Count(l => l.Contains("stopped", StringComparison.Ordinal)));
+        Assert.DoesNotContain(lines, l => l.StartsWith("[1/2] eurosat", StringComparison.Ordinal)); // no run of this process's began
+        Assert.DoesNotContain(new ResultsStore(store).Records(), r => r.Pid == Environment.ProcessId);
+        Assert.Empty(Directory.GetFiles(store, "study-*.manifest.json"));
     }
 
     /// <summary>Where the library finds itself as a program: its runtimeconfig/deps beside the assembly; in a NuGet
