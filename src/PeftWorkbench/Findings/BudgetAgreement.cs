@@ -43,7 +43,7 @@ public sealed class BudgetAgreement
         if (!Directory.Exists(referenceStore))
             return new BudgetAgreement(Array.Empty<PairAgreement>(), Array.Empty<string>())
             {
-                Absent = $"No reference store at {referenceStore}: run this notebook with Profile = \"reference\" (3x the epochs) to fill it, then again here.",
+                Absent = $"No reference store at {referenceStore}: run this notebook with Profile = \"reference\" (3x the epochs, 60 on a structured task) to fill it, then again here.",
             };
         return OfStores(store, referenceStore);
     }
