@@ -92,12 +92,6 @@ public sealed class Convergence
         return new Convergence(list, shares);
     }
 
-    /// <summary>Runs without a tuning phase (one fine-tuning each, as notebook 05's robustness runs): each run's training-loss
-    /// trend and its test top-1; no lr shares (there is no selection to compare with the study's).</summary>
-    public static Convergence OfFinals(IEnumerable<(string Task, string Method, IReadOnlyList<double>? LossCurve, double? Test)> finals) =>
-        new(finals.Select(f => new RunDiagnosis(f.Task, f.Method, null, null, "", Trend.Unknown, "not tuned",
-            f.LossCurve is { } l ? LossTrend(l) : Trend.Unknown, 0, 0, false, null, f.Test)).ToList(), Array.Empty<(double, int, int)>());
-
     static RunDiagnosis Diagnose(RunTrials r, int? classes, int valSize)
     {
         var sel = r.Selected;

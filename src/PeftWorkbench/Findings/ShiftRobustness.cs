@@ -14,16 +14,13 @@ namespace PeftWorkbench.Findings;
 /// digit head fine-tuned on MNIST, tested on the real shift (sklearn's 8x8 digits) and on corrupted MNIST, each set
 /// apart; the study's: CLIP on 100-shot ImageNet against ImageNet-V2, -Sketch, -A and -R. Its run
 /// (<see cref="Run"/>, over <see cref="Robustness.Curves"/>), tables, charts, claims with verdicts qualified by the
-/// fine-tunings' training-loss trends, and its one-line finding. (Named apart from <see cref="Robustness"/>, the
+/// fine-tunings' val curves (lr selected on val200, as VTAB-1K's), and its one-line finding. (Named apart from <see cref="Robustness"/>, the
 /// experiment it reads, so that notebooks importing both namespaces see one of each.)
 /// </summary>
 public sealed class ShiftRobustness
 {
     /// <summary>Our one real distribution shift (another source of the same digits); every other set is a corruption.</summary>
     public const string RealShift = "digits";
-    /// <summary>Kept beside a robustness run's curve.json: the fine-tuning's mean training loss per epoch (the diagnostics read it).</summary>
-    public const string LossFile = "losses.json";
-
     public IReadOnlyList<WiseCurve> Curves { get; }
     public Convergence? Diagnostics { get; }
     public IReadOnlyList<Claim> Claims { get; }
@@ -38,8 +35,9 @@ public sealed class ShiftRobustness
 
     /// <summary>
     /// Fine-tunes each method from the zero-shot head with the profile's robustness recipe (<see cref="Profile.Robustness"/>:
-    /// budget, lr, wd; its methods, alphas and images per set where not given) and reads the finding. Curves already in the
-    /// store are read back; so is each fine-tuning's loss curve where one was recorded (else its convergence is unknown).
+    /// budget and wd; the lr selected on val200 from <see cref="Profile.RobustnessLrGrid"/>; its methods, alphas and images
+    /// per set where not given) and reads the finding, with the diagnostics of <see cref="Diagnose"/>. Curves already in the
+    /// store are read back, with the tune trials kept beside them.
     /// The methods run in turn through <see cref="Display.StoppableProgress.Each"/>, Study.RunAll's loop: an Interrupt ends
     /// <paramref name="log"/>'s line with "stopped (interrupted)" once (once in all where <paramref name="log"/> is another
     /// run's <see cref="Display.StoppableProgress.Nested"/> line). <paramref name="counted"/>: each line starts "[k/n] ",
@@ -51,54 +49,38 @@ public sealed class ShiftRobustness
         var p = Profiles.Get(profile);
         var options = p.Robustness with { Seed = seed ?? p.Robustness.Seed };
         var alphas = p.RobustnessAlphas ?? Wise.DefaultAlphas;
-        var losses = new List<(string, string, IReadOnlyList<double>?, double?)>();
-        var fromStore = new HashSet<string>();
+        var tuning = new Dictionary<string, IReadOnlyList<TrialRecord>?>();
+        int fromStore = 0;
         using var line = new Display.StoppableProgress(log);
         var curves = line.Each(methods ?? p.RobustnessMethods, m => m, (m, step) =>
-            RunOne(m, line.Line is { } show && counted ? s => show($"{step.Counter} {s}") : line.Line), cancel, announce: counted);
-        return new ShiftRobustness(curves, Convergence.OfFinals(losses)) { Tally = new RunTally(curves.Count - fromStore.Count, fromStore.Count, "curves") };
+            Robustness.Curves(new[] { m }, options, alphas, log: line.Line is { } show && counted ? s => show($"{step.Counter} {s}") : line.Line, store: store,
+                progress: progress, cancel: cancel, limit: p.RobustnessImagesPerSet, select: p.RobustnessSelection,
+                tuning: t => { tuning[t.Method] = t.Trials; if (t.FromStore) fromStore++; })[0], cancel, announce: counted);
+        return new ShiftRobustness(curves, Diagnose(curves, tuning, p.TieBreak)) { Tally = new RunTally(curves.Count - fromStore, fromStore, "curves") };
+    }
 
-        WiseCurve RunOne(string m, Action<string>? show)
+    /// <summary>
+    /// The convergence diagnostics of robustness fine-tunings, as of any protocol run: each method's tune trials (val200
+    /// every epoch, lr selected as VTAB-1K's), its selection, and as its "final" the fine-tuned model's MNIST test top-1
+    /// (alpha 1). A curve without tune trials on record (none given, or a damaged tuning.json) reads as unknown.
+    /// </summary>
+    public static Convergence Diagnose(IReadOnlyList<WiseCurve> curves, IReadOnlyDictionary<string, IReadOnlyList<TrialRecord>?> tuning,
+        TieBreak tieBreak = TieBreak.FewestParameters) =>
+        Convergence.Of(curves.Select(c =>
         {
-            // One method per call, so that the losses recorded belong to it (the zero-shot point is evaluated again: seconds).
-            var recorder = new LossRecorder(progress);
-            var curve = Robustness.Curves(new[] { m }, options, alphas, log: show, store: store, progress: recorder, cancel: cancel, limit: p.RobustnessImagesPerSet)[0];
-            var file = store is null ? null : Path.Combine(store, "robustness", Robustness.RunName(m, null, options, alphas, Robustness.DefaultShifts, p.RobustnessImagesPerSet), LossFile);
-            IReadOnlyList<double>? loss = recorder.Epochs.Count > 0 ? recorder.Epochs : null;
-            if (loss is null) fromStore.Add(m); // nothing trained: the curve came from the store
-            if (loss is not null && file is not null && Directory.Exists(Path.GetDirectoryName(file)))
-                Checkpoints.AtomicFile.Write(file, fs => JsonSerializer.Serialize(fs, loss));
-            else if (loss is null && file is not null && File.Exists(file))
-                loss = ReadLosses(file);
-            losses.Add((curve.Task, m, loss, curve.Points.FirstOrDefault(x => x.Alpha == 1)?.Target));
-            return curve;
-        }
-    }
-
-    /// <summary>A loss file that does not read is "unknown" convergence, never a failed notebook: the curve beside it stands.</summary>
-    static IReadOnlyList<double>? ReadLosses(string file)
-    {
-        try { return JsonSerializer.Deserialize<double[]>(File.ReadAllText(file)) is { Length: > 0 } l && l.All(double.IsFinite) ? l : null; }
-        catch (Exception e) when (e is JsonException or IOException) { return null; }
-    }
+            var trials = tuning.TryGetValue(c.Method, out var t) && t is not null ? t : Array.Empty<TrialRecord>();
+            var selected = Protocol.Select(trials, tieBreak);
+            var config = selected?.Config ?? new TrialConfig { Task = c.Task, Method = c.Method, Protocol = Robustness.TrialProtocol };
+            var final = new TrialRecord
+            {
+                Key = (config with { Phase = "final" }).Key, Config = config with { Phase = "final" }, Top1Last = End(c).Target,
+                LossCurve = selected?.LossCurve, Epochs = selected?.Epochs ?? 0,
+            };
+            return new RunTrials(c.Task, c.Method, trials, selected, final);
+        }), _ => 10);
 
     /// <summary>The finding over curves alone (tests, or curves from elsewhere); <paramref name="diagnostics"/> null: no budget check.</summary>
     public static ShiftRobustness From(IReadOnlyList<WiseCurve> curves, Convergence? diagnostics = null) => new(curves, diagnostics);
-
-    /// <summary>Forwards progress and keeps each epoch's mean training loss (the last "train" report of the epoch).</summary>
-    sealed class LossRecorder(IProgress<TrainProgress>? inner) : IProgress<TrainProgress>
-    {
-        public List<double> Epochs { get; } = new();
-        public void Report(TrainProgress p)
-        {
-            if (p.Phase == "train" && double.IsFinite(p.Loss))
-            {
-                while (Epochs.Count <= p.Epoch) Epochs.Add(double.NaN);
-                Epochs[p.Epoch] = p.Loss;
-            }
-            inner?.Report(p);
-        }
-    }
 
     // ---------------------------------------------------------------- claims
 

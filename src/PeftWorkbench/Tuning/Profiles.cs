@@ -153,7 +153,8 @@ public sealed record Profile
     /// <summary>Notebook 05 (robustness, WiSE curves on the mini suite): the fine-tuning each method gets. Its budget is
     /// this profile's VTAB-1K training, or the profile named here (paper: default's, the mini suite's scale).</summary>
     public string? RobustnessBudgetOf { get; init; }
-    public double RobustnessLr { get; init; } = 1e-3;
+    /// <summary>The lrs notebook 05's fine-tunings select from on MNIST val200 (null: the VTAB-1K lr grid of the profile whose budget it uses).</summary>
+    public IReadOnlyList<double>? RobustnessLrs { get; init; }
     public double RobustnessWeightDecay { get; init; } = 1e-4;
     /// <summary>Notebook 05's methods, WiSE alphas (null: 0, 0.1, ..., 1) and images per evaluation set (null: the whole sets).</summary>
     public IReadOnlyList<string> RobustnessMethods { get; init; } = new[] { "full", "lora", "bitfit", "adaptformer" };
@@ -188,9 +189,17 @@ public sealed record Profile
     /// <summary>The lr grid many-shot runs select from.</summary>
     public IReadOnlyList<double> ManyShotLrs => ManyShot.Lrs ?? Lrs;
 
-    /// <summary>The training options notebook 05 fine-tunes every method with (seed: the notebook's).</summary>
-    public TrainOptions Robustness =>
-        (RobustnessBudgetOf is string other ? Profiles.Get(other) : this).Train with { Lr = RobustnessLr, WeightDecay = RobustnessWeightDecay };
+    /// <summary>The training options notebook 05 fine-tunes every method with (seed: the notebook's; the lr: selected from
+    /// <see cref="RobustnessLrGrid"/>, the first of which is the options' Lr).</summary>
+    public TrainOptions Robustness => RobustnessBudget.Train with { Lr = RobustnessLrGrid[0], WeightDecay = RobustnessWeightDecay };
+
+    /// <summary>The lrs notebook 05 selects from.</summary>
+    public IReadOnlyList<double> RobustnessLrGrid => RobustnessLrs ?? RobustnessBudget.Lrs;
+
+    /// <summary>How notebook 05's fine-tunings select their lr (Analysis.Robustness.FineTuneSelected).</summary>
+    public Analysis.Robustness.LrSelection RobustnessSelection => new(RobustnessLrGrid, Name, TieBreak);
+
+    Profile RobustnessBudget => RobustnessBudgetOf is string other ? Profiles.Get(other) : this;
 
     /// <summary>The multiple of <see cref="Epochs"/> a VTAB-1K task of <paramref name="group"/> trains (1: not named).</summary>
     public int EpochScale(string group) => EpochScaleByGroup.TryGetValue(group, out var k) ? k : 1;
@@ -293,15 +302,16 @@ public static class Profiles
         },
     };
 
-    /// <summary>The default's choices for three times its epochs, structured tasks twice default's (60: at 30 their val
-    /// curves had not all settled): the long budget the default is measured against (issue 27: does default's tune
+    /// <summary>The default's choices for three times its epochs (many-shot too), structured tasks twice default's (60: at 30
+    /// their val curves had not all settled): the long budget the default is measured against (issue 27: does default's tune
     /// select, and its final reach, what the longer one does?). Notebooks run
     /// under it fill their own store (runs/reference), which `Convergence.AgreementWith` compares with default's.</summary>
     public static Profile Reference { get; } = Default with
     {
-        Name = "reference", Purpose = "the default's choices for 3x its epochs (structured 2x default's): the long budget default is measured against",
+        Name = "reference", Purpose = "the default's choices for 3x its epochs, many-shot too (structured 2x default's): the long budget default is measured against",
         Epochs = 30, WarmupEpochs = 3, RobustnessBudgetOf = null,
         EpochScaleByGroup = new Dictionary<string, int> { ["structured"] = 2 },
+        ManyShot = Default.ManyShot with { Epochs = 3 * Default.ManyShot.Epochs },
     };
 
     /// <summary>The default's choices at the study's schedule shape (20 epochs, per-epoch cosine, lr x wd grid,
@@ -406,9 +416,9 @@ public static class Profiles
         ("notebook 07: training images; methods; tasks", p => $"{string.Join(", ", p.Regime.Sizes)}; {string.Join(", ", p.Regime.Methods)}; " +
             (p.Regime.Tasks is { } rt ? string.Join(", ", rt) : "one per group"),
             "budget: default fits 10 minutes on 2 cores. Under every profile the backbones are random init and every shipped checkpoint; the sizes are seeded nested subsets of train800 (the final adds val200)"),
-        ("robustness fine-tuning (notebook 05)", p => p.RobustnessBudgetOf is string o ? $"{o}'s budget, lr {Join(new[] { p.RobustnessLr })}, wd {Join(new[] { p.RobustnessWeightDecay })}"
-            : $"{p.Epochs} epochs, lr {Join(new[] { p.RobustnessLr })}, wd {Join(new[] { p.RobustnessWeightDecay })}",
-            "the WiSE curves run on the mini suite under every profile (paper: default's budget)"),
+        ("robustness fine-tuning (notebook 05)", p => (p.RobustnessBudgetOf is string o ? $"{o}'s budget" : $"{p.Epochs} epochs")
+            + $", lr {Join(p.RobustnessLrGrid)} selected on val200 (train800), wd {Join(new[] { p.RobustnessWeightDecay })}",
+            "the WiSE curves run on the mini suite under every profile (paper: default's budget). The lr is selected as VTAB-1K's: a fixed 1e-3 under-trained the PEFT methods (MEASURED)"),
     };
 
     static string EpochsAndWarmup(TrainOptions t) => $"{t.Epochs} ({t.WarmupEpochs})";

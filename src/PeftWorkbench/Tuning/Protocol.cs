@@ -356,16 +356,7 @@ public static class Protocol
             if (history.Cancelled) { scored?.Dispose(); throw new OperationCanceledException($"trial {config.Key} cancelled", cancel); }
             string? predictions = null;
             using (scored) if (scored is not null) predictions = store!.SavePredictions(config.Key, scored);
-            return new TrialRecord
-            {
-                Key = config.Key, Config = config, Status = history.Diverged ? "diverged" : "ok",
-                Top1Last = history.LastEvalTop1, Top1Best = history.BestEvalTop1, BestEpoch = history.BestEpoch,
-                TrainLoss = history.FinalLoss is double l && double.IsFinite(l) ? l : null, Epochs = history.Epochs.Count,
-                LossCurve = history.Epochs.All(e => double.IsFinite(e.Loss)) ? history.Epochs.Select(e => e.Loss).ToArray() : null,
-                EvalCurve = history.Epochs.Select(e => e.EvalTop1).ToArray(),
-                TrainableParams = built.TrainableParams, WallSeconds = clock.Elapsed.TotalSeconds,
-                ImagesPerSecond = history.ImagesPerSecond, Predictions = predictions,
-            };
+            return TrialRecord.Of(config, history, built.TrainableParams, clock.Elapsed.TotalSeconds, predictions);
         }
         catch (Exception e) when (e is not OperationCanceledException && e is not OutOfMemoryException)
         {

@@ -95,6 +95,19 @@ public sealed record TrialRecord
 
     [JsonIgnore] public bool Ok => Status == "ok" && Top1Last is not null;
 
+    /// <summary>The record of a finished training run (ok or diverged), its curves read off the history: what the protocol
+    /// and the robustness fine-tunings keep of every trial.</summary>
+    public static TrialRecord Of(TrialConfig config, Training.TrainHistory history, long trainableParams, double wallSeconds, string? predictions = null) => new()
+    {
+        Key = config.Key, Config = config, Status = history.Diverged ? "diverged" : "ok",
+        Top1Last = history.LastEvalTop1, Top1Best = history.BestEvalTop1, BestEpoch = history.BestEpoch,
+        TrainLoss = history.FinalLoss is double l && double.IsFinite(l) ? l : null, Epochs = history.Epochs.Count,
+        LossCurve = history.Epochs.All(e => double.IsFinite(e.Loss)) ? history.Epochs.Select(e => e.Loss).ToArray() : null,
+        EvalCurve = history.Epochs.Select(e => e.EvalTop1).ToArray(),
+        TrainableParams = trainableParams, WallSeconds = wallSeconds,
+        ImagesPerSecond = history.ImagesPerSecond, Predictions = predictions,
+    };
+
     public static Dictionary<string, string> CurrentVersions() => new()
     {
         ["PeftWorkbench"] = Workbench.Version,

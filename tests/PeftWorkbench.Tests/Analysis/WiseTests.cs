@@ -186,4 +186,20 @@ public class WiseTests
         Assert.True(Same(at0, expected));
         Assert.False(Same(at1, expected));
     }
+
+    /// <summary>Issue 27: a robustness fine-tuning selects its lr as the protocol does (Protocol.Select over val200 tune
+    /// trials) and hands back the selected model, not the last one trained: it scores on val200 exactly what its record says.</summary>
+    [Fact]
+    public void A_selected_robustness_fine_tuning_keeps_the_model_of_the_selected_trial()
+    {
+        var select = new Robustness.LrSelection(new[] { 1e-2, 1e-6 });
+        using var tuned = Robustness.FineTuneSelected("bitfit", Short with { Epochs = 1, BatchSize = 32 }, select);
+        Assert.Equal(new[] { 1e-2, 1e-6 }, tuned.Tuning.Select(t => t.Config.Lr));
+        Assert.All(tuned.Tuning, t => Assert.Equal((1, "tune", Robustness.TrialProtocol), (t.EvalCurve!.Length, t.Config.Phase, t.Config.Protocol)));
+        Assert.Same(PeftWorkbench.Tuning.Protocol.Select(tuned.Tuning), tuned.Selected);
+        using var val = Suite.Mini.LoadSplit(Robustness.Task, "val200");
+        using var scored = Trainer.Evaluate(tuned.Run.Model, val);
+        Assert.Equal(tuned.Selected.Top1Last!.Value, scored.Top1, 6);
+        Assert.Throws<ArgumentException>(() => Robustness.FineTuneSelected("bitfit", Short, new Robustness.LrSelection(Array.Empty<double>())));
+    }
 }

@@ -1,5 +1,6 @@
 using PeftWorkbench.Analysis;
 using PeftWorkbench.Findings;
+using PeftWorkbench.Tuning;
 
 namespace PeftWorkbench.Tests.Findings;
 
@@ -47,27 +48,49 @@ public class ShiftRobustnessTests
         Assert.Empty(ShiftRobustness.From(Hand().Where(c => c.Method != "full").ToList()).Claims);
     }
 
-    [Fact]
-    public void Fine_tunings_still_improving_make_a_disagreement_inconclusive()
+    /// <summary>A robustness tune trial of <paramref name="method"/> at <paramref name="lr"/> with this val200 curve.</summary>
+    static TrialRecord Tune(string method, double lr, params double[] val)
     {
-        var improving = Convergence.OfFinals(new (string, string, IReadOnlyList<double>?, double?)[]
+        var config = new TrialConfig { Task = "mnist", Method = method, Lr = lr, WeightDecay = 1e-4, Protocol = Robustness.TrialProtocol, Profile = "default" };
+        return new TrialRecord
         {
-            ("mnist", "full", new[] { 2.0, 1.0, 0.5, 0.2 }, 98), ("mnist", "lora", new[] { 2.0, 1.0, 0.5, 0.4 }, 97),
-        });
-        Assert.False(improving.Reading().Trusted);
-        Assert.StartsWith("2 of 2 runs were still improving", improving.Sentence());
-        var f = ShiftRobustness.From(Hand(), improving);
+            Key = config.Key, Config = config, Top1Last = val[^1], Epochs = val.Length, TrainableParams = method == "full" ? 1000 : 10,
+            EvalCurve = val.Select(v => (double?)v).ToArray(), LossCurve = val.Select(v => (100 - v) / 50).ToArray(),
+        };
+    }
+
+    static IReadOnlyDictionary<string, IReadOnlyList<TrialRecord>?> Trials(params (string Method, TrialRecord[] Trials)[] runs) =>
+        runs.ToDictionary(r => r.Method, r => (IReadOnlyList<TrialRecord>?)r.Trials);
+
+    /// <summary>Issue 27: the robustness runs read as any protocol run: the selected lr's val200 curve over its last quarter
+    /// (not the training loss, which keeps falling after val has settled), the grid edge, and test beside val.</summary>
+    [Fact]
+    public void Fine_tunings_whose_selected_val_curve_still_rises_make_a_disagreement_inconclusive()
+    {
+        var rising = ShiftRobustness.Diagnose(Hand(), Trials(
+            ("full", new[] { Tune("full", 1e-3, 80, 85, 90, 94), Tune("full", 1e-2, 20, 30, 40, 50) }),
+            ("lora", new[] { Tune("lora", 1e-3, 60, 70, 75, 80), Tune("lora", 1e-2, 80, 88, 92, 95) })));
+        Assert.False(rising.Reading().Trusted);
+        Assert.StartsWith("2 of 2 runs were still improving when training stopped (val200 of the selected tune trial", rising.Sentence());
+        Assert.Equal(new double?[] { 1e-3, 1e-2 }, rising.Runs.Select(r => r.SelectedLr));
+        Assert.Equal(new[] { "lr lowest", "lr highest" }, rising.Runs.Select(r => r.Edge));
+        Assert.Equal(new double?[] { 98 - 94, 97 - 95 }, rising.Runs.Select(r => r.TestMinusVal)); // test: the curve's fine-tuned target (alpha 1)
+        var f = ShiftRobustness.From(Hand(), rising);
         var noise = Find(f.Claims, "PEFT - full FT on gaussian_noise-3");
         Assert.Equal(Verdict.Inconclusive, noise.Verdict);
         Assert.Contains("2 of 2 runs had not settled", noise.Note);
-        Assert.Equal(Verdict.Inconclusive, f.Claims[0].Verdict);                       // an agreement too, and its note says so
         Assert.Contains("agrees on these numbers, but 2 of 2 runs had not settled", f.Claims[0].Note);
 
-        var settled = Convergence.OfFinals(new (string, string, IReadOnlyList<double>?, double?)[]
-            { ("mnist", "full", new[] { 2.0, 0.3, 0.3, 0.3 }, 98), ("mnist", "lora", new[] { 2.0, 0.4, 0.4, 0.4 }, 97) });
+        // Settled val curves (their training loss may still fall): the numbers are read as they are.
+        var settled = ShiftRobustness.Diagnose(Hand(), Trials(
+            ("full", new[] { Tune("full", 1e-3, 80, 93, 94, 94), Tune("full", 1e-2, 20, 30, 30, 30) }),
+            ("lora", new[] { Tune("lora", 1e-3, 60, 80, 81, 81), Tune("lora", 1e-2, 80, 95, 95, 95.5) })));
+        Assert.True(settled.Reading().Trusted);
         Assert.Equal(Verdict.Disagrees, Find(ShiftRobustness.From(Hand(), settled).Claims, "PEFT - full FT on gaussian_noise-3").Verdict);
-        // No loss curve on record (a store from before losses were kept): unknown, so not trusted either.
-        Assert.False(Convergence.OfFinals(new (string, string, IReadOnlyList<double>?, double?)[] { ("mnist", "full", null, 98) }).Reading().Trusted);
+        // No tune trials on record (a store from before the lr was selected, or a damaged tuning.json): unknown, not trusted.
+        var unknown = ShiftRobustness.Diagnose(Hand(), Trials(("full", null!)));
+        Assert.False(unknown.Reading().Trusted);
+        Assert.Equal(new double?[] { 98, 97 }, unknown.Runs.Select(r => r.Test));
     }
 
     [Fact]
@@ -90,7 +113,7 @@ public class ShiftRobustnessTests
         foreach (var m in methods)
         {
             var dir = Path.Combine(store, "robustness", Robustness.RunName(m, null, p.Robustness, p.RobustnessAlphas ?? Wise.DefaultAlphas,
-                Robustness.DefaultShifts, p.RobustnessImagesPerSet));
+                Robustness.DefaultShifts, p.RobustnessImagesPerSet, p.RobustnessSelection));
             Directory.CreateDirectory(dir);
             CurveFile.Write(dir, Hand().First(c => c.Method == m));
         }
@@ -138,5 +161,28 @@ public class ShiftRobustnessTests
             () => ShiftRobustness.Run("smoke", new[] { "full", "lora" }, store: tmp.Path, log: outer.Nested("(1/2) "), cancel: interrupt.Token), interrupt.Token));
         Assert.Equal("(1/2) full: zero-shot 80.0 / 55.0, fine-tuned 98.0 / 35.0 -- stopped (interrupted): " + PeftWorkbench.Display.StoppableProgress.Kept, lines[^1]);
         Assert.Single(lines, l => l.Contains("stopped", StringComparison.Ordinal));
+    }
+
+    /// <summary>Issue 27: a robustness run selects its lr on val200 and keeps the tune trials beside its curve; a second run
+    /// reads curve and trials back (trains nothing) and diagnoses them alike; a damaged tuning.json reads as unknown.</summary>
+    [Fact]
+    public void A_robustness_run_keeps_its_tune_trials_and_reads_them_back()
+    {
+        using var tmp = new TempDir();
+        var first = ShiftRobustness.Run("smoke", new[] { "bitfit" }, store: tmp.Path);
+        Assert.Equal((1, 0), (first.Tally!.Value.TrainedNow, first.Tally.Value.ReadBack));
+        var run = Assert.Single(first.Diagnostics!.Runs);
+        Assert.Equal((1e-2, 1), (run.SelectedLr!.Value, run.TuneTrials)); // smoke's grid: one lr (one epoch: too short for a trend)
+        Assert.Equal(Math.Round(first.Curves[0].Points[^1].Target, 6), Math.Round(run.Test!.Value, 6));
+
+        var again = ShiftRobustness.Run("smoke", new[] { "bitfit" }, store: tmp.Path);
+        Assert.Equal((0, 1), (again.Tally!.Value.TrainedNow, again.Tally.Value.ReadBack));
+        Assert.Equal(run, Assert.Single(again.Diagnostics!.Runs));
+
+        var file = Assert.Single(Directory.GetFiles(Path.Combine(tmp.Path, "robustness"), Robustness.TuningFile, SearchOption.AllDirectories));
+        File.WriteAllText(file, "[{\"Key\":");
+        var damaged = ShiftRobustness.Run("smoke", new[] { "bitfit" }, store: tmp.Path);
+        Assert.Equal((Trend.Unknown, (double?)null), (damaged.Diagnostics!.Runs[0].Tune, damaged.Diagnostics.Runs[0].SelectedLr));
+        Assert.Equal(first.Curves[0].Points.Select(p => p.Target), damaged.Curves[0].Points.Select(p => p.Target));
     }
 }

@@ -1,0 +1,300 @@
+using Microsoft.Data.Analysis;
+using System.Diagnostics;
+using PeftWorkbench.Data;
+using PeftWorkbench.Peft;
+using PeftWorkbench.Training;
+using PeftWorkbench.Tuning;
+using PeftWorkbench.Vit;
+
+namespace PeftWorkbench.Analysis;
+
+/// <summary>
+/// The study's Figure 1c on the mini suite: the shipped mini ViT's upstream head reads MNIST digits zero-shot (its
+/// outputs 0-9), as CLIP's text head reads ImageNet. Robustness runs fine-tune a method on MNIST starting from that
+/// zero-shot head, so alpha 0 of the WiSE curve is exactly the zero-shot model; shifts are the real sklearn
+/// digits and corrupted MNIST test sets.
+/// </summary>
+public static class Robustness
+{
+    public const string Task = "mnist";
+    public static IReadOnlyList<string> DefaultShifts { get; } = new[] { "digits", "gaussian_noise-3", "gaussian_blur-3", "contrast-3" };
+
+    /// <summary>The shipped mini ViT with its head cut to the 10 digit outputs: the zero-shot digit classifier.</summary>
+    public static VisionTransformer ZeroShotModel()
+    {
+        var vit = VisionTransformer.Pretrained("mini");
+        vit.KeepHeadRows(10);
+        return vit;
+    }
+
+    /// <summary>The protocol name of a robustness fine-tuning's trial records (tuning.json in its folder).</summary>
+    public const string TrialProtocol = "robustness";
+    /// <summary>Kept beside a robustness run's curve.json when its lr was selected: the tune trials it was selected from.</summary>
+    public const string TuningFile = "tuning.json";
+
+    /// <summary>A fine-tuned robustness model: the method on the zero-shot ViT, and the zero-shot head it started from.</summary>
+    public sealed record Run(PeftModel Model, HeadSnapshot ZeroShotHead) : IDisposable
+    {
+        public void Dispose() { Model.Dispose(); ZeroShotHead.Dispose(); }
+    }
+
+    /// <summary>A robustness fine-tuning selected over an lr grid: the selected model and the tune trials it was chosen from.</summary>
+    public sealed record Tuned(Run Run, IReadOnlyList<TrialRecord> Tuning, TrialRecord Selected) : IDisposable
+    {
+        public void Dispose() => Run.Dispose();
+    }
+
+    /// <summary>How a robustness fine-tuning chooses its lr: over <paramref name="Lrs"/> on val200, as VTAB-1K's tune trials
+    /// (records of <paramref name="Profile"/>, ties broken by <paramref name="TieBreak"/>).</summary>
+    /// <summary>What a robustness run of <paramref name="Method"/> was selected from (null: no selection, or none kept), and
+    /// whether its curve was read from the store rather than trained now.</summary>
+    public sealed record MethodTuning(string Method, IReadOnlyList<TrialRecord>? Trials, bool FromStore);
+
+    public sealed record LrSelection(IReadOnlyList<double> Lrs, string Profile = "default", TieBreak TieBreak = TieBreak.FewestParameters);
+
+    /// <summary>Attaches <paramref name="method"/> to the zero-shot model and trains it (head included) on
+    /// <paramref name="train"/> (default: MNIST train800val200) with <paramref name="options"/> (default: the default
+    /// profile's budget at lr 1e-3, wd 1e-4, seed 42): one lr, no selection (<see cref="FineTuneSelected"/> selects).</summary>
+    public static Run FineTune(string method, TrainOptions? options = null, IReadOnlyDictionary<string, string>? hp = null, ImageSet? train = null,
+        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var opts = options ?? DefaultTraining;
+        using var owned = train is null ? Suite.Mini.LoadSplit(Task, "train800val200") : null;
+        var (run, history) = Train(method, opts, hp, train ?? owned!, null, progress, cancel);
+        if (!history.Diverged) return run;
+        run.Dispose();
+        throw new InvalidOperationException($"robustness fine-tuning of {method} diverged (lr {opts.Lr}).");
+    }
+
+    /// <summary>
+    /// Fine-tunes <paramref name="method"/> from the zero-shot head at each lr of <paramref name="select"/> on MNIST train800,
+    /// scoring val200 every epoch (the val curve the convergence diagnostics read), and keeps the model that the protocol's
+    /// selection (<see cref="Protocol.Select"/>: last-epoch val top-1, then the tie-break) picks. The lr is chosen as VTAB-1K's
+    /// is, not fixed: a fixed 1e-3 left the PEFT methods behind full FT on MNIST (val200 at 10 epochs: LoRA 94.0 at 1e-3,
+    /// 96.0 at 1e-2), so "PEFT keeps more of the zero-shot model" partly measured under-training. The selected model itself
+    /// is the fine-tuned one (no refit on train800val200: a third fine-tuning per method, for a curve that needs a model).
+    /// </summary>
+    public static Tuned FineTuneSelected(string method, TrainOptions options, LrSelection select, IReadOnlyDictionary<string, string>? hp = null,
+        Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    {
+        if (select.Lrs.Count == 0) throw new ArgumentException("Robustness: the lr grid to select from is empty; give at least one lr.", nameof(select));
+        using var train = Suite.Mini.LoadSplit(Task, "train800");
+        using var val = Suite.Mini.LoadSplit(Task, "val200");
+        var records = new List<TrialRecord>();
+        Run? kept = null;
+        TrialRecord? best = null;
+        try
+        {
+            foreach (var lr in select.Lrs)
+            {
+                cancel.ThrowIfCancellationRequested();
+                log?.Invoke($"{method}: fine-tuning from the zero-shot head at lr {lr.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)} (train800, val200 every epoch) ...");
+                var o = options with { Lr = lr, EvalEvery = 1 };
+                var config = new TrialConfig
+                {
+                    Task = Task, Method = method, Phase = "tune", Lr = lr, WeightDecay = o.WeightDecay, Profile = select.Profile, Protocol = TrialProtocol, Seed = o.Seed,
+                    Hp = new SortedDictionary<string, string>(hp?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>(), StringComparer.Ordinal),
+                };
+                var clock = Stopwatch.StartNew();
+                var (run, history) = Train(method, o, hp, train, val, progress, cancel);
+                var record = TrialRecord.Of(config, history, run.Model.TrainableParameterCountExcludingHead, clock.Elapsed.TotalSeconds);
+                records.Add(record);
+                if (record.Ok && (best is null || ReferenceEquals(Protocol.Select(new[] { best, record }, select.TieBreak), record)))
+                {
+                    kept?.Dispose();
+                    (kept, best) = (run, record);
+                }
+                else run.Dispose();
+            }
+            if (kept is null || best is null)
+                throw new InvalidOperationException($"robustness fine-tuning of {method} diverged at every lr tried ({string.Join(", ", select.Lrs)}).");
+            return new Tuned(kept, records, best);
+        }
+        catch { kept?.Dispose(); throw; }
+    }
+
+    /// <summary>One fine-tuning from the zero-shot head, diverged or not (the callers decide); an interrupt throws.</summary>
+    static (Run Run, TrainHistory History) Train(string method, TrainOptions opts, IReadOnlyDictionary<string, string>? hp, ImageSet train, ImageSet? eval,
+        IProgress<TrainProgress>? progress, CancellationToken cancel)
+    {
+        var vit = ZeroShotModel();
+        HeadSnapshot? head = null;
+        PeftModel? model = null;
+        try
+        {
+            head = HeadSnapshot.Capture(vit);
+            model = Peft.Peft.Attach(vit, method, hp, seed: opts.Seed);
+            var history = Trainer.Fit(model, train, eval, opts, progress, cancel);
+            if (history.Cancelled) throw new OperationCanceledException($"robustness fine-tuning of {method} cancelled", cancel);
+            model.eval();
+            return (new Run(model, head), history);
+        }
+        catch { if (model is not null) model.Dispose(); else vit.Dispose(); head?.Dispose(); throw; }
+    }
+
+    /// <summary>The tune trials kept in a robustness run's folder; null when there are none or they do not read (a damaged
+    /// file makes the run's convergence unknown, never a failed notebook: the curve beside it stands).</summary>
+    public static IReadOnlyList<TrialRecord>? ReadTuning(string dir)
+    {
+        var path = Path.Combine(dir, TuningFile);
+        if (!File.Exists(path)) return null;
+        try { return System.Text.Json.JsonSerializer.Deserialize<TrialRecord[]>(File.ReadAllText(path)) is { Length: > 0 } r && r.All(t => t?.Config is not null) ? r : null; }
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException or NotSupportedException) { return null; }
+    }
+
+    /// <summary>MNIST test and the shift sets (default: sklearn digits and three corruptions at severity 3). Caller disposes.
+    /// <paramref name="limit"/> keeps at most that many images of each set, evenly spaced (the smoke profile's quick look; every
+    /// figure under the other profiles uses the whole sets).</summary>
+    public static (ImageSet Target, Dictionary<string, ImageSet> Shifts) EvalSets(IReadOnlyList<string>? shifts = null, int? limit = null)
+    {
+        if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "limit must be positive (or null for the whole sets).");
+        ImageSet Cut(ImageSet s)
+        {
+            if (limit is not int n || s.Count <= n) return s;
+            using (s) return s.Subset(Enumerable.Range(0, n).Select(i => i * s.Count / n).ToArray());
+        }
+        var target = Cut(Suite.Mini.LoadSplit(Task, "test"));
+        var sets = new Dictionary<string, ImageSet>();
+        try { foreach (var s in shifts ?? DefaultShifts) sets[s] = Cut(Suite.Mini.LoadShift(Task, s)); }
+        catch { target.Dispose(); foreach (var s in sets.Values) s.Dispose(); throw; }
+        return (target, sets);
+    }
+
+    /// <summary>Top-1 of the zero-shot model on MNIST test and each shift set: alpha 0 of every method's robustness curve.</summary>
+    public static WisePoint ZeroShotPoint(ImageSet target, IReadOnlyDictionary<string, ImageSet> shifts, int batchSize = 256)
+    {
+        using var vit = ZeroShotModel();
+        vit.eval();
+        return new WisePoint(0, Wise.Top1(vit, target, batchSize), shifts.ToDictionary(kv => kv.Key, kv => Wise.Top1(vit, kv.Value, batchSize)));
+    }
+
+    /// <summary>
+    /// Fine-tunes each method from the zero-shot head and returns its WiSE curve over MNIST test and the shifts. The
+    /// zero-shot point (alpha 0, the same for every method) is computed once. With a <paramref name="store"/> each
+    /// curve is kept under store/robustness/&lt;method&gt;-&lt;hash of method, hyperparameters, training options, alphas,
+    /// shifts&gt;/ (curve.json beside the fine-tuned adapter), and a curve found there is read, not recomputed. With
+    /// <paramref name="select"/> each method's lr is selected on val200 (<see cref="FineTuneSelected"/>; options.Lr is then
+    /// not used), its tune trials are kept beside the curve (tuning.json) and handed to <paramref name="tuning"/> (read back
+    /// from the store too; null where a stored run has none).
+    /// </summary>
+    public static IReadOnlyList<WiseCurve> Curves(IEnumerable<string> methods, TrainOptions? options = null, IReadOnlyList<double>? alphas = null,
+        IReadOnlyList<string>? shifts = null, Action<string>? log = null, string? store = null,
+        IReadOnlyDictionary<string, string>? hp = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, int? limit = null,
+        LrSelection? select = null, Action<MethodTuning>? tuning = null)
+    {
+        var opts = options ?? DefaultTraining;
+        var a = alphas ?? Wise.DefaultAlphas;
+        var shiftNames = shifts ?? DefaultShifts;
+        var curves = new List<WiseCurve>();
+        ImageSet? target = null;
+        Dictionary<string, ImageSet>? sets = null;
+        WisePoint? zeroShot = null;
+        try
+        {
+            foreach (var m in methods)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames, limit, select));
+                var curve = dir is null ? null : CurveFile.Read(dir);
+                IReadOnlyList<TrialRecord>? trials = null;
+                bool trainedNow = curve is null;
+                if (curve is null)
+                {
+                    if (target is null) (target, sets) = EvalSets(shiftNames, limit);
+                    if (a.Contains(0)) zeroShot ??= ZeroShotPoint(target, sets!);
+                    Run run;
+                    if (select is null)
+                    {
+                        log?.Invoke($"{m}: fine-tuning from the zero-shot head ...");
+                        run = FineTune(m, opts, hp, progress: progress, cancel: cancel);
+                    }
+                    else
+                    {
+                        var tuned = FineTuneSelected(m, opts, select, hp, log, progress, cancel);
+                        (run, trials) = (tuned.Run, tuned.Tuning);
+                    }
+                    using (run)
+                    {
+                        log?.Invoke($"{m}: WiSE curve, {a.Count} alphas over {target.Count + sets!.Values.Sum(s => s.Count)} images ...");
+                        curve = Wise.Curve(run.Model, run.ZeroShotHead, target, sets!, a, task: Task,
+                            known: zeroShot is null ? null : new Dictionary<double, WisePoint> { [0] = zeroShot }, cancel: cancel);
+                        if (dir is not null)
+                        {
+                            run.Model.SaveAdapter(dir);
+                            if (trials is not null) Checkpoints.AtomicFile.WriteText(Path.Combine(dir, TuningFile), System.Text.Json.JsonSerializer.Serialize(trials));
+                            CurveFile.Write(dir, curve); // last: a folder with a curve is a finished run
+                        }
+                    }
+                }
+                else
+                {
+                    log?.Invoke($"{m}: read from {dir}");
+                    if (select is not null) trials = ReadTuning(dir!);
+                }
+                tuning?.Invoke(new MethodTuning(m, trials, FromStore: !trainedNow));
+                log?.Invoke($"{m}: zero-shot {curve.Points[0].Target:F1} / {curve.Points[0].MeanShift:F1}, fine-tuned {curve.Points[^1].Target:F1} / {curve.Points[^1].MeanShift:F1}");
+                curves.Add(curve);
+            }
+            return curves;
+        }
+        finally { target?.Dispose(); foreach (var s in sets?.Values ?? Enumerable.Empty<ImageSet>()) s.Dispose(); }
+    }
+
+    /// <summary>The robustness runs' default training: the default profile's budget at lr 1e-3, wd 1e-4, seed 42.</summary>
+    public static TrainOptions DefaultTraining => TrainOptions.ForProfile("default") with { Lr = 1e-3, WeightDecay = 1e-4 };
+
+    /// <summary>The folder name of one robustness run in a store: method and a hash of everything its curve depends on.</summary>
+    public static string RunName(string method, IReadOnlyDictionary<string, string>? hp, TrainOptions options, IReadOnlyList<double> alphas, IReadOnlyList<string> shifts, int? limit = null,
+        LrSelection? select = null)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var key = string.Join("\n", Task, method, string.Join(",", (hp ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
+            InvariantRecord(options with { Device = null }), string.Join(",", alphas.Select(x => x.ToString("R", inv))), string.Join(",", shifts), limit?.ToString(inv) ?? "all", Workbench.Version);
+        // A selected lr is another run (train800 and a grid, not train800val200 at one lr); names without one stay as they were.
+        if (select is not null) key += $"\nlr selected on val200 over {string.Join(",", select.Lrs.Select(x => x.ToString("R", inv)))}, {select.TieBreak}";
+        return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
+    }
+
+    /// <summary>
+    /// What a record's compiler-made ToString gives under the invariant culture ("TrainOptions { Epochs = 10, Lr = 0.001, ... }":
+    /// every public instance property in declaration order, null as nothing), without touching the thread's culture. A
+    /// robustness run's name hashes it, so stores written before (when RunName set the culture around ToString) still read.
+    /// </summary>
+    static string InvariantRecord<T>(T record) where T : class
+    {
+        var members = typeof(T).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Where(p => p.GetIndexParameters().Length == 0)
+            .Select(p => p.GetValue(record) switch
+            {
+                null => $"{p.Name} = ",
+                IFormattable f => $"{p.Name} = {f.ToString(null, System.Globalization.CultureInfo.InvariantCulture)}",
+                var v => $"{p.Name} = {v}",
+            });
+        return $"{typeof(T).Name} {{ {string.Join(", ", members)} }}";
+    }
+
+    /// <summary>The zero-shot model (alpha 0 of the first curve, the same for every method) and each fine-tuned model
+    /// (alpha 1): model, target, one column per shift set, mean_shift.</summary>
+    public static DataFrame EndPoints(IReadOnlyList<WiseCurve> curves)
+    {
+        var rows = curves.Take(1).Select(c => ("zero-shot", c.Points.First(p => p.Alpha == 0)))
+            .Concat(curves.Select(c => ($"{c.Method} (fine-tuned)", c.Points.First(p => p.Alpha == 1)))).ToList();
+        var cols = new List<DataFrameColumn>
+        {
+            new StringDataFrameColumn("model", rows.Select(r => r.Item1)),
+            new PrimitiveDataFrameColumn<double>("target", rows.Select(r => r.Item2.Target)),
+        };
+        foreach (var s in rows.Count > 0 ? rows[0].Item2.Shifts.Keys : Enumerable.Empty<string>())
+            cols.Add(new PrimitiveDataFrameColumn<double>(s, rows.Select(r => r.Item2.Shifts[s])));
+        cols.Add(new PrimitiveDataFrameColumn<double>("mean_shift", rows.Select(r => Math.Round(r.Item2.MeanShift, 2))));
+        return new DataFrame(cols);
+    }
+
+    /// <summary>All curves in one long table (method, alpha, target, shifts, mean_shift).</summary>
+    public static DataFrame Table(IReadOnlyList<WiseCurve> curves)
+    {
+        var df = curves[0].ToDataFrame();
+        foreach (var c in curves.Skip(1)) df = df.Append(c.ToDataFrame().Rows, inPlace: false);
+        return df;
+    }
+}
