@@ -42,7 +42,7 @@ public sealed class HeadSnapshot : IDisposable
     public static HeadSnapshot Capture(VisionTransformer vit)
     {
         using var _ = torch.no_grad();
-        return new(vit.head.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone().DetachFromDisposeScope()));
+        return new(vit.head.named_parameters().ToDictionary(p => p.name, p => p.parameter.DetachedClone().DetachFromDisposeScope()));
     }
 
     public void Dispose() { foreach (var t in Tensors.Values) t.Dispose(); }
@@ -77,7 +77,7 @@ public static class Wise
                     {
                         if (!startHead.Tensors.TryGetValue(name, out var start) || !start.shape.SequenceEqual(p.shape))
                             throw new ArgumentException($"The start head has no '{name}' of shape [{string.Join(", ", p.shape)}]: was it captured from this model's head?");
-                        saved[name] = p.detach().clone();
+                        saved[name] = p.DetachedClone();
                         // alpha 0: exactly the start head; else start + alpha (tuned - start).
                         p.copy_(alpha == 0 ? start : start + (saved[name] - start) * alpha);
                     }

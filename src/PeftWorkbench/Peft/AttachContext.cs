@@ -1,3 +1,4 @@
+using PeftWorkbench.Training;
 using PeftWorkbench.Vit;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -50,7 +51,7 @@ public sealed class TensorBackup
     {
         using var _ = torch.no_grad();
         // Detached from any dispose scope: the copy must outlive the scope a Merge runs in.
-        saved.Add((target, target.detach().clone().DetachFromDisposeScope()));
+        saved.Add((target, target.DetachedClone().DetachFromDisposeScope()));
     }
 
     public void Restore()

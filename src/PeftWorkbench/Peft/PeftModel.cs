@@ -1,3 +1,4 @@
+using PeftWorkbench.Training;
 using System.Globalization;
 using PeftWorkbench.Vit;
 using TorchSharp;
@@ -57,7 +58,7 @@ public sealed partial class PeftModel : nn.Module<Tensor, Tensor>
             bool isBackbone = requiresGradBefore.ContainsKey(name), isHead = IsHead(name), isChosen = chosen.Contains(p);
             p.requires_grad = !isBackbone || isHead || isChosen;
             if (isBackbone && isChosen && !isHead)
-                using (torch.no_grad()) selected.Add(new Pretrained(name, p.detach().clone().DetachFromDisposeScope()));
+                using (torch.no_grad()) selected.Add(new Pretrained(name, p.DetachedClone().DetachFromDisposeScope()));
         }
         // Attach may run inside a caller's dispose scope: the method's tensors belong to the model, not to it.
         foreach (var p in parameters()) p.DetachFromDisposeScope();

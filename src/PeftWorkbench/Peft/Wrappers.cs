@@ -1,3 +1,4 @@
+using PeftWorkbench.Training;
 using PeftWorkbench.Vit;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -285,7 +286,7 @@ public sealed class InPlaceMerge
         backup.Save(weight);
         weight.copy_(mergedWeight);
         if (bias is not null) { backup.Save(bias); bias.copy_(mergedBias); }
-        else Bias = mergedBias.detach().clone().DetachFromDisposeScope();
+        else Bias = mergedBias.DetachedClone().DetachFromDisposeScope();
     }
 
     public void Restore()

@@ -26,8 +26,8 @@ internal sealed class Bf16Masters : IDisposable
             foreach (var (name, p) in model.named_parameters())
             {
                 if (p.dtype != ScalarType.Float32) throw new ArgumentException($"Bf16: parameter '{name}' is {p.dtype}; the model must start in float32.");
-                if (p.requires_grad) masters.Add((name, new Parameter(p.detach().clone(), requires_grad: true)));
-                else frozen[name] = p.detach().clone();
+                if (p.requires_grad) masters.Add((name, new Parameter(p.DetachedClone(), requires_grad: true)));
+                else frozen[name] = p.DetachedClone();
             }
         Masters = masters;
         model.to(ScalarType.BFloat16);

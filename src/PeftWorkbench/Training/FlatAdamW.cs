@@ -73,7 +73,16 @@ public sealed class FlatAdamW : OptimizerHelper
         var (type, index) = (ps[0].device_type, ps[0].device_index);
         if (ps.Any(p => p.device_type != type || p.device_index != index)) throw new ArgumentException("FlatAdamW: a group's parameters must share one device.");
         using var _ = torch.no_grad();
-        var values = torch.cat(ps.Select(p => p.detach().reshape(-1)).ToArray());
+        // Every intermediate is held by a variable and disposed after the native call that reads it: a temporary
+        // (p.detach(), a narrow) that nothing references can be finalized during that call, and libtorch then reads a
+        // freed tensor (a segfault in alias_with_sizes_and_strides, seen under load).
+        Tensor values;
+        {
+            var detached = ps.Select(p => p.detach()).ToArray();
+            var flat = detached.Select(d => d.reshape(-1)).ToArray();
+            values = torch.cat(flat);
+            foreach (var t in flat.Concat(detached)) t.Dispose();
+        }
         long offset = 0;
         var avgViews = new Tensor[ps.Length];
         var sqViews = new Tensor[ps.Length];
@@ -86,10 +95,12 @@ public sealed class FlatAdamW : OptimizerHelper
             long n = ps[i].numel();
             var shape = ps[i].shape;
             // The parameter's storage becomes its slice of the group's buffer (same values, copied by the cat above).
-            ps[i].set_(values.narrow(0, offset, n).view(shape));
-            avgViews[i] = expAvg.narrow(0, offset, n).view(shape);
-            sqViews[i] = expAvgSq.narrow(0, offset, n).view(shape);
-            gradViews[i] = grads.narrow(0, offset, n).view(shape);
+            using (var slice = values.narrow(0, offset, n))
+            using (var view = slice.view(shape))
+                ps[i].set_(view);
+            avgViews[i] = ViewOf(expAvg, offset, n, shape);
+            sqViews[i] = ViewOf(expAvgSq, offset, n, shape);
+            gradViews[i] = ViewOf(grads, offset, n, shape);
             offset += n;
         }
         long total = values.numel();
@@ -106,6 +117,13 @@ public sealed class FlatAdamW : OptimizerHelper
             ExpAvgViews = avgViews, ExpAvgSqViews = sqViews, GradViews = gradViews,
             GradAddresses = gradViews.Select(g => Address(g)).ToArray(), Chunks = chunks.ToArray(), Steps = new long[ps.Length],
         };
+    }
+
+    /// <summary>buffer[offset, offset + n) as <paramref name="shape"/>, the narrow kept alive through the view call.</summary>
+    static Tensor ViewOf(Tensor buffer, long offset, long n, long[] shape)
+    {
+        using var slice = buffer.narrow(0, offset, n);
+        return slice.view(shape);
     }
 
     /// <summary>Zeroes the gradients in place, as TorchSharp's optimizers do (one op per group once they are aliased).</summary>
@@ -236,7 +254,12 @@ public sealed class FlatAdamW : OptimizerHelper
                 foreach (var f in flats)
                 {
                     foreach (var p in f.Params)
-                        if (!p.IsInvalid) p.set_(p.detach().clone());
+                        if (!p.IsInvalid)
+                        {
+                            using var detached = p.detach();
+                            using var own = detached.clone();
+                            p.set_(own);
+                        }
                     f.Dispose();
                 }
             flats.Clear();

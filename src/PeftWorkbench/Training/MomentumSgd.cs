@@ -46,7 +46,7 @@ public sealed class MomentumSgd : OptimizerHelper
                     if (p.grad is not { } grad) continue;
                     var d = o.weight_decay.Value != 0 ? grad.add(p, wd) : grad;
                     if (buffers.TryGetValue(p.Handle, out var b)) b.mul_(m).add_(d, one);
-                    else buffers[p.Handle] = b = d.detach().clone().DetachFromDisposeScope();
+                    else buffers[p.Handle] = b = d.DetachedClone().DetachFromDisposeScope();
                     p.add_(b, minusLr);
                 }
             }

@@ -1,3 +1,4 @@
+using PeftWorkbench.Training;
 using PeftWorkbench.Peft;
 using PeftWorkbench.Vit;
 using TorchSharp;
@@ -48,7 +49,7 @@ public sealed class PeftFactory
             VitWeights.Load(vit, checkpoint);
         }
         using (vit)
-            return vit.named_parameters().Where(p => !p.name.StartsWith("head.")).ToDictionary(p => p.name, p => p.parameter.detach().clone());
+            return vit.named_parameters().Where(p => !p.name.StartsWith("head.")).ToDictionary(p => p.name, p => p.parameter.DetachedClone());
     }
 
     public BuiltModel Build(TrialConfig config, int numClasses)

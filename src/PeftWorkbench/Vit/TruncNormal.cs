@@ -20,6 +20,9 @@ public static class TruncNormal
         using var _ = torch.no_grad();
         // The comparison masks are as large as the tensor (a byte per element): free them now, not at some GC.
         using var scope = torch.NewDisposeScope();
+        // Explicit Scalars, disposed after the ops: an implicit one is freed by its finalizer, which can run during the
+        // native call ("Unknown scalar type"; see Training/MomentumSgd.cs).
+        using Scalar lo = a, hi = b;
         if (u - l > 0.5)
         {
             // Rejection: draw normals and redraw the few outside [a, b]. Exact, and one cheap pass when the
@@ -27,7 +30,7 @@ public static class TruncNormal
             tensor.normal_(mean, std, generator);
             for (int round = 0; round < 64; round++)
             {
-                using var outside = tensor.lt(a).logical_or_(tensor.gt(b));
+                using var outside = tensor.lt(lo).logical_or_(tensor.gt(hi));
                 if (!outside.any().item<bool>()) return tensor;
                 using var fresh = torch.empty_like(tensor).normal_(mean, std, generator);
                 tensor.copy_(torch.where(outside, fresh, tensor));
@@ -36,8 +39,9 @@ public static class TruncNormal
         // Inverse CDF (PyTorch's way), for bounds that cut deep into the distribution.
         tensor.uniform_(2 * l - 1, 2 * u - 1, generator);
         tensor.erfinv_();
-        tensor.mul_(std * Math.Sqrt(2)).add_(mean);
-        tensor.clamp_(a, b);
+        using (Scalar scale = std * Math.Sqrt(2), shift = mean)
+            tensor.mul_(scale).add_(shift);
+        tensor.clamp_(lo, hi);
         return tensor;
     }
 

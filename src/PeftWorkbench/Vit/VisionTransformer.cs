@@ -76,6 +76,10 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>, INoWe
     /// <summary>Token sequence after the final norm: [B, 1 + N, D] (plus any tokens a method inserted).</summary>
     public Tensor ForwardFeatures(Tensor x)
     {
+        // The whole pass in a scope: a chained intermediate nothing references (cat's result under + pos_embed)
+        // could otherwise be finalized during the native call that reads it (Training/Temporaries.cs).
+        using var outer = torch.NewDisposeScope();
+        var input = x;
         x = patch_embed.call(x);
         x = torch.cat(new[] { cls_token.expand(x.shape[0], -1, -1), x }, 1) + pos_embed;
         x = norm_pre.call(pos_drop.call(x));
@@ -87,14 +91,17 @@ public sealed partial class VisionTransformer : nn.Module<Tensor, Tensor>, INoWe
             var y = block.call(x);
             x = ReferenceEquals(y, x) ? y : y.MoveToOuterDisposeScope();
         }
-        return norm.call(x);
+        var features = norm.call(x);
+        return ReferenceEquals(features, input) ? features : features.MoveToOuterDisposeScope();
     }
 
     /// <summary>Class-token pooling, then the head (or the pooled features when preLogits).</summary>
     public Tensor ForwardHead(Tensor features, bool preLogits = false)
     {
+        using var scope = torch.NewDisposeScope();
         var pooled = features[.., 0];
-        return preLogits ? pooled : head.call(pooled);
+        var output = preLogits ? pooled : head.call(pooled);
+        return ReferenceEquals(output, features) ? output : output.MoveToOuterDisposeScope();
     }
 
     public override Tensor forward(Tensor x) => ForwardHead(ForwardFeatures(x));
