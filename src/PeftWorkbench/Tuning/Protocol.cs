@@ -237,7 +237,7 @@ public static class Protocol
         foreach (var config in TuneConfigs(task.Name, method, methodGrid, options))
         {
             var progress = progressFor?.Invoke(config); // made before the store is asked, whether the trial runs or is reused
-            tuning.Add(RunOrReuse(config.Key, store, cancel, () => RunTrial(config, task, factory, options, store, progress, cancel)));
+            tuning.Add(RunOrReuse(config.Key, store, cancel, () => RunTrial(config, task, factory, options, store, _ => progress, cancel)));
         }
         var selected = Select(tuning, options.TieBreak);
         // The val refit (where the profile's tune trials are shorter than the final) and the final: run, or reused from the store.
@@ -245,8 +245,11 @@ public static class Protocol
         var final = AfterTune("final");
         return new ProtocolResult(tuning, selected, final, val);
 
-        TrialRecord AfterTune(string phase) => RunOrReuse(Pending(phase, task.Name, method, options, tuning.Select(t => t.Key)).Key, store, cancel,
-            () => RunSelectedTrial(phase, task, method, tuning, factory, options, store, progressFor, cancel));
+        TrialRecord AfterTune(string phase)
+        {
+            var pending = Pending(phase, task.Name, method, options, tuning.Select(t => t.Key));
+            return RunOrReuse(pending.Key, store, cancel, () => RunTrial(pending, task, factory, options, store, progressFor, cancel, tuning));
+        }
     }
 
     /// <summary>A seeded split into (train, validation) with round(share x N) validation examples (at least 1).</summary>
@@ -262,33 +265,16 @@ public static class Protocol
         return (set.Subset(order[(int)nVal..], set.Name + "-train"), set.Subset(order[..(int)nVal], set.Name + "-val"));
     }
 
-    /// <summary>Selects from <paramref name="tuning"/> (in grid order: the study's tie-break depends on it) and runs the
-    /// trial of <paramref name="phase"/> ("val": the selection trained like the final on train800, scored on val200;
-    /// "final": on train800val200, scored on test) with no reuse. With no successful tune trial it returns a
-    /// "no-selection" record, so a sweep records it as finished and moves on. The one way to a val refit or a final
-    /// trial: <see cref="Vtab1k"/> (through the store's reuse) and a sweep's workers and array tasks both come here.</summary>
-    internal static TrialRecord RunSelectedTrial(string phase, Vtab1kTask task, string method, IReadOnlyList<TrialRecord> tuning, ModelFactory factory,
-        ProtocolOptions options, ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel)
+    /// <summary>What a val refit or final trial runs: the config selected from <paramref name="tuning"/> (in grid order: the
+    /// study's tie-break depends on it), or, with no successful tune trial, the "no-selection" record to keep (a sweep
+    /// records it as finished and moves on).</summary>
+    static (TrialConfig? Config, TrialRecord? NoSelection) SelectFor(string phase, string task, string method, IReadOnlyList<TrialRecord> tuning, ProtocolOptions options)
     {
         if (phase is not ("val" or "final")) throw new ArgumentException($"phase must be 'val' or 'final', got '{phase}'.", nameof(phase));
-        var pending = Pending(phase, task.Name, method, options, tuning.Select(t => t.Key));
-        var selected = Select(tuning, options.TieBreak);
-        if (selected is null)
-        {
-            var config0 = tuning.Count > 0 ? FinalConfig(tuning[0].Config, pending.TuneGrid!) with { Phase = phase } : pending;
-            return new TrialRecord
-            {
-                Key = pending.Key, Config = config0, Status = "no-selection",
-                Error = $"all {tuning.Count} tune trials diverged or failed",
-            };
-        }
-        var config = FinalConfig(selected.Config, pending.TuneGrid!) with { Phase = phase };
-        var record = RunTrial(config, task, factory, options, store, progressFor?.Invoke(config), cancel);
-        // A selection that missed failed tune trials stands for this run only: the next run retries them, then this.
-        var missed = tuning.Where(ResultsStore.Retryable).Select(t => t.Key).ToArray();
-        if (missed.Length == 0) return record;
-        store?.Notices?.Invoke($"{pending.Key}: selected without {missed.Length} failed tune trial(s); a rerun retries them and then this {phase} trial");
-        return record with { SelectedWithout = missed };
+        var pending = Pending(phase, task, method, options, tuning.Select(t => t.Key));
+        if (Select(tuning, options.TieBreak) is { } selected) return (FinalConfig(selected.Config, pending.TuneGrid!) with { Phase = phase }, null);
+        var config0 = tuning.Count > 0 ? FinalConfig(tuning[0].Config, pending.TuneGrid!) with { Phase = phase } : pending;
+        return (null, new TrialRecord { Key = pending.Key, Config = config0, Status = "no-selection", Error = $"all {tuning.Count} tune trials diverged or failed" });
     }
 
     /// <summary>Without a store: runs the trial (<paramref name="run"/>). With one: returns the finished record, or claims
@@ -316,8 +302,10 @@ public static class Protocol
     }
 
     /// <summary>
-    /// Trains one trial and scores it: tune = train800 -> val200 at the last epoch (val: the same on the final's
-    /// budget); final = train800val200 -> test,
+    /// Trains one trial and scores it, the one way every trial runs (notebooks, `peft train`, sweeps, workers, array
+    /// tasks): tune = train800 -> val200 at the last epoch; val and final first select their hyperparameters from
+    /// <paramref name="tuning"/> (<see cref="SelectFor"/>; nothing to select: the "no-selection" record), then val = the
+    /// same as tune on the final's budget, final = train800val200 -> test,
     /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure. With a
     /// store, the logits and labels of the scored split (val or test) are saved (TrialRecord.Predictions). Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
@@ -326,8 +314,16 @@ public static class Protocol
     /// unless the trial augments its images; else through the frozen backbone in train mode, as the study does.
     /// </summary>
     internal static TrialRecord RunTrial(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
-        ResultsStore? store, IProgress<TrainProgress>? progress, CancellationToken cancel)
+        ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel, IReadOnlyList<TrialRecord>? tuning = null)
     {
+        if (config.Phase is "val" or "final")
+        {
+            var (selected, noSelection) = SelectFor(config.Phase, task.Name, config.Method,
+                tuning ?? throw new ArgumentException($"a {config.Phase} trial needs the tune trials it selects from", nameof(tuning)), options);
+            if (noSelection is not null) return noSelection;
+            config = selected!;
+        }
+        var progress = progressFor?.Invoke(config);
         bool final = config.Phase == "final";
         var (train, eval) = final ? (task.Train800Val200, task.Test) : (task.Train800, task.Val200);
         var trainOptions = options.TrainFor(config.Phase) with
@@ -356,15 +352,24 @@ public static class Protocol
             if (history.Cancelled) { scored?.Dispose(); throw new OperationCanceledException($"trial {config.Key} cancelled", cancel); }
             string? predictions = null;
             using (scored) if (scored is not null) predictions = store!.SavePredictions(config.Key, scored);
-            return TrialRecord.Of(config, history, built.TrainableParams, clock.Elapsed.TotalSeconds, predictions);
+            return SelectedWithout(TrialRecord.Of(config, history, built.TrainableParams, clock.Elapsed.TotalSeconds, predictions));
         }
         catch (Exception e) when (e is not OperationCanceledException && e is not OutOfMemoryException)
         {
-            return new TrialRecord
+            return SelectedWithout(new TrialRecord
             {
                 Key = config.Key, Config = config, Status = "error", Error = $"{e.GetType().Name}: {e.Message}",
                 WallSeconds = clock.Elapsed.TotalSeconds,
-            };
+            });
+        }
+
+        // A selection that missed failed tune trials stands for this run only: the next run retries them, then this.
+        TrialRecord SelectedWithout(TrialRecord record)
+        {
+            var missed = tuning?.Where(ResultsStore.Retryable).Select(t => t.Key).ToArray() ?? Array.Empty<string>();
+            if (missed.Length == 0) return record;
+            store?.Notices?.Invoke($"{record.Key}: selected without {missed.Length} failed tune trial(s); a rerun retries them and then this {config.Phase} trial");
+            return record with { SelectedWithout = missed };
         }
     }
 

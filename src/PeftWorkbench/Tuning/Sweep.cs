@@ -328,11 +328,11 @@ public static class Sweep
         var options = manifest.Setup.Options(task!.Group);
         // A manifest may be older than the profile table it now runs under (a worker started later, a slurm array).
         if (firstOfTask) store.CheckBudget(options, trial.Task);
-        if (trial.Phase == "tune") return Protocol.RunTrial(trial, task, factory, options, store, progressFor?.Invoke(trial), cancel);
+        if (trial.Phase == "tune") return Protocol.RunTrial(trial, task, factory, options, store, progressFor, cancel);
         // In the manifest's (grid) order: the study's tie-break takes the last tied trial.
         var byKey = store.Records().GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.First());
         var tuning = manifest.Trials.Where(t => IsTuneOf(t, trial) && byKey.ContainsKey(t.Key)).Select(t => byKey[t.Key]).ToList();
-        var final = Protocol.RunSelectedTrial(trial.Phase, task, trial.Method, tuning, factory, options, store, progressFor, cancel);
+        var final = Protocol.RunTrial(trial, task, factory, options, store, progressFor, cancel, tuning);
         // A manifest planned before finals carried their grid digest names the final by its old key: record it so.
         return final.Key == trial.Key ? final : final with { Key = trial.Key };
     }
