@@ -16,9 +16,16 @@ public sealed record SensitivityPoint(string Axis, string Value, double Top1, in
 /// </summary>
 public static class Sensitivity
 {
-    /// <summary>Our curves from a run's tune trials (diverged and failed trials left out).</summary>
-    public static IReadOnlyList<SensitivityPoint> FromTrials(IEnumerable<TrialRecord> tuning) =>
-        Ordered(Curves(tuning.Where(t => t.Ok && t.Config.Phase == "tune").Select(t => (Axes(t.Config), t.Top1Last!.Value)), tasks: 1));
+    /// <summary>Our curves from a run's tune trials (diverged and failed trials left out). Trials stopped at a rung are
+    /// refused: their val top-1 is read a fraction of the way through training (run with Study.Run's fullGrid).</summary>
+    public static IReadOnlyList<SensitivityPoint> FromTrials(IEnumerable<TrialRecord> tuning)
+    {
+        var tune = tuning.Where(t => t.Config.Phase == "tune").ToList();
+        if (tune.FirstOrDefault(t => t.Config.Rung is not null) is { } stopped)
+            throw new ArgumentException($"Sensitivity: tune trial {stopped.Key} stopped at the rung (epoch {stopped.Config.Rung}), so its val top-1 " +
+                "is not the end of training. Run the grid with every point trained in full: Study.Run(..., fullGrid: true).", nameof(tuning));
+        return Ordered(Curves(tune.Where(t => t.Ok).Select(t => (Axes(t.Config), t.Top1Last!.Value)), tasks: 1));
+    }
 
     /// <summary>The paper's curves for a method: per task, the best val200 top-1 at each value of each axis; then the mean
     /// over the tasks of <paramref name="group"/> (null: all 19).</summary>

@@ -9,28 +9,32 @@ namespace PeftWorkbench.Findings;
 /// <summary>Where a curve was heading over its last quarter of epochs.</summary>
 public enum Trend { Improving, Flat, Worsening, Unknown }
 
-/// <summary>One protocol run (a method on a task): its tune trials, the one selected, and its final.</summary>
-public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord? Final)
+/// <summary>One protocol run (a method on a task): its tune trials, the one selected, its final, and after a rung the
+/// selection's full run on train800 (<paramref name="Val"/>; null otherwise).</summary>
+public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord? Final,
+    TrialRecord? Val = null)
 {
     /// <summary>Every run in a store's records: each final with the tune trials of the same task, method, profile, protocol,
-    /// seed and training-set size, and the tune trial it retrained.</summary>
+    /// seed, training-set size and rung, the tune trial it retrained, and its full run after a rung.</summary>
     public static IReadOnlyList<RunTrials> FromRecords(IEnumerable<TrialRecord> records)
     {
         var all = records.ToList();
         static (string, string, string, string, long, int?) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed, c.TrainImages);
         var tunes = all.Where(r => r.Config.Phase == "tune").ToLookup(r => Id(r.Config));
+        var vals = all.Where(r => r.Config.Phase == "val").GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.Last());
         return all.Where(r => r.Config.Phase == "final").Select(f =>
         {
-            var tuning = tunes[Id(f.Config)].ToList();
+            var tuning = tunes[Id(f.Config)].Where(t => t.Config.Rung == f.Config.Rung).ToList();
             var selected = tuning.FirstOrDefault(t => t.Key == (f.Config with { Phase = "tune", TuneGrid = null }).Key);
-            return new RunTrials(f.Config.Task, f.Config.Method, tuning, selected, f);
+            var val = f.Config.Rung is null ? null : vals.GetValueOrDefault((f.Config with { Phase = "val" }).Key);
+            return new RunTrials(f.Config.Task, f.Config.Method, tuning, selected, f, val);
         }).ToList();
     }
 }
 
 /// <summary>
-/// The diagnostics of one run: the curve trends (selected tune trial: val top-1 where it was evaluated more than once,
-/// else its training loss; final: its training loss), whether the selected lr/wd sits on an edge of the values tried,
+/// The diagnostics of one run: the curve trends (selected tune trial, after a rung its full run: val top-1 where it was
+/// evaluated more than once, else its training loss; final: its training loss), whether the selected lr/wd sits on an edge of the values tried,
 /// tune trials at chance level, and the final's test top-1 against its selected val top-1.
 /// </summary>
 public sealed record RunDiagnosis(string Task, string Method, double? SelectedLr, double? SelectedWd, string Edge,
@@ -74,7 +78,7 @@ public sealed class Convergence
 
     /// <summary>The runs of <see cref="Study.RunAll"/>.</summary>
     public static Convergence Of(IEnumerable<StudyRun> runs, int valSize = 200) =>
-        Of(runs.Select(r => new RunTrials(r.Task, r.Method, r.Tuning, r.Selected, r.Final)), valSize: valSize);
+        Of(runs.Select(r => new RunTrials(r.Task, r.Method, r.Tuning, r.Selected, r.Final, r.Val is { } v && v.Key != r.Selected?.Key ? v : null)), valSize: valSize);
 
     /// <summary>Every run in a store's records: finals with the tune trials of the same task, method, profile, protocol and seed.</summary>
     public static Convergence Of(IEnumerable<TrialRecord> records, int valSize = 200) => Of(RunTrials.FromRecords(records), valSize: valSize);
@@ -95,10 +99,12 @@ public sealed class Convergence
     static RunDiagnosis Diagnose(RunTrials r, int? classes, int valSize)
     {
         var sel = r.Selected;
-        var (tune, basis) = sel is null ? (Trend.Unknown, "none selected") : TuneTrend(sel);
+        // After a rung the selected tune trial stopped early: its full run on train800 is the curve and the val score.
+        var full = r.Val ?? sel;
+        var (tune, basis) = full is null ? (Trend.Unknown, "none selected") : TuneTrend(full);
         var final = r.Final?.LossCurve is { } fl ? LossTrend(fl) : Trend.Unknown;
         int chance = classes is int k ? r.Tuning.Count(t => AtChance(t, k, valSize)) : 0;
-        bool selChance = sel is not null && classes is int k2 && AtChance(sel, k2, valSize);
+        bool selChance = full is not null && classes is int k2 && AtChance(full, k2, valSize);
         var ok = r.Tuning.Where(t => t.Ok).ToList();
         string Edge(string axis, Func<TrialConfig, double> v)
         {
@@ -109,7 +115,7 @@ public sealed class Convergence
         }
         var edge = string.Join(", ", new[] { Edge("lr", c => c.Lr), Edge("wd", c => c.WeightDecay) }.Where(e => e.Length > 0));
         return new RunDiagnosis(r.Task, r.Method, sel?.Config.Lr, sel?.Config.WeightDecay, edge, tune, basis, final,
-            r.Tuning.Count, chance, selChance, sel?.Top1Last, r.Final is { Ok: true } f ? f.Top1Last : null);
+            r.Tuning.Count, chance, selChance, full?.Top1Last, r.Final is { Ok: true } f ? f.Top1Last : null);
     }
 
     static (Trend, string) TuneTrend(TrialRecord t)

@@ -43,6 +43,12 @@ public enum ImageAugment
 public sealed record TrainOptions
 {
     public int Epochs { get; init; } = 10;
+    /// <summary>Train only the first N epochs of the <see cref="Epochs"/>-epoch schedule, the lr where the whole schedule
+    /// has it, and score after the last of them: a rung of successive halving (the protocol's tune trials,
+    /// ProtocolOptions.Rung). Null: all of them. Not part of <see cref="Budget"/>: the trial's key says where it stopped.</summary>
+    public int? StopAfterEpochs { get; init; }
+    /// <summary>The epochs this run trains: <see cref="StopAfterEpochs"/>, else <see cref="Epochs"/>.</summary>
+    public int EpochsRun => StopAfterEpochs ?? Epochs;
     public int BatchSize { get; init; } = 64;
     /// <summary>Peak (base) learning rate, reached at the end of warmup.</summary>
     public double Lr { get; init; } = 1e-3;
@@ -90,6 +96,7 @@ public sealed record TrainOptions
     public void Validate()
     {
         if (Epochs <= 0) throw new ArgumentException($"TrainOptions.Epochs must be positive, got {Epochs}.");
+        if (StopAfterEpochs is int stop && (stop < 1 || stop > Epochs)) throw new ArgumentException($"TrainOptions.StopAfterEpochs must be in [1, Epochs={Epochs}], got {stop}.");
         if (BatchSize <= 0) throw new ArgumentException($"TrainOptions.BatchSize must be positive, got {BatchSize}.");
         if (WarmupEpochs < 0 || WarmupEpochs > Epochs) throw new ArgumentException($"TrainOptions.WarmupEpochs must be in [0, Epochs={Epochs}], got {WarmupEpochs}.");
         if (!(Lr > 0) || double.IsInfinity(Lr)) throw new ArgumentException($"TrainOptions.Lr must be positive and finite, got {Lr}.");

@@ -67,7 +67,8 @@ public static class Trainer
         long n = train.Count;
         if (n == 0) throw new ArgumentException($"Trainer.Fit: training set '{train.Name}' is empty.");
         int stepsPerEpoch = StepsPerEpoch(n, options);
-        long totalSteps = (long)stepsPerEpoch * options.Epochs;
+        int epochsRun = options.EpochsRun; // the schedule spans options.Epochs; a rung stops before its end
+        long totalSteps = (long)stepsPerEpoch * epochsRun;
         var schedule = CosineWarmupSchedule.For(options, stepsPerEpoch);
 
         var epochs = new List<EpochRecord>();
@@ -77,7 +78,7 @@ public static class Trainer
         double trainSeconds = 0, lastLoss = double.NaN, lr = schedule.At(0);
         var wall = Stopwatch.StartNew();
 
-        for (int epoch = 0; epoch < options.Epochs && !diverged && !cancelled; epoch++)
+        for (int epoch = 0; epoch < epochsRun && !diverged && !cancelled; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
             ThreadBudget.Fit(); // threads for what the cores look like now (a spinning process backs off under load)
@@ -131,13 +132,13 @@ public static class Trainer
                 if (diverged) break;
                 step++; imagesSeen += batch;
                 lossSum += loss * batch; lossCount += batch; lastLoss = lossSum / lossCount;
-                progress?.Report(new TrainProgress("train", epoch, options.Epochs, s + 1, stepsPerEpoch, step, totalSteps,
+                progress?.Report(new TrainProgress("train", epoch, epochsRun, s + 1, stepsPerEpoch, step, totalSteps,
                     lastLoss, lr, imagesSeen / Math.Max(trainSeconds, 1e-9), null, wall.Elapsed.TotalSeconds));
             }
             if (diverged || cancelled) break;
 
             double? top1 = null;
-            bool last = epoch == options.Epochs - 1;
+            bool last = epoch == epochsRun - 1;
             if (eval is not null && (last || (options.EvalEvery > 0 && (epoch + 1) % options.EvalEvery == 0)))
             {
                 var result = Evaluate(model, eval, options.BatchSize * 2, device);
@@ -146,7 +147,7 @@ public static class Trainer
                 if (last && takeLastEval is not null) takeLastEval(result); else result.Dispose();
                 if (bestTop1 is null || top1 > bestTop1) { bestTop1 = top1; bestEpoch = epoch; }
                 if (last) lastTop1 = top1;
-                progress?.Report(new TrainProgress("eval", epoch, options.Epochs, stepsPerEpoch, stepsPerEpoch, step, totalSteps,
+                progress?.Report(new TrainProgress("eval", epoch, epochsRun, stepsPerEpoch, stepsPerEpoch, step, totalSteps,
                     lastLoss, lr, imagesSeen / Math.Max(trainSeconds, 1e-9), top1, wall.Elapsed.TotalSeconds));
             }
             epochs.Add(new EpochRecord(epoch, lossSum / Math.Max(lossCount, 1), epochLr, top1, epochClock.Elapsed.TotalSeconds));
@@ -155,11 +156,11 @@ public static class Trainer
 
         string phase = diverged ? "diverged" : cancelled ? "cancelled" : "done";
         double ips = imagesSeen / Math.Max(trainSeconds, 1e-9);
-        progress?.Report(new TrainProgress(phase, Math.Max(epochs.Count - 1, 0), options.Epochs, stepsPerEpoch, stepsPerEpoch, step, totalSteps,
+        progress?.Report(new TrainProgress(phase, Math.Max(epochs.Count - 1, 0), epochsRun, stepsPerEpoch, stepsPerEpoch, step, totalSteps,
             lastLoss, lr, ips, lastTop1, wall.Elapsed.TotalSeconds));
         return new TrainHistory
         {
-            Epochs = epochs, PlannedEpochs = options.Epochs, Diverged = diverged, Cancelled = cancelled,
+            Epochs = epochs, PlannedEpochs = epochsRun, Diverged = diverged, Cancelled = cancelled,
             LastEvalTop1 = lastTop1, BestEvalTop1 = bestTop1, BestEpoch = bestEpoch,
             WallSeconds = wall.Elapsed.TotalSeconds, ImagesPerSecond = ips, TrainableParams = trainableParams, Steps = step,
         };

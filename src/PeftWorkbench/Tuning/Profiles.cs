@@ -126,8 +126,10 @@ public sealed record Profile
     /// whose methods need longer to settle gets its own budget (default: structured x3, measured, see the row's why).
     /// A group not named trains <see cref="Epochs"/>. Many-shot and notebook 05's budget do not read it.</summary>
     public IReadOnlyDictionary<string, int> EpochScaleByGroup { get; init; } = new Dictionary<string, int>();
-    /// <summary>Epochs of a tune trial (VTAB-1K); null: <see cref="Epochs"/>, as the study (a budget: see the row's why).</summary>
-    public int? TuneEpochs { get; init; }
+    /// <summary>Successive halving (VTAB-1K, <see cref="ProtocolOptions.Rung"/>): every grid point trains this many epochs of the
+    /// final's schedule (scaled with the group's epochs), the one leading there the whole schedule; null: every grid point
+    /// the whole schedule, as the study (a budget: see the row's why).</summary>
+    public int? Rung { get; init; }
     public required int WarmupEpochs { get; init; }
     public int BatchSize { get; init; } = 64;
     public required ScheduleStepping Stepping { get; init; }
@@ -214,7 +216,7 @@ public sealed record Profile
 
     public ProtocolOptions Vtab1k() => new()
     {
-        Profile = Name, Train = Train, TuneEpochs = TuneEpochs, Lrs = Lrs, WeightDecays = WeightDecays, DropPaths = DropPaths,
+        Profile = Name, Train = Train, Rung = Rung, Lrs = Lrs, WeightDecays = WeightDecays, DropPaths = DropPaths,
         FinalEvalEvery = FinalEvalEvery, TuneEvalEvery = TuneEvalEvery, TieBreak = TieBreak, LinearProbe = LinearProbe,
     };
 
@@ -224,7 +226,7 @@ public sealed record Profile
         var r = ManyShot.For(group);
         return Vtab1k() with
         {
-            Protocol = "manyshot", TuneEpochs = null, Train = Train with { Epochs = ManyShot.Epochs, WarmupEpochs = Math.Min(r.WarmupEpochs, ManyShot.Epochs), Augment = r.Augment },
+            Protocol = "manyshot", Rung = null, Train = Train with { Epochs = ManyShot.Epochs, WarmupEpochs = Math.Min(r.WarmupEpochs, ManyShot.Epochs), Augment = r.Augment },
             Lrs = ManyShotLrs, WeightDecays = r.WeightDecays, DropPaths = r.DropPaths, ValidationShare = ManyShot.ValidationShare,
             ManyShotTrainImages = ManyShot.TrainImages,
         };
@@ -289,7 +291,7 @@ public static class Profiles
     public static Profile Default { get; } = new()
     {
         Name = "default", Purpose = "one method on one mini task in a minute or two on 2 cores, longer on a structured task (what a user runs first)",
-        Epochs = 10, WarmupEpochs = 1, BatchSize = 32, Stepping = ScheduleStepping.PerStep,
+        Epochs = 10, WarmupEpochs = 1, BatchSize = 32, Stepping = ScheduleStepping.PerStep, Rung = 2,
         EpochScaleByGroup = new Dictionary<string, int> { ["structured"] = 3 },
         Lrs = new[] { 1e-3, 1e-2 }, WeightDecays = new[] { 1e-4 }, MethodGrid = MethodGridPolicy.MethodDefaults, FinalEvalEvery = 0, TuneEvalEvery = 1,
         VtabNormalization = PixelNormalization.Half, WeightDecay = WeightDecayRule.TimmExemptions, TieBreak = TieBreak.FewestParameters,
@@ -309,7 +311,7 @@ public static class Profiles
     public static Profile Reference { get; } = Default with
     {
         Name = "reference", Purpose = "the default's choices for 3x its epochs, many-shot too (structured 2x default's): the long budget default is measured against",
-        Epochs = 30, WarmupEpochs = 3, RobustnessBudgetOf = null,
+        Epochs = 30, WarmupEpochs = 3, RobustnessBudgetOf = null, Rung = null,
         EpochScaleByGroup = new Dictionary<string, int> { ["structured"] = 2 },
         ManyShot = Default.ManyShot with { Epochs = 3 * Default.ManyShot.Epochs },
     };
@@ -318,7 +320,7 @@ public static class Profiles
     /// best-epoch test): isolates what the short default budget costs.</summary>
     public static Profile MiniFull { get; } = Default with
     {
-        RobustnessBudgetOf = null,
+        RobustnessBudgetOf = null, Rung = null,
         Name = "mini-full", Purpose = "the default's choices with the study's schedule shape at mini scale (overnight sweeps)",
         Epochs = 20, WarmupEpochs = 2, BatchSize = 64, Stepping = ScheduleStepping.PerEpoch, EpochScaleByGroup = new Dictionary<string, int>(), WeightDecays = new[] { 1e-4, 1e-3 }, FinalEvalEvery = 1,
         StudyTasks = TaskScope.All,
@@ -334,7 +336,7 @@ public static class Profiles
     /// <summary>Seconds (what CI runs): the default's choices, 1 epoch, one lr.</summary>
     public static Profile Smoke { get; } = Default with
     {
-        Name = "smoke", Purpose = "seconds (what CI runs)", EpochScaleByGroup = new Dictionary<string, int>(), Epochs = 1, TuneEpochs = null, WarmupEpochs = 0, Lrs = new[] { 1e-2 },
+        Name = "smoke", Purpose = "seconds (what CI runs)", EpochScaleByGroup = new Dictionary<string, int>(), Epochs = 1, Rung = null, WarmupEpochs = 0, Lrs = new[] { 1e-2 },
         StudyMethods = new[] { "linear", "full", "bitfit", "lora" },
         RobustnessMethods = new[] { "full", "lora" }, RobustnessAlphas = new[] { 0.0, 0.5, 1.0 }, RobustnessImagesPerSet = 200,
         PlaygroundLrs = new[] { 1e-3, 1e-2 }, PlaygroundMethodValues = 2,
@@ -367,10 +369,10 @@ public static class Profiles
             "(notebook 02, `peft results --reference`)"),
         ("batch", p => p.BatchSize.ToString(CultureInfo.InvariantCulture),
             "default: 32 (twice the study's steps per epoch) for the same 10 epochs: on dsprites-loc, 10-epoch val200 at the better lr rose from 52.5 to 60.0 (BitFit), 89.5 to 92.0 (full FT), 42.0 to 47.0 (VPT-Deep), 84.5 to 85.0 (AdaptFormer), LoRA 85.0 to 84.5, at 1.08x the time per epoch with 2 workers x 1 thread (batch 16 helps BitFit more, 70.0, but makes lr 1e-2 unstable for LoRA and full FT: LoRA 69.0 at 1e-3). mini-full keeps the study's 64 (its schedule shape)"),
-        ("tune trial epochs", p => p.TuneEpochs is int e ? $"{e} (warmup {Math.Min(p.WarmupEpochs, e)})" : "as the final",
-            "default: 2-epoch tunes leave PEFT at lr 1e-3 near chance (mnist val 35-48 %), so they chose 1e-2 on 15 of 16 mnist pairs where mini-full's 20-epoch tunes chose 1e-3 on 4 (AdaptFormer 94.5 against 92.0); a tune as long as the final selects like a long budget and is the model ensembles read"),
-        ("val200 logits (ensembles pick members by them)", p => p.Vtab1k().RefitsSelected ? "the selection retrained like the final on train800" : "the selected tune trial",
-            "they must come from a model trained like the final (a 2-epoch tune's val200 of 32-94 % misjudged finals testing 73-99 %): a tune trial shorter than the final is retrained like it on train800"),
+        ("tune trials (successive halving)", p => p.Rung is int r ? $"every grid point {r} epochs of the final's schedule{RungByGroup(p)}, the one leading there all of it" : "every grid point the whole schedule",
+            "RUNG_WHY"),
+        ("val200 logits (ensembles pick members by them)", p => p.Rung is not null ? "the selection's full run on train800 (after the rung)" : "the selected tune trial",
+            "they must come from a model trained like the final (a 2-epoch tune's val200 of 32-94 % misjudged finals testing 73-99 %): after a rung, the selection trains the whole schedule on train800"),
         ("lr schedule stepping", p => p.Stepping switch
             {
                 ScheduleStepping.TimmEpoch => "per epoch, epoch e at lr(e-1) (timm step(epoch) at the epoch's end)",
@@ -429,6 +431,9 @@ public static class Profiles
             "flips, +1.6 against -0.7: full FT's digits accuracy rises from 64.3 to 71.6 after its val200 has settled). Two fine-tunings per " +
             "method on train800 cost 1.6x the images of one on train800val200"),
     };
+
+    static string RungByGroup(Profile p) => string.Concat(p.EpochScaleByGroup.Keys.Order(StringComparer.Ordinal)
+        .Select(g => $" ({g}: {p.Vtab1k().ForGroup(g).Rung} of {p.Vtab1k().ForGroup(g).Train.Epochs})"));
 
     static string EpochsAndWarmup(TrainOptions t) => $"{t.Epochs} ({t.WarmupEpochs})";
 

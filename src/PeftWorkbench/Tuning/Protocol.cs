@@ -24,15 +24,13 @@ public sealed record ProtocolOptions
     public required string Profile { get; init; }
     public string Protocol { get; init; } = "vtab1k";
     public required TrainOptions Train { get; init; }
-    /// <summary>Epochs of a tune trial (its warmup capped to them); null: as many as the final's (<see cref="Train"/>).</summary>
-    public int? TuneEpochs { get; init; }
-
-    /// <summary>Whether tune trials train on another budget than the final (shorter): then the selected configuration
-    /// is trained once more like the final on train800 (phase "val", scored on val200), so the val logits the store
-    /// serves for a selection (ensembles choose members by them) come from a model trained like the final, not from
-    /// its short tune trial. Successive halving with one survivor: every grid point for <see cref="TuneEpochs"/>,
-    /// the winner for the whole budget.</summary>
-    public bool RefitsSelected => TrainFor("tune").Budget != Train.Budget;
+    /// <summary>Successive halving with one survivor: every grid point trains the first <see cref="Rung"/> epochs of the
+    /// final's schedule (its lr where the whole schedule has it) and is scored on val200 there; the one selected at the
+    /// rung trains the whole schedule on train800 (phase "val", scored on val200: the val curve the diagnostics read and
+    /// the val logits ensembles choose by) and then as the final. A grid of one point has no rung. Null: every grid point
+    /// trains the whole schedule, as the study's. A rung trial's numbers are the first epochs of the full trial's (same
+    /// seed, same schedule), so the budget line is the same with or without it; the trial keys say where they stopped.</summary>
+    public int? Rung { get; init; }
 
     public required IReadOnlyList<double> Lrs { get; init; }
     public required IReadOnlyList<double> WeightDecays { get; init; }
@@ -86,7 +84,7 @@ public sealed record ProtocolOptions
     public ProtocolOptions ForGroup(string group)
     {
         if (Protocol != "vtab1k" || Profiles.Find(Profile)?.EpochScale(group) is not (int k and > 1)) return this;
-        return this with { Train = Train with { Epochs = Train.Epochs * k, WarmupEpochs = Train.WarmupEpochs * k }, TuneEpochs = TuneEpochs * k };
+        return this with { Train = Train with { Epochs = Train.Epochs * k, WarmupEpochs = Train.WarmupEpochs * k }, Rung = Rung * k };
     }
 
     /// <summary>VTAB-1K options of a profile on a natural task (see <see cref="Profiles"/>; <see cref="ForGroup"/> for another group).</summary>
@@ -95,23 +93,21 @@ public sealed record ProtocolOptions
     /// <summary>Many-shot options of a profile for a task of <paramref name="group"/> (the study's recipe differs per dataset).</summary>
     public static ProtocolOptions ManyShot(string profile, string group = "natural") => Profiles.Get(profile).ManyShotFor(group);
 
-    /// <summary>What decides a trial's numbers besides its key (lr, wd, drop path, method options, seed), for
-    /// <see cref="ResultsStore.CheckBudget"/>: both phases' training, the final's evaluation, selection and probe path
-    /// (the val refit is named only where there is one, so the budget lines of stores written before it still match).</summary>
+    /// <summary>What decides a trial's numbers besides its key (lr, wd, drop path, method options, seed, rung), for
+    /// <see cref="ResultsStore.CheckBudget"/>: both phases' training (one schedule: "tune" and "final" name it twice, as stores
+    /// have always recorded it), the final's evaluation, selection and probe path.</summary>
     public string Budget =>
-        $"tune {TrainFor("tune").Budget}; final {Train.Budget}; final eval every {FinalEvalEvery}; tie-break {TieBreak}; " +
-        $"linear probe {LinearProbe}; many-shot images {(ManyShotTrainImages is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "all")}" +
-        (RefitsSelected ? "; val logits from the selected config retrained like the final" : "");
+        $"tune {Train.Budget}; final {Train.Budget}; final eval every {FinalEvalEvery}; tie-break {TieBreak}; " +
+        $"linear probe {LinearProbe}; many-shot images {(ManyShotTrainImages is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "all")}";
 
-    /// <summary>The training options of a trial of <paramref name="phase"/> ("tune", "val" or "final"), before its lr,
-    /// wd and seed: "val" trains like the final.</summary>
-    public TrainOptions TrainFor(string phase) =>
-        phase != "tune" || TuneEpochs is not int e ? Train : Train with { Epochs = e, WarmupEpochs = Math.Min(Train.WarmupEpochs, e) };
+    /// <summary>The rung a grid of <paramref name="points"/> tune configurations stops at (<see cref="Rung"/>): none for one
+    /// point, or a rung at or past the schedule's end.</summary>
+    public int? RungFor(int points) => points > 1 && Rung is int r && r < Train.Epochs ? r : null;
 }
 
 /// <summary>What a protocol run found: every tune trial, the one selected, the final (test) trial, and
-/// <paramref name="Val"/>: the trial whose val200 logits stand for the final model (the selected configuration
-/// retrained like the final where tune trials are shorter, else the selected tune trial; null without a selection).</summary>
+/// <paramref name="Val"/>: the trial whose val200 logits stand for the final model (after a rung, the selected configuration
+/// trained for the whole schedule; else the selected tune trial; null without a selection).</summary>
 public sealed record ProtocolResult(IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord Final, TrialRecord? Val = null);
 
 /// <summary>
@@ -144,6 +140,7 @@ public static class Protocol
                            Hp = new SortedDictionary<string, string>(hp, StringComparer.Ordinal), Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed,
                            TrainImages = o.TrainImages,
                        }).ToList();
+        if (o.RungFor(configs.Count) is int rung) configs = configs.Select(c => c with { Rung = rung }).ToList();
         static IEnumerable<(string Key, string Value)> Axes(TrialConfig c) =>
             c.Hp.Select(kv => (kv.Key, kv.Value)).Concat(new[] { ("lr", F(c.Lr)), ("wd", F(c.WeightDecay)), ("drop_path_rate", F(c.DropPath)) });
         // Each axis's values in order of first appearance (the order given), then a lexicographic sort by axis name.
@@ -182,9 +179,13 @@ public static class Protocol
         new() { Task = task, Method = method, Phase = phase, Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed, TrainImages = o.TrainImages,
             TuneGrid = GridDigest(tuneKeys) };
 
-    /// <summary>The trials a sweep plans after a method's tune trials: the val refit where the profile has one, then the final.</summary>
-    public static IEnumerable<TrialConfig> PendingAfterTune(string task, string method, ProtocolOptions o, IReadOnlyList<string> tuneKeys) =>
-        (o.RefitsSelected ? new[] { "val", "final" } : new[] { "final" }).Select(phase => Pending(phase, task, method, o, tuneKeys));
+    /// <summary>The trials a sweep plans after a method's tune trials (<see cref="TuneConfigs"/>): after a rung the
+    /// selection's full run ("val"), then the final.</summary>
+    public static IEnumerable<TrialConfig> PendingAfterTune(string task, string method, ProtocolOptions o, IReadOnlyList<TrialConfig> tune) =>
+        (HasRung(tune) ? new[] { "val", "final" } : new[] { "final" }).Select(phase => Pending(phase, task, method, o, tune.Select(t => t.Key)));
+
+    /// <summary>Whether these tune trials stopped at a rung (then the selection trains in full as phase "val").</summary>
+    public static bool HasRung(IEnumerable<TrialConfig> tune) => tune.Any(t => t.Rung is not null);
 
     /// <summary>12 hex digits of SHA-256 over the tune keys in grid order.</summary>
     public static string GridDigest(IEnumerable<string> tuneKeys) =>
@@ -240,8 +241,8 @@ public static class Protocol
             tuning.Add(RunOrReuse(config.Key, store, cancel, () => RunTrial(config, task, factory, options, store, _ => progress, cancel)));
         }
         var selected = Select(tuning, options.TieBreak);
-        // The val refit (where the profile's tune trials are shorter than the final) and the final: run, or reused from the store.
-        var val = !options.RefitsSelected ? selected : AfterTune("val") is { Ok: true } refit ? refit : null;
+        // After a rung, the selection's full run on train800 ("val"); then the final: run, or reused from the store.
+        var val = !HasRung(tuning.Select(t => t.Config)) ? selected : AfterTune("val") is { Ok: true } refit ? refit : null;
         var final = AfterTune("final");
         return new ProtocolResult(tuning, selected, final, val);
 
@@ -303,9 +304,9 @@ public static class Protocol
 
     /// <summary>
     /// Trains one trial and scores it, the one way every trial runs (notebooks, `peft train`, sweeps, workers, array
-    /// tasks): tune = train800 -> val200 at the last epoch; val and final first select their hyperparameters from
+    /// tasks): tune = train800 -> val200 at the last epoch (at the rung, where it has one); val and final first select their hyperparameters from
     /// <paramref name="tuning"/> (<see cref="SelectFor"/>; nothing to select: the "no-selection" record), then val = the
-    /// same as tune on the final's budget, final = train800val200 -> test,
+    /// selection trained on train800 for the whole schedule, final = train800val200 -> test,
     /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure. With a
     /// store, the logits and labels of the scored split (val or test) are saved (TrialRecord.Predictions). Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
@@ -326,8 +327,9 @@ public static class Protocol
         var progress = progressFor?.Invoke(config);
         bool final = config.Phase == "final";
         var (train, eval) = final ? (task.Train800Val200, task.Test) : (task.Train800, task.Val200);
-        var trainOptions = options.TrainFor(config.Phase) with
+        var trainOptions = options.Train with
         {
+            StopAfterEpochs = config.Phase == "tune" ? config.Rung : null,
             Lr = config.Lr, WeightDecay = config.WeightDecay, Seed = config.Seed,
             EvalEvery = final ? options.FinalEvalEvery : options.TuneEvalEvery,
         };

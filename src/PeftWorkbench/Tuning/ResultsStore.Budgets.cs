@@ -51,11 +51,11 @@ public sealed partial class ResultsStore
     }
 
     /// <summary>For a store written before budgets.json: an "ok" record of this scope whose epoch count is not the
-    /// one its phase trains now (diverged trials may stop early and say nothing).</summary>
+    /// one the profile trains now (diverged trials may stop early and say nothing; such stores predate rungs).</summary>
     string? UnstampedMismatch(ProtocolOptions options, string task)
     {
         var odd = Read().Records.FirstOrDefault(r => r.Ok && r.Config.Profile == options.Profile
-            && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Config.TrainImages == options.TrainImages && r.Epochs != options.TrainFor(r.Config.Phase).Epochs);
+            && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Config.TrainImages == options.TrainImages && r.Epochs != options.Train.Epochs);
         return odd is null ? null : $"it holds {odd.Key}, trained for {odd.Epochs} epochs (recorded before stores noted their budget)";
     }
 

@@ -13,10 +13,10 @@ namespace PeftWorkbench.Tuning;
 public sealed record StudyRun(string Task, string Method, Profile Profile, ProtocolOptions Options, string Store,
     IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord Final, EvalResult? Test) : IDisposable
 {
-    /// <summary>The trial whose val200 logits stand for the final model (what ensembles choose members by): the selected
-    /// configuration retrained like the final on train800 where the profile's tune trials are shorter
-    /// (<see cref="ProtocolOptions.RefitsSelected"/>), else the selected tune trial; null without a selection.</summary>
-    public TrialRecord? Val { get => valSet ? val : Options.RefitsSelected ? null : Selected; init { val = value; valSet = true; } }
+    /// <summary>The trial whose val200 logits stand for the final model (what ensembles choose members by): after a rung
+    /// (<see cref="ProtocolOptions.Rung"/>), the selected configuration trained for the whole schedule on train800, else the
+    /// selected tune trial; null without a selection.</summary>
+    public TrialRecord? Val { get => valSet ? val : Selected?.Config.Rung is not null ? null : Selected; init { val = value; valSet = true; } }
     readonly TrialRecord? val;
     readonly bool valSet;
 
@@ -52,10 +52,12 @@ public static class Study
     /// <param name="grid">A grid by the study's keys, each key's values (<see cref="HyperGrid"/>): the method's keys replace the
     /// profile's method grid, "lr" and "wd" its lr and wd grids. Not with <paramref name="hp"/>.</param>
     /// <param name="trainImages">VTAB-1K on a seeded subset of this many train800 images (<see cref="TrainSubset"/>); null or 800: all of them.</param>
+    /// <param name="fullGrid">Train every grid point for the whole schedule, not only to the profile's rung
+    /// (<see cref="ProtocolOptions.Rung"/>): what a sensitivity curve reads (notebook 06).</param>
     public static StudyRun Run(string task, string method, string profile = "default", IReadOnlyDictionary<string, string>? hp = null,
         string? store = null, string suite = "mini", string protocol = "vtab1k", string? checkpoint = null, string preset = "mini",
         bool bf16 = false, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor = null, CancellationToken cancel = default, long? seed = null,
-        IReadOnlyDictionary<string, string[]>? grid = null, int? trainImages = null)
+        IReadOnlyDictionary<string, string[]>? grid = null, int? trainImages = null, bool fullGrid = false)
     {
         var p = Profiles.Get(profile);
         ProtocolOptions.For(p.Name, protocol, trainImages: trainImages); // an unknown protocol (or a size it cannot take) fails before the method, grid or task is looked at
@@ -74,7 +76,7 @@ public static class Study
         var results = new ResultsStore(storeDir);
         // The group picks the many-shot recipe and the VTAB-1K epochs (Profile.EpochScaleByGroup), known without loading the task.
         var options = setup.Options(Environment.GroupOf(suite, task), seed);
-        options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays };
+        options = options with { Lrs = lrs ?? options.Lrs, WeightDecays = wds ?? options.WeightDecays, Rung = fullGrid ? null : options.Rung };
         if (store is not null)
         {
             results.CheckIdentity(TrialIdentity.Scope(options, task), identity);
@@ -99,7 +101,7 @@ public static class Study
         if (!byKey.TryGetValue(Protocol.FinalKey(task, method, options, tuned.Select(t => t.Key)), out var final) || ResultsStore.Retryable(final)) return null;
         var selected = Protocol.Select(tuned, options.TieBreak);
         TrialRecord? val = selected;
-        if (options.RefitsSelected)
+        if (Protocol.HasRung(tuned.Select(t => t.Config)))
         {
             if (!byKey.TryGetValue(Protocol.Pending("val", task, method, options, tuned.Select(t => t.Key)).Key, out var refit)) return null;
             val = refit.Ok ? refit : null;

@@ -148,7 +148,7 @@ public static class Sweep
                 Protocol.ValidateGrid(method, grid, backbone);
                 var tune = Protocol.TuneConfigs(task, method, grid, o);
                 trials.AddRange(tune);
-                finals.AddRange(Protocol.PendingAfterTune(task, method, o, tune.Select(t => t.Key).ToList()));
+                finals.AddRange(Protocol.PendingAfterTune(task, method, o, tune));
             }
         }
         trials.AddRange(finals);
@@ -359,7 +359,8 @@ public static class Sweep
 
     public static string Describe(TrialRecord r) =>
         $"{r.Config.Task,-16} {r.Config.Method,-14} {r.Config.Phase,-5} lr={r.Config.Lr:0.#####} wd={r.Config.WeightDecay:0.#####} dp={r.Config.DropPath:0.##} {r.Config.HpText,-12} " +
-        $"{r.Status,-8} top1 {(r.Top1Last is double t ? t.ToString("F1") : "-"),5} best {(r.Top1Best is double b ? b.ToString("F1") : "-"),5}  {r.WallSeconds,6:F1}s";
+        $"{r.Status,-8} top1 {(r.Top1Last is double t ? t.ToString("F1") : "-"),5} best {(r.Top1Best is double b ? b.ToString("F1") : "-"),5}  {r.WallSeconds,6:F1}s" +
+        (r.Config.Phase == "tune" && r.Config.Rung is int k ? $"  (rung: epoch {k})" : "");
 
     /// <summary>
     /// Writes slurm job arrays for <paramref name="manifest"/>, saved at <paramref name="manifestPath"/>: tune.sbatch

@@ -5,9 +5,9 @@ namespace PeftWorkbench.Tuning;
 
 /// <summary>
 /// One training run of the protocol. Phase "tune": train on train800, score val200 (many-shot: the 90 % / 10 %
-/// split). Phase "val": the selected hyperparameters trained like the final on train800, scored on val200 (only where
-/// tune trials are shorter than the final: ProtocolOptions.RefitsSelected). Phase "final": retrain on train800val200
-/// with the selected hyperparameters, score test.
+/// split), for the whole schedule or, with a <see cref="Rung"/>, its first epochs. Phase "val": the hyperparameters
+/// selected at the rung trained on train800 for the whole schedule, scored on val200 (only after a rung). Phase "final":
+/// retrain on train800val200 with the selected hyperparameters, score test.
 /// The <see cref="Key"/> names a trial in a results store. A final trial's key leaves out the hyperparameters
 /// (the tune results choose them) but names its tune grid by digest (<see cref="TuneGrid"/>), so a rerun with
 /// another grid (e.g. a corrected --hp) gets its own final instead of the earlier run's.
@@ -34,13 +34,20 @@ public sealed record TrialConfig
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? TrainImages { get; init; }
 
+    /// <summary>Successive halving (ProtocolOptions.Rung): a tune trial stops after this many epochs of the final's schedule
+    /// (its key says so: "/stop=N"); a val or final trial carries the rung its selection was made at (its key does not:
+    /// the grid digest already names the tune trials). Null: trained in full, as every trial recorded before rungs existed.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Rung { get; init; }
+
     [JsonIgnore]
     public string Key => Phase is "final" or "val"
         ? $"{Protocol}/{Task}/{Method}/{Phase}/{Profile}/seed={Seed}{SizePart}" + (TuneGrid is null ? "" : $"/grid={TuneGrid}")
-        : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}{SizePart}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
+        : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}{SizePart}{RungPart}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
           (Hp.Count > 0 ? "," + string.Join(",", Hp.Select(kv => $"{kv.Key}={kv.Value}")) : "");
 
     string SizePart => TrainImages is int n ? FormattableString.Invariant($"/n={n}") : "";
+    string RungPart => Rung is int r ? FormattableString.Invariant($"/stop={r}") : "";
 
     /// <summary>Short form of the method hyperparameters, "r=8 s=0.1" (empty when none).</summary>
     [JsonIgnore]

@@ -208,17 +208,15 @@ public class ProfileTests
     [Fact]
     public void VtabEpochsFollowTheTaskGroupOfTheProfile()
     {
-        (int, int, int?) Budget(string profile, string group) { var t = ProtocolOptions.For(profile, "vtab1k", group).Train; return (t.Epochs, t.WarmupEpochs, ProtocolOptions.For(profile, "vtab1k", group).TuneEpochs); }
+        (int, int, int?) Budget(string profile, string group) { var t = ProtocolOptions.For(profile, "vtab1k", group).Train; return (t.Epochs, t.WarmupEpochs, ProtocolOptions.For(profile, "vtab1k", group).Rung); }
         // default: structured tasks train 3x (their methods had not settled in 10 epochs); reference doubles that again.
-        Assert.Equal((10, 1, (int?)null), Budget("default", "natural"));
-        Assert.Equal((10, 1, (int?)null), Budget("default", "specialized"));
-        Assert.Equal((30, 3, (int?)null), Budget("default", "structured"));
+        Assert.Equal((10, 1, (int?)2), Budget("default", "natural"));
+        Assert.Equal((10, 1, (int?)2), Budget("default", "specialized"));
+        Assert.Equal((30, 3, (int?)6), Budget("default", "structured"));
         Assert.Equal((30, 3, (int?)null), Budget("reference", "natural"));
         Assert.Equal((60, 6, (int?)null), Budget("reference", "structured"));
         foreach (var p in new[] { "smoke", "mini-full", "paper" }) Assert.Equal(Budget(p, "natural"), Budget(p, "structured"));
-        // A tune shorter than the final scales with it; many-shot options do not read the VTAB-1K scale.
-        var shortTune = ProtocolOptions.Vtab1k("default") with { TuneEpochs = 2 };
-        Assert.Equal((30, 3, (int?)6), (shortTune.ForGroup("structured").Train.Epochs, shortTune.ForGroup("structured").Train.WarmupEpochs, shortTune.ForGroup("structured").TuneEpochs));
+        // The rung scales with the group's epochs (above); many-shot options do not read the VTAB-1K scale.
         Assert.Equal(ProtocolOptions.ManyShot("default", "structured").Train.Epochs, ProtocolOptions.ManyShot("default", "structured").ForGroup("structured").Train.Epochs);
     }
 

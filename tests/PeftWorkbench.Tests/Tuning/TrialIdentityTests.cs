@@ -159,7 +159,7 @@ public class TrialIdentityTests
         Assert.Equal("ok", first.Final.Status);
         Assert.Equal(new[] { failing }, first.Final.SelectedWithout);
         Assert.True(ResultsStore.Retryable(store.Find(first.Final.Key)!)); // recorded so, not only returned so
-        int afterTune = o.RefitsSelected ? 2 : 1; // val refit (where the profile has one) and final
+        int afterTune = Protocol.HasRung(first.Tuning.Select(t => t.Config)) ? 2 : 1; // the leader's full run (after a rung) and the final
 
         built.Clear(); notices.Clear();
         var rerun = Protocol.Vtab1k(task, "full", null, (c, k) => Counted(c, k, fail: false), o, store);

@@ -4,11 +4,12 @@ using PeftWorkbench.Tuning;
 
 namespace PeftWorkbench.Tests.Tuning;
 
-/// <summary>Tune trials may train shorter than the final (ProtocolOptions.TuneEpochs), and a results store refuses
-/// trials recorded under another budget (budgets.json), since a trial key names the profile, not its budget.</summary>
+/// <summary>Successive halving (ProtocolOptions.Rung): every grid point trains the first epochs of the final's schedule,
+/// the leader the whole of it; and a results store refuses trials recorded under another budget (budgets.json), since a
+/// trial key names the profile, not its budget.</summary>
 public class TuneBudgetTests
 {
-    static ProtocolOptions ShortTune => ProtocolTests.Tiny() with { TuneEpochs = 1 };
+    static ProtocolOptions Rung1 => ProtocolTests.Tiny() with { Rung = 1 };
 
     sealed class Counting(ModelFactory inner)
     {
@@ -17,46 +18,34 @@ public class TuneBudgetTests
     }
 
     [Fact]
-    public void TheProfilesTableSaysHowLongATuneTrialTrains()
+    public void TheProfilesTableSaysWhereTheRungIsAndTheBudgetLineDoesNotDependOnIt()
     {
         var d = Profiles.Default.Vtab1k();
-        Assert.Equal((10, 1), (d.TrainFor("tune").Epochs, d.TrainFor("tune").WarmupEpochs));
-        Assert.Equal(d.TrainFor("final").Budget, d.TrainFor("tune").Budget);
-        var shortTune = ShortTune;
-        Assert.True(shortTune.RefitsSelected);
-        Assert.Equal(shortTune.TrainFor("final").Budget, shortTune.TrainFor("val").Budget); // the val refit trains like the final
-        foreach (var p in Profiles.All)
-        {
-            Assert.Equal(p.Epochs, p.Vtab1k().TrainFor("tune").Epochs);
-            Assert.False(p.Vtab1k().RefitsSelected); // tune trials already train like the final
-        }
-        // Many-shot keeps its own recipe for both phases.
-        Assert.Equal(Profiles.Default.ManyShot.Epochs, Profiles.Default.ManyShotFor("natural").TrainFor("tune").Epochs);
-        // The warmup never outlasts a short tune.
-        var o = ProtocolTests.Tiny() with { TuneEpochs = 1, Train = ProtocolTests.Tiny().Train with { Epochs = 4, WarmupEpochs = 2 } };
-        Assert.Equal((1, 1), (o.TrainFor("tune").Epochs, o.TrainFor("tune").WarmupEpochs));
+        Assert.Equal((2, 6), (d.Rung, d.ForGroup("structured").Rung));
+        foreach (var p in new[] { Profiles.Reference, Profiles.MiniFull, Profiles.Paper, Profiles.Smoke }) Assert.Null(p.Vtab1k().Rung);
+        Assert.Null(Profiles.Default.ManyShotFor("natural").Rung); // many-shot trains every grid point in full
+        // A rung trial's numbers are the first epochs of the full trial's, and its key says where it stopped.
+        Assert.Equal((d with { Rung = null }).Budget, d.Budget);
+        Assert.StartsWith($"tune {d.Train.Budget}; final {d.Train.Budget};", d.Budget);
+        // No rung for a grid of one point, nor one at or past the schedule's end.
+        Assert.Equal(((int?)null, (int?)2), (d.RungFor(1), d.RungFor(2)));
+        Assert.Null((d with { Rung = 10 }).RungFor(2));
+        var keys = Protocol.TuneConfigs("mnist", "lora", null, d).Select(c => c.Key).ToList();
+        Assert.All(keys, k => Assert.Contains("/seed=42/stop=2/lr=", k));
+        Assert.DoesNotContain("stop=", Protocol.TuneConfigs("mnist", "lora", null, d with { Rung = null })[0].Key);
+        Assert.DoesNotContain("stop=", Protocol.TuneConfigs("mnist", "lora", null, d with { Lrs = new[] { 1e-2 } })[0].Key);
     }
 
-    [Fact]
-    public void TuneTrialsTrainForTuneEpochsAndTheFinalForItsOwn()
+    /// <summary>Lr 1e-7 cannot move a model from its init in a few epochs; lr 1e-2 learns the toy task: the rung must
+    /// pick what the full grid picks.</summary>
+    static ProtocolOptions KnownAnswer(int? rung) => ProtocolTests.Tiny() with
     {
-        using var task = ToySuite.Load("toy-3", 8, perClass: 8);
-        var r = Protocol.Vtab1k(task, "full", null, new PeftFactory(TinyData.Config(), null).Build, ShortTune, new ResultsStore(Temp.Dir()));
-        Assert.All(r.Tuning, t => Assert.Equal(1, t.Epochs));
-        Assert.Equal(3, r.Final.Epochs);
-        Assert.Equal((3, "val"), (r.Val!.Epochs, r.Val.Config.Phase));
-    }
-
-    /// <summary>Lr 1e-7 cannot move a model from its init in a few epochs; lr 1e-2 learns the toy task: the short
-    /// tune (successive halving's first rung) must pick what tuning at the final's length picks.</summary>
-    static ProtocolOptions KnownAnswer(int? tuneEpochs) => ProtocolTests.Tiny() with
-    {
-        TuneEpochs = tuneEpochs, Lrs = new[] { 1e-7, 1e-2 },
+        Rung = rung, Lrs = new[] { 1e-7, 1e-2 }, TuneEvalEvery = 1,
         Train = ProtocolTests.Tiny().Train with { Epochs = 4, WarmupEpochs = 1, Stepping = PeftWorkbench.Training.ScheduleStepping.PerStep },
     };
 
     [Fact]
-    public void AShortTuneSelectsWhatTheFullGridSelectsAndTheWinnerAloneTrainsLongOnTrain800()
+    public void TheRungSelectsWhatTheFullGridSelectsAndTheLeaderTrainsTheSameNumbersInFull()
     {
         using var task = ToySuite.Load("toy-3", 8, perClass: 32);
         ModelFactory factory = new PeftFactory(TinyData.Config(), null).Build;
@@ -65,22 +54,55 @@ public class TuneBudgetTests
         var halving = Protocol.Vtab1k(task, "full", null, factory, KnownAnswer(2), store);
 
         Assert.Equal(1e-2, full.Selected!.Config.Lr);
-        Assert.Equal(full.Selected.Key, halving.Selected!.Key);
-        Assert.Equal((full.Final.Key, 1e-2), (halving.Final.Key, halving.Final.Config.Lr));
-        Assert.All(halving.Tuning, t => Assert.Equal(2, t.Epochs));
-        // The val refit: the selected configuration on the final's budget, trained on train800 and scored on val200.
+        Assert.Equal((1e-2, 2), (halving.Selected!.Config.Lr, halving.Selected.Config.Rung));
+        Assert.All(halving.Tuning, t => Assert.Equal((2, 2), (t.Epochs, t.Config.Rung)));
+        // The rung trial is the first two epochs of the full-length trial: same losses and val top-1 (same seed, same schedule).
+        var fullSelected = full.Selected;
+        Assert.Equal(fullSelected.LossCurve![..2], halving.Selected.LossCurve);
+        Assert.Equal(fullSelected.EvalCurve![..2], halving.Selected.EvalCurve);
+        // The leader's full run on train800 ("val") is the full grid's selected tune trial, number for number, and the
+        // final (same configuration, same schedule) tests the same.
         var val = halving.Val!;
         Assert.Equal((halving.Selected.Config with { Phase = "val", TuneGrid = halving.Final.Config.TuneGrid }).Key, val.Key);
-        Assert.Equal((1e-2, 4, 2), (val.Config.Lr, val.Epochs, halving.Selected.Epochs));
+        Assert.Equal((4, (int?)2), (val.Epochs, val.Config.Rung));
+        Assert.Equal(fullSelected.EvalCurve, val.EvalCurve);
+        Assert.Equal(fullSelected.LossCurve, val.LossCurve);
+        Assert.Equal((4, full.Final.Top1Last), (halving.Final.Epochs, halving.Final.Top1Last));
+        Assert.NotEqual(full.Final.Key, halving.Final.Key); // chosen from other tune trials
         Assert.Equal(4, store.Records().Count);
-        // Without a refit (tune as long as the final) the selected tune trial is already trained like the final.
-        Assert.Equal(full.Selected.Key, full.Val!.Key);
+        Assert.Equal(full.Selected.Key, full.Val!.Key); // without a rung the selected tune trial is the full run
 
-        // What the store serves as a method's val predictions is the refit's val200 logits, not the 2-epoch tune's.
+        // The store serves the full run's val200 logits as the method's val predictions, not the rung's.
         var preds = PeftWorkbench.Analysis.Predictions.Load(store.Dir, "toy-3", "val")["full"];
         Assert.Equal(task.Val200.Count, preds.Count);
         Assert.Equal(Path.Combine(store.Dir, val.Predictions!), preds.Source);
         Assert.Equal(val.Top1Last!.Value, preds.Top1, 6);
+        // The diagnostics read the full run's curve and val, from the run and from the store alike.
+        foreach (var run in new[] { PeftWorkbench.Findings.Convergence.Of(store.Records()).Runs.Single(), PeftWorkbench.Findings.Convergence.Of(new[] {
+            new PeftWorkbench.Findings.RunTrials("toy-3", "full", halving.Tuning, halving.Selected, halving.Final, halving.Val) }).Runs.Single() })
+        {
+            Assert.Equal((val.Top1Last, 2), (run.Val, run.TuneTrials));
+            Assert.Equal(PeftWorkbench.Findings.Convergence.Top1Trend(val.EvalCurve!.Select(v => v!.Value).ToList()), run.Tune);
+        }
+    }
+
+    [Fact]
+    public void ARungRunAndAFullGridShareAStoreAndTheSensitivityCurveRefusesRungTrials()
+    {
+        using var task = ToySuite.Load("toy-3", 8, perClass: 8);
+        var store = new ResultsStore(Temp.Dir());
+        var counting = new Counting(new PeftFactory(TinyData.Config(), null).Build);
+        var halving = Protocol.Vtab1k(task, "full", null, counting.Build, Rung1, store);
+        Assert.Equal(4, counting.Calls); // 2 rung trials, the leader's full run, the final
+        var e = Assert.Throws<ArgumentException>(() => PeftWorkbench.Analysis.Sensitivity.FromTrials(halving.Tuning));
+        Assert.Contains("stopped at the rung (epoch 1)", e.Message);
+        Assert.Contains("fullGrid: true", e.Message);
+
+        var fullGrid = Protocol.Vtab1k(task, "full", null, counting.Build, Rung1 with { Rung = null }, store); // same budget line
+        Assert.Equal(7, counting.Calls); // its own 2 tune trials and final
+        Assert.Equal(2, PeftWorkbench.Analysis.Sensitivity.FromTrials(fullGrid.Tuning).Count);
+        Protocol.Vtab1k(task, "full", null, counting.Build, Rung1, store);
+        Assert.Equal(7, counting.Calls); // read back
     }
 
     [Fact]
@@ -90,21 +112,21 @@ public class TuneBudgetTests
         using var other = ToySuite.Load("toy-4", 8, perClass: 8);
         var store = new ResultsStore(Temp.Dir());
         var counting = new Counting(new PeftFactory(TinyData.Config(), null).Build);
-        Protocol.Vtab1k(task, "full", null, counting.Build, ShortTune, store);
-        Assert.Equal(4, counting.Calls); // 2 tune trials, the val refit, the final
+        Protocol.Vtab1k(task, "full", null, counting.Build, Rung1, store);
+        Assert.Equal(4, counting.Calls);
         var before = File.ReadAllText(Path.Combine(store.Dir, "trials.jsonl"));
 
-        var longer = ShortTune with { TuneEpochs = 2 };
+        var longer = Rung1 with { Train = Rung1.Train with { Epochs = 4 } };
         var e = Assert.Throws<InvalidOperationException>(() => Protocol.Vtab1k(task, "full", null, counting.Build, longer, store));
         Assert.Contains(store.Dir, e.Message);
         Assert.Contains("smoke/vtab1k/toy-3", e.Message);
-        Assert.Contains("its trials were trained with tune 1 epochs (all of it: tune 1 epochs", e.Message);
-        Assert.Contains("now trains: tune 2 epochs", e.Message);
+        Assert.Contains("its trials were trained with tune 3 epochs, final 3 epochs (all of it: tune 3 epochs", e.Message);
+        Assert.Contains("now trains: tune 4 epochs", e.Message);
         Assert.Equal(4, counting.Calls);
         Assert.Equal(before, File.ReadAllText(Path.Combine(store.Dir, "trials.jsonl")));
 
         // The same budget reads its trials back; another task in the same store has a budget of its own.
-        Protocol.Vtab1k(task, "full", null, counting.Build, ShortTune, store);
+        Protocol.Vtab1k(task, "full", null, counting.Build, Rung1, store);
         Assert.Equal(4, counting.Calls);
         Protocol.Vtab1k(other, "full", null, counting.Build, longer, store);
         Assert.Equal(8, counting.Calls);
@@ -158,18 +180,21 @@ public class TuneBudgetTests
     }
 
     [Fact]
-    public void ASweepPlansTheValRefitAfterTheTuneTrialsAndSlurmRunsItAfterTheTuneArray()
+    public void ASweepPlansTheLeadersFullRunAfterTheRungTrialsAndSlurmRunsItAfterTheTuneArray()
     {
         var dir = Temp.Dir();
-        var manifest = Sweep.Plan(dir, "toy", new[] { "toy-3" }, new[] { "linear" }, ShortTune, TinyData.Config(), new DefaultTrialEnvironment());
+        var manifest = Sweep.Plan(dir, "toy", new[] { "toy-3" }, new[] { "linear" }, Rung1, TinyData.Config(), new DefaultTrialEnvironment());
         Assert.Equal(new[] { "tune", "tune", "val", "final" }, manifest.Trials.Select(t => t.Phase));
-        Assert.Equal(Protocol.Pending("val", "toy-3", "linear", ShortTune, manifest.Trials.Take(2).Select(t => t.Key)).Key, manifest.Trials[2].Key);
+        Assert.Equal(new int?[] { 1, 1, null, null }, manifest.Trials.Select(t => t.Rung));
+        Assert.Equal(Protocol.Pending("val", "toy-3", "linear", Rung1, manifest.Trials.Take(2).Select(t => t.Key)).Key, manifest.Trials[2].Key);
         var export = Sweep.ExportSlurm(manifest, Path.Combine(dir, "sweep.manifest.json"), Path.Combine(dir, "slurm"),
             new SlurmOptions { PeftCommand = new[] { "/bin/true" } });
         Assert.Equal((2, 2), (export.TuneTrials, export.FinalTrials));
-        // Tune trials as long as the final: no refit.
+        // No rung, or a grid of one point: no full run of the leader.
         Assert.Equal(new[] { "tune", "tune", "final" },
             Sweep.Plan(Temp.Dir(), "toy", new[] { "toy-3" }, new[] { "linear" }, ProtocolTests.Tiny(), TinyData.Config(), new DefaultTrialEnvironment()).Trials.Select(t => t.Phase));
+        Assert.Equal(new[] { "tune", "final" },
+            Sweep.Plan(Temp.Dir(), "toy", new[] { "toy-3" }, new[] { "linear" }, Rung1 with { Lrs = new[] { 1e-2 } }, TinyData.Config(), new DefaultTrialEnvironment()).Trials.Select(t => t.Phase));
     }
 
     [Fact]
