@@ -156,7 +156,7 @@ public sealed class Predictions
     /// <summary>
     /// Predictions of every method with a successful final trial on <paramref name="task"/> in the store at
     /// <paramref name="storeDir"/>. split "test": the finals' test logits; "val": the val200 logits of a model trained
-    /// like each final (<see cref="SelectedVal"/>: the selected configuration's val refit where the profile has one,
+    /// like each final (<see cref="SelectedVal"/>: after a rung, the selected configuration's full run on train800,
     /// else its tune trial). <paramref name="methods"/> limits (and orders) the methods; <paramref name="profile"/>
     /// picks one profile and <paramref name="seed"/> one seed when the store holds several.
     /// </summary>
@@ -227,9 +227,9 @@ public sealed class Predictions
     public static string Selection(string? profile, long? seed) =>
         profile is null && seed is null ? "" : $" ({string.Join(", ", new[] { profile is null ? null : $"profile {profile}", seed is null ? null : $"seed {seed}" }.OfType<string>())})";
 
-    /// <summary>The val200 predictions that stand for a final: its val refit (the selected configuration trained like the
-    /// final on train800, phase "val", same tune-grid digest) when the store has one, else the selected tune trial
-    /// (profiles whose tune trials are as long as the final, and stores written before val refits).</summary>
+    /// <summary>The val200 predictions that stand for a final: its val refit (after a rung, the selected configuration trained
+    /// for the whole schedule on train800, phase "val", same tune-grid digest) when the store has one, else the selected
+    /// tune trial (grids tuned without a rung, where it already trained the whole schedule).</summary>
     public static TrialRecord? SelectedVal(IReadOnlyList<TrialRecord> records, TrialRecord final)
     {
         var key = (final.Config with { Phase = "val" }).Key;

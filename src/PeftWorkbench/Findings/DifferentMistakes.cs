@@ -45,7 +45,7 @@ public sealed class DifferentMistakes
         Claims = ClaimsOf(Venns, Ensembles, scores, diagnostics?.Reading() ?? BudgetReading.Unchecked);
     }
 
-    /// <summary>The finding over the runs of <see cref="Study.RunAll"/> (each final's test logits; each selected tune trial's val logits).</summary>
+    /// <summary>The finding over the runs of <see cref="Study.RunAll"/> (each final's test logits; the val logits of each selection trained like its final, StudyRun.Val).</summary>
     public static DifferentMistakes From(IReadOnlyList<StudyRun> runs)
     {
         var tasks = runs.Select(r => r.Task).Distinct().ToList();
