@@ -82,8 +82,11 @@ public sealed class GlyphRenderer : IDisposable
     SKBitmap? oneBitmap; SKCanvas? oneCanvas;
 
     /// <summary>Draws one image of character class <paramref name="cls"/> (3 x size x size bytes) with the same variation as
-    /// <see cref="Render"/>: the broad upstream mix (Data/Upstream) draws its glyph images through here.</summary>
-    public void DrawOne(Rng rng, int cls, int size, Span<byte> chw)
+    /// <see cref="Render"/>: the broad upstream mix (Data/Upstream) draws its glyph images through here. With
+    /// <paramref name="warp"/> above 0, the glyph is also bent by a smooth random displacement field of up to that many
+    /// pixels (<see cref="Warp"/>: pen strokes wobble, fonts do not); 0 draws no extra random numbers, so recipes without
+    /// it render the same images as before it existed.</summary>
+    public void DrawOne(Rng rng, int cls, int size, Span<byte> chw, double warp = 0)
     {
         if (oneBitmap is null || oneBitmap.Width != size)
         {
@@ -93,7 +96,35 @@ public sealed class GlyphRenderer : IDisposable
         }
         var mask = new float[size * size];
         DrawGlyph(oneCanvas!, oneBitmap, rng, typefaces[rng.Next(typefaces.Count)], Characters[cls].ToString(), size, mask);
+        if (warp > 0) Warp(rng, mask, size, rng.Uniform(0, warp));
         Colorize(rng, mask, chw, size);
+    }
+
+    /// <summary>An elastic distortion (after Simard et al. 2003, on a coarse grid instead of a blurred field): a 4 x 4 grid
+    /// of random displacements (standard deviation <paramref name="amplitude"/> pixels) interpolated bilinearly over the
+    /// image, and the mask resampled bilinearly at the displaced positions (zero outside).</summary>
+    public static void Warp(Rng rng, float[] mask, int size, double amplitude)
+    {
+        const int g = 4;
+        var dx = new double[g * g]; var dy = new double[g * g];
+        for (int i = 0; i < g * g; i++) { dx[i] = rng.Normal() * amplitude; dy[i] = rng.Normal() * amplitude; }
+        var src = (float[])mask.Clone();
+        double cell = (size - 1) / (double)(g - 1);
+        static double Lerp2(double[] grid, double gx, double gy)
+        {
+            int x0 = Math.Min((int)gx, g - 2), y0 = Math.Min((int)gy, g - 2);
+            double fx = gx - x0, fy = gy - y0;
+            return (1 - fy) * ((1 - fx) * grid[y0 * g + x0] + fx * grid[y0 * g + x0 + 1]) + fy * ((1 - fx) * grid[(y0 + 1) * g + x0] + fx * grid[(y0 + 1) * g + x0 + 1]);
+        }
+        float At(int x, int y) => x < 0 || y < 0 || x >= size || y >= size ? 0f : src[y * size + x];
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+            {
+                double sx = x + Lerp2(dx, x / cell, y / cell), sy = y + Lerp2(dy, x / cell, y / cell);
+                int x0 = (int)Math.Floor(sx), y0 = (int)Math.Floor(sy);
+                double fx = sx - x0, fy = sy - y0;
+                mask[y * size + x] = (float)((1 - fy) * ((1 - fx) * At(x0, y0) + fx * At(x0 + 1, y0)) + fy * ((1 - fx) * At(x0, y0 + 1) + fx * At(x0 + 1, y0 + 1)));
+            }
     }
 
     /// <summary>A white glyph on black in mask (0..1): random height, aspect, rotation, shear, offset, stroke, blur.</summary>

@@ -191,11 +191,15 @@ public static class BroadPretraining
                 "Use the checkpoint's recipe, or another --out for a new run.");
     }
 
-    /// <summary>Starts from a shipped checkpoint: every tensor of the same name and shape is copied; the head keeps the
-    /// shipped model's rows for its classes (the upstream's first classes, the characters), the new rows stay random.</summary>
+    /// <summary>Starts from a shipped checkpoint, or a checkpoint file (a name ending in .safetensors, relative to the working
+    /// directory): every tensor of the same name and shape is copied; the head keeps the source's rows for its classes
+    /// (the upstream's first classes, the characters), the new rows stay random.</summary>
     static void InitFrom(VisionTransformer vit, string name, Action<string> log)
     {
-        using var source = VisionTransformer.Pretrained(name);
+        bool file = name.EndsWith(".safetensors", StringComparison.Ordinal);
+        if (file && !File.Exists(name))
+            throw new FileNotFoundException($"init from '{name}': no such checkpoint file (relative paths are read from {Environment.CurrentDirectory}).", name);
+        using var source = file ? VisionTransformer.LoadStrict(name) : VisionTransformer.Pretrained(name);
         var from = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         using var _ = torch.no_grad();
         int copied = 0;

@@ -21,6 +21,10 @@ public sealed record BroadRecipe
     public ulong DataSeed { get; init; }
     public int FractalClasses { get; init; } = 100;
     public double GlyphShare { get; init; } = 0.4;
+    /// <summary>Glyphs bent by a random elastic field of up to this many pixels (<see cref="GlyphRenderer.Warp"/>); 0: none.
+    /// Left out of the JSON at 0, so the recipes written before it keep their fingerprints.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double GlyphWarp { get; init; }
     public double FractalShare { get; init; } = 0.35;
     public double TextureShare { get; init; } = 0.125;
     public double ShapeShare { get; init; } = 0.125;
@@ -46,6 +50,14 @@ public sealed record BroadRecipe
         {
             Name = "mini-broad", InitFrom = "mini", DataSeed = 20261, ChunkImages = 128 * 160, ValImages = 3000,
             Steps = 15_000, WarmupSteps = 400, Seed = 20261, CheckpointEvery = 100, EvalEvery = 500,
+        },
+        // Continues "mini-broad" (its finished candidate, Pretrained/candidates) with handwriting-like glyphs: each
+        // glyph bent by an elastic field of up to 2.5 px, half the images glyphs, fresh data (another seed).
+        ["mini-hand"] = new()
+        {
+            Name = "mini-hand", InitFrom = "src/PeftWorkbench/Pretrained/candidates/mini-broad.safetensors", DataSeed = 20262,
+            GlyphShare = 0.5, FractalShare = 0.25, GlyphWarp = 2.5, ChunkImages = 128 * 160, ValImages = 3000,
+            Steps = 3_000, WarmupSteps = 100, Lr = 2e-4, Seed = 20262, CheckpointEvery = 100, EvalEvery = 500,
         },
         // Seconds, for tests: the same code path; chunks of 48 with batches of 16 cross chunk edges.
         ["smoke-broad"] = new()
@@ -80,7 +92,7 @@ public sealed record BroadRecipe
     /// <summary>The upstream this recipe trains on (fonts from the system font folders).</summary>
     public BroadUpstream Upstream(GlyphRenderer fonts) => new(new (IUpstreamSource, double)[]
     {
-        (new GlyphSource(fonts), GlyphShare), (new Fractals(FractalClasses, DataSeed), FractalShare),
+        (new GlyphSource(fonts, GlyphWarp), GlyphShare), (new Fractals(FractalClasses, DataSeed), FractalShare),
         (new Textures(), TextureShare), (new Shapes(), ShapeShare),
     });
 }

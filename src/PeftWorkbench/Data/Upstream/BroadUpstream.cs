@@ -1,11 +1,12 @@
 namespace PeftWorkbench.Data.Upstream;
 
-/// <summary>Rendered characters as an upstream source: class k = <see cref="GlyphRenderer.Characters"/>[k].</summary>
-public sealed class GlyphSource(GlyphRenderer renderer) : IUpstreamSource
+/// <summary>Rendered characters as an upstream source: class k = <see cref="GlyphRenderer.Characters"/>[k], bent by up to
+/// <paramref name="warp"/> pixels (<see cref="GlyphRenderer.Warp"/>; 0: not at all).</summary>
+public sealed class GlyphSource(GlyphRenderer renderer, double warp = 0) : IUpstreamSource
 {
     public string Name => "glyphs";
     public int NumClasses => GlyphRenderer.NumClasses;
-    public int Draw(Rng rng, int cls, int size, Span<byte> chw) { renderer.DrawOne(rng, cls, size, chw); return cls; }
+    public int Draw(Rng rng, int cls, int size, Span<byte> chw) { renderer.DrawOne(rng, cls, size, chw, warp); return cls; }
 }
 
 /// <summary>
