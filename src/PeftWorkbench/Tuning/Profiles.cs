@@ -364,8 +364,8 @@ public static class Profiles
             "epochs, 10 had brought mnist within 1 point on 14 of 16 methods, landcover on 11, dsprites-loc on none (mean -5.1, VPT-Deep -12.4); " +
             "at 30 epochs dsprites-loc comes within 1 point of 60 on 7 of 16 and selects alike on 15 (mean -1.1; VPT-Deep, VPT-Shallow, LN, " +
             "the linear probe and BitFit still gain 2.6-4.2: read them as lower bounds), 2026-12-06. Cost, empty store, 2-core AVX-512 EPYC: " +
-            "notebook 02 23 min 34 s (load 2; 17 min 47 s at 10 epochs everywhere, load 1-4), notebook 06 6 min 41 s (2 min 54 s), all eight " +
-            "about 44 min against 20 minutes asked: the minutes gave way to convergence. reference: 3x default's epochs, " +
+            "notebook 02 18 min 04 s with the rung (23 min 34 s without, load 2; 17 min 47 s at 10 epochs everywhere, load 1-4), notebook 06 6 min 39 s " +
+            "(2 min 54 s at 10 epochs), all eight about 38 min against 20 minutes asked: the minutes gave way to convergence. reference: 3x default's epochs, " +
             "structured 60 (at 30, 3 of 16 selected val curves still rose by over a point over their last quarter; at 60, 1): what default is measured against " +
             "(notebook 02, `peft results --reference`)"),
         ("batch", p => p.BatchSize.ToString(CultureInfo.InvariantCulture),
