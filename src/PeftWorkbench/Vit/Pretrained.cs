@@ -10,8 +10,8 @@ namespace PeftWorkbench.Vit;
 public sealed partial class VisionTransformer
 {
     /// <summary>Names of the shipped pre-trained checkpoints: every Pretrained/&lt;name&gt;.safetensors embedded at build time.
-    /// "mini" (rendered characters, 10 minutes) is the weak backbone of the regime plot; "mini-broad" (the broad
-    /// upstream, Data/Upstream) ships beside it only once it passes the rule in Pretrained/README.md.</summary>
+    /// "mini" (rendered characters, 10 minutes) is the weak backbone of the regime plot; "mini-hand" (the broad upstream,
+    /// Data/Upstream, with handwriting-like characters) the stronger one, shipped once it passed the rule in Pretrained/README.md.</summary>
     public static IReadOnlyList<string> PretrainedNames { get; } = typeof(VisionTransformer).Assembly.GetManifestResourceNames()
         .Where(n => n.StartsWith(ResourcePrefix, StringComparison.Ordinal) && n.EndsWith(".safetensors", StringComparison.Ordinal))
         .Select(n => n[ResourcePrefix.Length..^".safetensors".Length]).OrderBy(n => n, StringComparer.Ordinal).ToArray();

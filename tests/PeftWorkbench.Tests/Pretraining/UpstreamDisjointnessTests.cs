@@ -47,11 +47,13 @@ public class UpstreamDisjointnessTests
         Assert.Equal(raw.Count, Hashes(raw).Count); // no two images alike
     }
 
-    [Fact]
-    public void No_upstream_image_appears_in_any_downstream_task()
+    [Theory]
+    [InlineData("mini-broad")]
+    [InlineData("mini-hand")]
+    public void No_upstream_image_appears_in_any_downstream_task(string name)
     {
         using var fonts = GlyphRenderer.FromSystemFonts();
-        var recipe = BroadRecipe.Get("mini-broad");
+        var recipe = BroadRecipe.Get(name);
         var upstream = recipe.Upstream(fonts);
         var up = Hashes(upstream.Render(300, recipe.DataSeed, "train/0"));
         up.UnionWith(Hashes(upstream.Render(300, recipe.DataSeed, "val")));
@@ -63,6 +65,38 @@ public class UpstreamDisjointnessTests
                 var shared = up.Intersect(Hashes(down)).Count();
                 Assert.True(shared == 0, $"{shared} upstream images appear in {task.Name}/{split}");
             }
+    }
+
+    [Fact]
+    public void The_warp_bends_glyphs_only_where_a_recipe_asks_and_old_recipes_keep_their_identity()
+    {
+        // The candidate's recipe.json was written before GlyphWarp existed: the field stays out of its fingerprint.
+        Assert.Equal("74b03084abb2d237", BroadRecipe.Get("mini-broad").Fingerprint());
+        Assert.DoesNotContain("GlyphWarp", BroadRecipe.Get("mini-broad").ToJson());
+        Assert.Contains("\"GlyphWarp\":2.5", BroadRecipe.Get("mini-hand").ToJson());
+
+        using var fonts = GlyphRenderer.FromSystemFonts();
+        byte[] Draw(double warp, int cls)
+        {
+            var chw = new byte[3 * 32 * 32];
+            new GlyphSource(fonts, warp).Draw(Rng.For(5, "warp"), cls, 32, chw);
+            return chw;
+        }
+        Assert.Equal(Draw(0, 3), Draw(0, 3));
+        Assert.Equal(Draw(2.5, 3), Draw(2.5, 3)); // deterministic per seed
+        Assert.NotEqual(Draw(0, 3), Draw(2.5, 3));
+
+        // The field moves pixels by about its amplitude: a one-pixel dot lands within a few pixels, ink is kept.
+        var mask = new float[32 * 32];
+        mask[16 * 32 + 16] = 1;
+        GlyphRenderer.Warp(Rng.For(1, "dot"), mask, 32, 1.5);
+        Assert.InRange(mask.Sum(), 0.5, 1.5);
+        int at = Array.IndexOf(mask, mask.Max());
+        Assert.InRange(Math.Abs(at % 32 - 16) + Math.Abs(at / 32 - 16), 0, 8);
+        var still = new float[32 * 32];
+        still[16 * 32 + 16] = 1;
+        GlyphRenderer.Warp(Rng.For(1, "dot"), still, 32, 0);
+        Assert.Equal(1f, still[16 * 32 + 16]);
     }
 
     [Fact]
