@@ -19,10 +19,12 @@ public static class Robustness
     public const string Task = "mnist";
     public static IReadOnlyList<string> DefaultShifts { get; } = new[] { "digits", "gaussian_noise-3", "gaussian_blur-3", "contrast-3" };
 
-    /// <summary>The shipped mini ViT with its head cut to the 10 digit outputs: the zero-shot digit classifier.</summary>
-    public static VisionTransformer ZeroShotModel()
+    /// <summary>A shipped ViT (null: "mini") with its head cut to the 10 digit outputs: the zero-shot digit classifier
+    /// (every shipped head starts with the characters, outputs 0-9 the digits).</summary>
+    public static VisionTransformer ZeroShotModel(string? backbone = null)
     {
-        var vit = VisionTransformer.Pretrained("mini");
+        Study.CheckpointOf(backbone); // an unknown name fails here, naming the shipped ones
+        var vit = VisionTransformer.Pretrained(backbone ?? "mini");
         vit.KeepHeadRows(10);
         return vit;
     }
@@ -56,11 +58,11 @@ public static class Robustness
     /// <paramref name="train"/> (default: MNIST train800val200) with <paramref name="options"/> (default: the default
     /// profile's budget at lr 1e-3, wd 1e-4, seed 42): one lr, no selection (<see cref="FineTuneSelected"/> selects).</summary>
     public static Run FineTune(string method, TrainOptions? options = null, IReadOnlyDictionary<string, string>? hp = null, ImageSet? train = null,
-        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, string? backbone = null)
     {
         var opts = options ?? DefaultTraining;
         using var owned = train is null ? Suite.Mini.LoadSplit(Task, "train800val200") : null;
-        var (run, history) = Train(method, opts, hp, train ?? owned!, null, progress, cancel);
+        var (run, history) = Train(method, opts, hp, train ?? owned!, null, progress, cancel, backbone);
         if (!history.Diverged) return run;
         run.Dispose();
         throw new InvalidOperationException($"robustness fine-tuning of {method} diverged (lr {opts.Lr}).");
@@ -75,7 +77,7 @@ public static class Robustness
     /// is the fine-tuned one (no refit on train800val200: a third fine-tuning per method, for a curve that needs a model).
     /// </summary>
     public static Tuned FineTuneSelected(string method, TrainOptions options, LrSelection select, IReadOnlyDictionary<string, string>? hp = null,
-        Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+        Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, string? backbone = null)
     {
         if (select.Lrs.Count == 0) throw new ArgumentException("Robustness: the lr grid to select from is empty; give at least one lr.", nameof(select));
         using var train = Suite.Mini.LoadSplit(Task, "train800");
@@ -96,7 +98,7 @@ public static class Robustness
                     Hp = new SortedDictionary<string, string>(hp?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>(), StringComparer.Ordinal),
                 };
                 var clock = Stopwatch.StartNew();
-                var (run, history) = Train(method, o, hp, train, val, progress, cancel);
+                var (run, history) = Train(method, o, hp, train, val, progress, cancel, backbone);
                 var record = TrialRecord.Of(config, history, run.Model.TrainableParameterCountExcludingHead, clock.Elapsed.TotalSeconds);
                 records.Add(record);
                 if (record.Ok && (best is null || ReferenceEquals(Protocol.Select(new[] { best, record }, select.TieBreak), record)))
@@ -115,9 +117,9 @@ public static class Robustness
 
     /// <summary>One fine-tuning from the zero-shot head, diverged or not (the callers decide); an interrupt throws.</summary>
     static (Run Run, TrainHistory History) Train(string method, TrainOptions opts, IReadOnlyDictionary<string, string>? hp, ImageSet train, ImageSet? eval,
-        IProgress<TrainProgress>? progress, CancellationToken cancel)
+        IProgress<TrainProgress>? progress, CancellationToken cancel, string? backbone)
     {
-        var vit = ZeroShotModel();
+        var vit = ZeroShotModel(backbone);
         HeadSnapshot? head = null;
         PeftModel? model = null;
         try
@@ -161,9 +163,9 @@ public static class Robustness
     }
 
     /// <summary>Top-1 of the zero-shot model on MNIST test and each shift set: alpha 0 of every method's robustness curve.</summary>
-    public static WisePoint ZeroShotPoint(ImageSet target, IReadOnlyDictionary<string, ImageSet> shifts, int batchSize = 256)
+    public static WisePoint ZeroShotPoint(ImageSet target, IReadOnlyDictionary<string, ImageSet> shifts, int batchSize = 256, string? backbone = null)
     {
-        using var vit = ZeroShotModel();
+        using var vit = ZeroShotModel(backbone);
         vit.eval();
         return new WisePoint(0, Wise.Top1(vit, target, batchSize), shifts.ToDictionary(kv => kv.Key, kv => Wise.Top1(vit, kv.Value, batchSize)));
     }
@@ -180,7 +182,7 @@ public static class Robustness
     public static IReadOnlyList<WiseCurve> Curves(IEnumerable<string> methods, TrainOptions? options = null, IReadOnlyList<double>? alphas = null,
         IReadOnlyList<string>? shifts = null, Action<string>? log = null, string? store = null,
         IReadOnlyDictionary<string, string>? hp = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, int? limit = null,
-        LrSelection? select = null, Action<MethodTuning>? tuning = null)
+        LrSelection? select = null, Action<MethodTuning>? tuning = null, string? backbone = null)
     {
         var opts = options ?? DefaultTraining;
         var a = alphas ?? Wise.DefaultAlphas;
@@ -194,23 +196,23 @@ public static class Robustness
             foreach (var m in methods)
             {
                 cancel.ThrowIfCancellationRequested();
-                var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames, limit, select));
+                var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames, limit, select, backbone));
                 var curve = dir is null ? null : CurveFile.Read(dir);
                 IReadOnlyList<TrialRecord>? trials = null;
                 bool trainedNow = curve is null;
                 if (curve is null)
                 {
                     if (target is null) (target, sets) = EvalSets(shiftNames, limit);
-                    if (a.Contains(0)) zeroShot ??= ZeroShotPoint(target, sets!);
+                    if (a.Contains(0)) zeroShot ??= ZeroShotPoint(target, sets!, backbone: backbone);
                     Run run;
                     if (select is null)
                     {
                         log?.Invoke($"{m}: fine-tuning from the zero-shot head ...");
-                        run = FineTune(m, opts, hp, progress: progress, cancel: cancel);
+                        run = FineTune(m, opts, hp, progress: progress, cancel: cancel, backbone: backbone);
                     }
                     else
                     {
-                        var tuned = FineTuneSelected(m, opts, select, hp, log, progress, cancel);
+                        var tuned = FineTuneSelected(m, opts, select, hp, log, progress, cancel, backbone);
                         (run, trials) = (tuned.Run, tuned.Tuning);
                     }
                     using (run)
@@ -245,13 +247,15 @@ public static class Robustness
 
     /// <summary>The folder name of one robustness run in a store: method and a hash of everything its curve depends on.</summary>
     public static string RunName(string method, IReadOnlyDictionary<string, string>? hp, TrainOptions options, IReadOnlyList<double> alphas, IReadOnlyList<string> shifts, int? limit = null,
-        LrSelection? select = null)
+        LrSelection? select = null, string? backbone = null)
     {
         var inv = System.Globalization.CultureInfo.InvariantCulture;
         var key = string.Join("\n", Task, method, string.Join(",", (hp ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
             InvariantRecord(options with { Device = null }), string.Join(",", alphas.Select(x => x.ToString("R", inv))), string.Join(",", shifts), limit?.ToString(inv) ?? "all", Workbench.Version);
         // A selected lr is another run (train800 and a grid, not train800val200 at one lr); names without one stay as they were.
         if (select is not null) key += $"\nlr selected on val200 over {string.Join(",", select.Lrs.Select(x => x.ToString("R", inv)))}, {select.TieBreak}";
+        // Another backbone than the default is another run; the default's names stay as they were.
+        if (backbone is not null && backbone != "mini") key += $"\nbackbone {backbone}";
         return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
     }
 

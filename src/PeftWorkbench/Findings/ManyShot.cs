@@ -173,10 +173,11 @@ public sealed class ManyShot
     /// <summary>Runs the many-shot protocol for every task x method (x width) under the profile (finished trials are read
     /// from the store) and reads the finding.</summary>
     public static ManyShot Run(IReadOnlyList<string> tasks, IReadOnlyList<string> methods, IReadOnlyList<int> widths, string profile,
-        string? store = null, long? seed = null, Action<string>? progress = null, CancellationToken cancel = default)
+        string? store = null, long? seed = null, Action<string>? progress = null, CancellationToken cancel = default, string? backbone = null)
     {
         var since = DateTime.UtcNow;
-        var finding = From(CapacitySweep.Run(tasks, methods, widths, profile, store: store, seed: seed, progress: progress, cancel: cancel));
+        var finding = From(CapacitySweep.Run(tasks, methods, widths, profile, store: store, seed: seed, progress: progress, cancel: cancel,
+            checkpoint: Study.CheckpointOf(backbone)));
         finding.Tally = RunTally.Of(finding.Runs.Select(r => r.Run), since);
         return finding;
     }

@@ -44,7 +44,8 @@ public sealed class ShiftRobustness
     /// as RunAll's do (off by default: notebook 05 shows the robustness run's own lines, "lora: fine-tuning ...").
     /// </summary>
     public static ShiftRobustness Run(string profile, IReadOnlyList<string>? methods = null, long? seed = null, string? store = null,
-        Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, bool counted = false)
+        Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, bool counted = false,
+        string? backbone = null)
     {
         var p = Profiles.Get(profile);
         var options = p.Robustness with { Seed = seed ?? p.Robustness.Seed };
@@ -55,7 +56,7 @@ public sealed class ShiftRobustness
         var curves = line.Each(methods ?? p.RobustnessMethods, m => m, (m, step) =>
             Robustness.Curves(new[] { m }, options, alphas, log: line.Line is { } show && counted ? s => show($"{step.Counter} {s}") : line.Line, store: store,
                 progress: progress, cancel: cancel, limit: p.RobustnessImagesPerSet, select: p.RobustnessSelection,
-                tuning: t => { tuning[t.Method] = t.Trials; if (t.FromStore) fromStore++; })[0], cancel, announce: counted);
+                tuning: t => { tuning[t.Method] = t.Trials; if (t.FromStore) fromStore++; }, backbone: backbone)[0], cancel, announce: counted);
         return new ShiftRobustness(curves, Diagnose(curves, tuning, p.TieBreak)) { Tally = new RunTally(curves.Count - fromStore, fromStore, "curves") };
     }
 

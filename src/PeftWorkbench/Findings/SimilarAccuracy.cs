@@ -33,10 +33,10 @@ public sealed class SimilarAccuracy
 
     /// <summary>Runs the protocol for every method on every task (finished trials are read from the store) and reads the finding.</summary>
     public static SimilarAccuracy Run(IReadOnlyList<string> tasks, IReadOnlyList<string> methods, string profile, string? store = null,
-        long? seed = null, Action<string>? progress = null, CancellationToken cancel = default)
+        long? seed = null, Action<string>? progress = null, CancellationToken cancel = default, string? backbone = null)
     {
         var since = DateTime.UtcNow;
-        var runs = Study.RunAll(tasks, methods, profile, store: store, seed: seed, progress: progress, cancel: cancel);
+        var runs = Study.RunAll(tasks, methods, profile, store: store, seed: seed, progress: progress, cancel: cancel, checkpoint: Study.CheckpointOf(backbone));
         var finding = From(runs);
         finding.Tally = RunTally.Of(runs, since);
         return finding;

@@ -25,11 +25,12 @@ public static class CapacitySweep
 
     /// <summary>
     /// Every task x method (x capacity, for a method with a width key), tasks outer, in that order. Every method and
-    /// capacity is checked before any training; a method without a width runs once at its defaults.
+    /// capacity is checked before any training; a method without a width runs once at its defaults. <paramref name="checkpoint"/>:
+    /// as <see cref="Study.Run"/>'s (null: the suite's default backbone).
     /// </summary>
     public static IReadOnlyList<CapacityRun> Run(IEnumerable<string> tasks, IEnumerable<string> methods, IEnumerable<int> capacities,
         string profile = "default", string? store = null, string protocol = "manyshot", long? seed = null,
-        Action<string>? progress = null, CancellationToken cancel = default)
+        Action<string>? progress = null, CancellationToken cancel = default, string? checkpoint = null)
     {
         var caps = capacities.ToList();
         if (caps.Count == 0 || caps.Any(c => c < 1)) throw new ArgumentException($"capacities must be at least one positive width, got [{string.Join(", ", caps)}].", nameof(capacities));
@@ -38,7 +39,7 @@ public static class CapacitySweep
                     let key = KeyOf(m)
                     from c in key is null ? new int?[] { null } : caps.Select(c => (int?)c)
                     select (Task: t, Method: m, Key: key, Capacity: c)).ToList();
-        var backbone = PeftFactory.BackboneFor(Study.CheckpointFor(null, "mini"), Vit.VitConfig.Preset("mini"));
+        var backbone = PeftFactory.BackboneFor(Study.CheckpointFor(checkpoint, "mini"), Vit.VitConfig.Preset("mini"));
         foreach (var p in plan.Where(p => p.Key is not null))
             Protocol.ValidateGrid(p.Method, new[] { Hp(p.Key!, p.Capacity!.Value) }, backbone); // e.g. a rank wider than the ViT fails here
         store ??= Path.Combine(Path.GetTempPath(), "peft-runs", Guid.NewGuid().ToString("N")[..12]);
@@ -46,7 +47,7 @@ public static class CapacitySweep
         using var line = new Display.StoppableProgress(progress);
         return line.Each(plan, p => $"{p.Task} {p.Method}{(p.Capacity is int c ? $" {p.Key}={c}" : "")}",
             (p, step) => new CapacityRun(Study.Run(p.Task, p.Method, profile, hp: p.Key is null ? null : Hp(p.Key, p.Capacity!.Value), store: store,
-                protocol: protocol, seed: seed, progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{step.Text} {cfg.Phase}") : null,
+                protocol: protocol, checkpoint: checkpoint, seed: seed, progressFor: line.Line is { } show ? cfg => new Display.NotebookProgress(show, $"{step.Text} {cfg.Phase}") : null,
                 cancel: cancel), p.Capacity), cancel);
     }
 

@@ -34,6 +34,20 @@ public static class Study
     /// <summary>The suites and backbone factories runs share (one factory per backbone + checkpoint: weights load once).</summary>
     public static DefaultTrialEnvironment Environment { get; } = new();
 
+    /// <summary>The checkpoint of a shipped backbone by name ("mini", "mini-hand"; <see cref="VisionTransformer.PretrainedNames"/>):
+    /// "shipped:NAME", or null for null (the suite's default). An unknown name is refused, listing the shipped ones.</summary>
+    public static string? CheckpointOf(string? backbone) =>
+        backbone is null ? null
+        : VisionTransformer.PretrainedNames.Contains(backbone) ? "shipped:" + backbone
+        : throw new ArgumentException($"No shipped backbone named '{backbone}'. Shipped: {string.Join(", ", VisionTransformer.PretrainedNames)}.", nameof(backbone));
+
+    /// <summary>The store the notebooks share under the data cache: runs/PROFILE for the suite's default backbone, and
+    /// runs/PROFILE-NAME for another shipped one (a store holds one backbone per task: <see cref="TrialIdentity"/>), as
+    /// notebook 07's regime stores are named (<see cref="Findings.RegimePlan.StoreFor"/>).</summary>
+    public static string DefaultStore(string profile, string? backbone = null) =>
+        Findings.RegimePlan.StoreFor(Path.Combine(Workbench.DataDir, "runs", profile),
+            Findings.RegimeBackbone.Of(CheckpointOf(backbone) ?? CheckpointFor(null, "mini")!), "mini")!;
+
     /// <summary>--checkpoint values: "none" = random init; default for the mini suite: the shipped mini ViT.</summary>
     public static string? CheckpointFor(string? given, string suite) =>
         given is "none" ? null : given ?? (suite == "mini" ? "shipped:mini" : null);
