@@ -58,7 +58,9 @@ public static class NotebookIndex
         var total = Seconds(entries.Sum(e => e.WallSeconds));
         var profiles = string.Join(", ", entries.Select(e => e.Profile).Distinct());
         var kernels = string.Join(", ", entries.Select(e => e.Kernel).Distinct());
-        var summary = $"{rows.Count} notebooks, {(failed == 0 ? "all ran" : $"{failed} FAILED")}; profile {profiles}; kernel {kernels}; {total} in all; {when}.";
+        // The backbone the finding notebooks fine-tuned ($PEFT_BACKBONE reaches them as it reaches this process).
+        var backbone = Environment.GetEnvironmentVariable("PEFT_BACKBONE") is { Length: > 0 } b ? $"; backbone {b}" : "";
+        var summary = $"{rows.Count} notebooks, {(failed == 0 ? "all ran" : $"{failed} FAILED")}; profile {profiles}{backbone}; kernel {kernels}; {total} in all; {when}.";
 
         var md = new StringBuilder("# PeftWorkbench: the study's findings on the mini suite\n\n").Append(summary).Append("\n\n")
             .Append("| notebook | profile | wall time | verdict | finding (ours; the paper's) |\n|---|---|---|---|---|\n");

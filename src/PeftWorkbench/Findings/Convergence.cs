@@ -169,7 +169,7 @@ public sealed class Convergence
     string Basis()
     {
         int onVal = Count(r => r.OnVal), n = Runs.Count;
-        const string val = "val200 of the selected configuration trained in full on train800, over its last quarter", loss = "the final's training loss over its last quarter";
+        const string val = "val top-1 of the selected configuration trained for its whole schedule, over its last quarter", loss = "the final's training loss over its last quarter";
         return onVal == n ? val : onVal == 0 ? loss : $"{val} for {onVal}, {loss} for {n - onVal}";
     }
 

@@ -80,7 +80,7 @@ public class ConvergenceTests
         var c = Convergence.Of(runs);
         Assert.Equal(new[] { Trend.Flat, Trend.Improving }, c.Runs.Select(r => r.Settling));
         Assert.Equal(new[] { Trend.Improving, Trend.Flat }, c.Runs.Select(r => r.Final)); // what the training loss alone says
-        Assert.StartsWith("1 of 2 runs were still improving when training stopped (val200 of the selected configuration trained in full on train800, over its last quarter)", c.Sentence());
+        Assert.StartsWith("1 of 2 runs were still improving when training stopped (val top-1 of the selected configuration trained for its whole schedule, over its last quarter)", c.Sentence());
         Assert.Contains("1 of 2 runs had not settled", c.Reading().Why);
     }
 

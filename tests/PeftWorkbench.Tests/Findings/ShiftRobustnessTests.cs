@@ -71,7 +71,7 @@ public class ShiftRobustnessTests
             ("full", new[] { Tune("full", 1e-3, 80, 85, 90, 94), Tune("full", 1e-2, 20, 30, 40, 50) }),
             ("lora", new[] { Tune("lora", 1e-3, 60, 70, 75, 80), Tune("lora", 1e-2, 80, 88, 92, 95) })));
         Assert.False(rising.Reading().Trusted);
-        Assert.StartsWith("2 of 2 runs were still improving when training stopped (val200 of the selected configuration trained in full on train800", rising.Sentence());
+        Assert.StartsWith("2 of 2 runs were still improving when training stopped (val top-1 of the selected configuration trained for its whole schedule", rising.Sentence());
         Assert.Equal(new double?[] { 1e-3, 1e-2 }, rising.Runs.Select(r => r.SelectedLr));
         Assert.Equal(new[] { "lr lowest", "lr highest" }, rising.Runs.Select(r => r.Edge));
         Assert.Equal(new double?[] { 98 - 94, 97 - 95 }, rising.Runs.Select(r => r.TestMinusVal)); // test: the curve's fine-tuned target (alpha 1)
