@@ -28,7 +28,7 @@ public class TrainSubsetTests
 
         var small = ProtocolOptions.For("default", trainImages: 200);
         Assert.Equal("default/vtab1k/mnist/n=200", TrialIdentity.Scope(small, "mnist"));
-        Assert.Equal("vtab1k/mnist/lora/tune/default/seed=42/n=200/stop=2/lr=0.001,wd=0.0001,dp=0.1", Protocol.TuneConfigs("mnist", "lora", null, small)[0].Key);
+        Assert.Equal("vtab1k/mnist/lora/tune/default/seed=42/n=200/lr=0.001,wd=0.0001,dp=0.1", Protocol.TuneConfigs("mnist", "lora", null, small)[0].Key);
         var smallKeys = Protocol.TuneConfigs("mnist", "lora", null, small).Select(c => c.Key).ToList();
         Assert.Equal("vtab1k/mnist/lora/final/default/seed=42/n=200/grid=" + Protocol.GridDigest(smallKeys), Protocol.FinalKey("mnist", "lora", small, smallKeys));
         Assert.Throws<ArgumentException>(() => ProtocolOptions.For("default", "manyshot", trainImages: 200));

@@ -30,6 +30,7 @@ public class TuneBudgetTests
         // No rung for a grid of one point, nor one at or past the schedule's end.
         Assert.Equal(((int?)null, (int?)2), (d.RungFor(1), d.RungFor(2)));
         Assert.Null((d with { Rung = 10 }).RungFor(2));
+        Assert.Null((d with { TrainImages = 200 }).RungFor(2)); // a training subset (notebook 07) tunes its grid in full
         var keys = Protocol.TuneConfigs("mnist", "lora", null, d).Select(c => c.Key).ToList();
         Assert.All(keys, k => Assert.Contains("/seed=42/stop=2/lr=", k));
         Assert.DoesNotContain("stop=", Protocol.TuneConfigs("mnist", "lora", null, d with { Rung = null })[0].Key);
