@@ -14,6 +14,11 @@ public enum Trend { Improving, Flat, Worsening, Unknown }
 public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRecord> Tuning, TrialRecord? Selected, TrialRecord? Final,
     TrialRecord? Val = null)
 {
+    /// <summary>A run of <see cref="Study.Run"/> (under <paramref name="task"/>, a label, where given), with the selection's
+    /// full run after a rung.</summary>
+    public static RunTrials Of(StudyRun r, string? task = null) =>
+        new(task ?? r.Task, r.Method, r.Tuning, r.Selected, r.Final, r.Val is { } v && v.Key != r.Selected?.Key ? v : null);
+
     /// <summary>Every run in a store's records: each final with the tune trials of the same task, method, profile, protocol,
     /// seed, training-set size and rung, the tune trial it retrained, and its full run after a rung.</summary>
     public static IReadOnlyList<RunTrials> FromRecords(IEnumerable<TrialRecord> records)
@@ -78,7 +83,7 @@ public sealed class Convergence
 
     /// <summary>The runs of <see cref="Study.RunAll"/>.</summary>
     public static Convergence Of(IEnumerable<StudyRun> runs, int valSize = 200) =>
-        Of(runs.Select(r => new RunTrials(r.Task, r.Method, r.Tuning, r.Selected, r.Final, r.Val is { } v && v.Key != r.Selected?.Key ? v : null)), valSize: valSize);
+        Of(runs.Select(r => RunTrials.Of(r)), valSize: valSize);
 
     /// <summary>Every run in a store's records: finals with the tune trials of the same task, method, profile, protocol and seed.</summary>
     public static Convergence Of(IEnumerable<TrialRecord> records, int valSize = 200) => Of(RunTrials.FromRecords(records), valSize: valSize);

@@ -74,7 +74,7 @@ public sealed partial class Regime
             foreach (var r in runs)
             {
                 points.Add(new RegimePoint(s.Backbone.Name, s.Size, r.Task, r.Method, r.Final.Top1Last ?? double.NaN));
-                trials.Add(new RunTrials(Label(r.Task, s.Backbone.Name, s.Size), r.Method, r.Tuning, r.Selected, r.Final));
+                trials.Add(RunTrials.Of(r, Label(r.Task, s.Backbone.Name, s.Size)));
                 r.Dispose(); // the records stay; the test logits are not needed here
                 finished.Add(r);
             }

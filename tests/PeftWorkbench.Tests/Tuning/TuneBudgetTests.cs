@@ -79,8 +79,11 @@ public class TuneBudgetTests
         Assert.Equal(Path.Combine(store.Dir, val.Predictions!), preds.Source);
         Assert.Equal(val.Top1Last!.Value, preds.Top1, 6);
         // The diagnostics read the full run's curve and val, from the run and from the store alike.
-        foreach (var run in new[] { PeftWorkbench.Findings.Convergence.Of(store.Records()).Runs.Single(), PeftWorkbench.Findings.Convergence.Of(new[] {
-            new PeftWorkbench.Findings.RunTrials("toy-3", "full", halving.Tuning, halving.Selected, halving.Final, halving.Val) }).Runs.Single() })
+        // (notebook 07's regime reads a StudyRun through RunTrials.Of, under its own label)
+        var asStudy = new StudyRun("toy-3", "full", Profiles.Smoke, KnownAnswer(2), store.Dir, halving.Tuning, halving.Selected, halving.Final, null) { Val = halving.Val };
+        Assert.Equal(val.Key, PeftWorkbench.Findings.RunTrials.Of(asStudy, "toy-3 n=800").Val!.Key);
+        foreach (var run in new[] { PeftWorkbench.Findings.Convergence.Of(store.Records()).Runs.Single(),
+            PeftWorkbench.Findings.Convergence.Of(new[] { PeftWorkbench.Findings.RunTrials.Of(asStudy) }).Runs.Single() })
         {
             Assert.Equal((val.Top1Last, 2), (run.Val, run.TuneTrials));
             Assert.Equal(PeftWorkbench.Findings.Convergence.Top1Trend(val.EvalCurve!.Select(v => v!.Value).ToList()), run.Tune);
