@@ -365,7 +365,7 @@ public static class Profiles
             "at 30 epochs dsprites-loc comes within 1 point of 60 on 7 of 16 and selects alike on 15 (mean -1.1; VPT-Deep, VPT-Shallow, LN, " +
             "the linear probe and BitFit still gain 2.6-4.2: read them as lower bounds), 2026-12-06. Cost, empty store, 2-core AVX-512 EPYC: " +
             "notebook 02 18 min 04 s with the rung (23 min 34 s without, load 2; 17 min 47 s at 10 epochs everywhere, load 1-4), notebook 06 6 min 39 s " +
-            "(2 min 54 s at 10 epochs), notebook 07 about 6 min with the three backbones, all eight about 40 min against 20 minutes asked: the minutes gave way to convergence. reference: 3x default's epochs, " +
+            "(2 min 54 s at 10 epochs), notebook 07 about 7 min with the three backbones, all eight about 41 min against 20 minutes asked: the minutes gave way to convergence. reference: 3x default's epochs, " +
             "structured 60 (at 30, 3 of 16 selected val curves still rose by over a point over their last quarter; at 60, 1): what default is measured against " +
             "(notebook 02, `peft results --reference`)"),
         ("batch", p => p.BatchSize.ToString(CultureInfo.InvariantCulture),
