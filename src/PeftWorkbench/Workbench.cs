@@ -27,7 +27,7 @@ public static class Workbench
     /// so a typo fails in the parameters cell, naming the value), else null, the suite's default ("mini"). Each backbone
     /// other than the default keeps its own store (<see cref="Tuning.Study.DefaultStore"/>).</summary>
     public static string? Backbone =>
-        Environment.GetEnvironmentVariable("PEFT_BACKBONE") is { Length: > 0 } name ? Tuning.Study.CheckpointOf(name) is not null ? name : null : null;
+        Environment.GetEnvironmentVariable("PEFT_BACKBONE") is { Length: > 0 } name ? Vit.VisionTransformer.RequireShipped(name) : null;
 
     /// <summary><paramref name="path"/> as given when it exists or names a folder; a bare file name is looked for in
     /// <see cref="CheckpointDirs"/> (the first that holds it), else returned unchanged for the reader's own error.</summary>

@@ -23,7 +23,6 @@ public static class Robustness
     /// (every shipped head starts with the characters, outputs 0-9 the digits).</summary>
     public static VisionTransformer ZeroShotModel(string? backbone = null)
     {
-        Study.CheckpointOf(backbone); // an unknown name fails here, naming the shipped ones
         var vit = VisionTransformer.Pretrained(backbone ?? "mini");
         vit.KeepHeadRows(10);
         return vit;

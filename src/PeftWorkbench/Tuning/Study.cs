@@ -36,10 +36,7 @@ public static class Study
 
     /// <summary>The checkpoint of a shipped backbone by name ("mini", "mini-hand"; <see cref="VisionTransformer.PretrainedNames"/>):
     /// "shipped:NAME", or null for null (the suite's default). An unknown name is refused, listing the shipped ones.</summary>
-    public static string? CheckpointOf(string? backbone) =>
-        backbone is null ? null
-        : VisionTransformer.PretrainedNames.Contains(backbone) ? "shipped:" + backbone
-        : throw new ArgumentException($"No shipped backbone named '{backbone}'. Shipped: {string.Join(", ", VisionTransformer.PretrainedNames)}.", nameof(backbone));
+    public static string? CheckpointOf(string? backbone) => backbone is null ? null : "shipped:" + VisionTransformer.RequireShipped(backbone);
 
     /// <summary>The store the notebooks share under the data cache: runs/PROFILE for the suite's default backbone, and
     /// runs/PROFILE-NAME for another shipped one (a store holds one backbone per task: <see cref="TrialIdentity"/>), as

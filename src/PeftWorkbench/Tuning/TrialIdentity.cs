@@ -121,8 +121,7 @@ public sealed record TrialIdentity
 
     static string ShippedDigest(string name)
     {
-        if (!VisionTransformer.PretrainedNames.Contains(name))
-            throw new ArgumentException($"No shipped checkpoint named '{name}'. Shipped: {string.Join(", ", VisionTransformer.PretrainedNames)}.");
+        VisionTransformer.RequireShipped(name);
         return digests.GetOrAdd(("shipped:" + name, 0, default), _ =>
         {
             using var s = VisionTransformer.OpenPretrained(name);

@@ -18,6 +18,10 @@ public sealed partial class VisionTransformer
 
     const string ResourcePrefix = "PeftWorkbench.Pretrained.";
 
+    /// <summary><paramref name="name"/> when it is a shipped checkpoint; else an error naming it and the shipped ones.</summary>
+    internal static string RequireShipped(string name) => PretrainedNames.Contains(name) ? name
+        : throw new ArgumentException($"No shipped checkpoint named '{name}'. Shipped: {string.Join(", ", PretrainedNames)}.", nameof(name));
+
     /// <summary>
     /// A shipped pre-trained ViT by name (<see cref="PretrainedNames"/>): "mini" is the mini preset trained on rendered
     /// characters (see Data/Pretraining.cs and Pretrained/mini.recipe.json); "mini-broad", when shipped, the same shape
@@ -28,8 +32,7 @@ public sealed partial class VisionTransformer
     /// </summary>
     public static VisionTransformer Pretrained(string name = "mini")
     {
-        if (!PretrainedNames.Contains(name))
-            throw new ArgumentException($"No shipped checkpoint named '{name}'. Shipped: {string.Join(", ", PretrainedNames)}.", nameof(name));
+        RequireShipped(name);
         var tmp = Path.Combine(Path.GetTempPath(), $"peft-pretrained-{name}-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
         try
         {
