@@ -23,6 +23,7 @@ public static class SweepCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path (timm names), or none." };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
         var trainImages = new Option<int?>("--train-images") { Description = "vtab1k: train on a seeded subset of N train800 images (the final on it + val200); 800: all of them (notebook 07's sizes)." };
+        var seed = new Option<long?>("--seed") { Description = "Seed of every trial (init, data order, augmentation). Default: the profile's. Another seed measures seed-to-seed spread." };
         var workers = new Option<int?>("--workers") { Description = "Worker processes on this machine. Default: PEFT_WORKERS, else one per core." };
         var threads = new Option<int?>("--threads") { Description = "Torch threads per worker. Default: PEFT_THREADS, else cores / workers (at least 1)." };
         var export = new Option<string?>("--export") { Description = "'slurm': write a manifest and sbatch job arrays instead of running." };
@@ -39,7 +40,7 @@ public static class SweepCommand
         var maxArray = new Option<int>("--max-array-size") { Description = "slurm: the cluster's MaxArraySize.", DefaultValueFactory = _ => 1001 };
         var cmd = new Command("sweep", "Run (or export) the protocol for methods x tasks into a resumable results store. " +
             "Rerun the same command (or `peft sweep --out DIR`) to resume.")
-            { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, trainImages, workers, threads, export, outDir, peftCmd, cpus, time, partition, mem, account, qos, maxParallel, sbatch, maxArray };
+            { suite, tasks, methods, profile, protocol, preset, checkpoint, bf16, trainImages, seed, workers, threads, export, outDir, peftCmd, cpus, time, partition, mem, account, qos, maxParallel, sbatch, maxArray };
         cmd.SetAction((r, cancel) => Cli.Guard(() =>
         {
             var dir = Path.GetFullPath(r.GetValue(outDir)!);
@@ -47,7 +48,7 @@ public static class SweepCommand
             if (r.GetValue(export) is string kind && kind != "slurm") throw new ArgumentException($"--export: only 'slurm' is supported, got '{kind}'.");
             if (r.GetValue(export) == "slurm") Tuning.Sweep.CheckSlurmFolder(Path.Combine(dir, "slurm"));
             // A bad --train-images (below 1, with manyshot, beyond a task's train800) is refused here or in the plan's identity check, before the store is touched.
-            var options = ProtocolOptions.For(r.GetValue(profile)!, r.GetValue(protocol)!, bf16: r.GetValue(bf16), trainImages: r.GetValue(trainImages));
+            var options = ProtocolOptions.For(r.GetValue(profile)!, r.GetValue(protocol)!, bf16: r.GetValue(bf16), seed: r.GetValue(seed), trainImages: r.GetValue(trainImages));
             // Out-of-range --workers/--threads are refused before the store gets a manifest (slurm export ignores them).
             var plan = r.GetValue(export) is null ? WorkerPlan.For(r.GetValue(workers), r.GetValue(threads)) : null;
             var manifest = SweepDirectory.PlanOrResume(dir, new SweepRequest(r.GetValue(suite)!, Cli.Split(r.GetValue(tasks)), Cli.Split(r.GetValue(methods)), options,

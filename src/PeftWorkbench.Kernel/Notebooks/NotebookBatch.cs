@@ -24,6 +24,7 @@ public static class NotebookBatch
         TimeSpan? limit = seconds > 0 ? TimeSpan.FromSeconds(seconds) : null;
         if (notebooks.FirstOrDefault(nb => !File.Exists(nb)) is { } missing) { err.WriteLine($"notebooks run: {missing}: no such file"); return 2; }
         NotebookRunner.CheckRun(notebooks, o.Profile); // before the first cell: the profile, the names, each notebook's shape
+        var backbone = PeftWorkbench.Workbench.Backbone; // $PEFT_BACKBONE, checked here too: the index records verdicts under it
         bool child = o.StatusFile is not null; // one notebook for a parent, which writes the index
         var entries = new List<IndexEntry>();
         int exit = 0;
@@ -40,7 +41,7 @@ public static class NotebookBatch
             exit = exit == 0 ? code : exit;
             if (!o.KeepGoing) break;
         }
-        log.WriteLine($"index: {NotebookIndex.Write(o.OutDir, entries)}");
+        log.WriteLine($"index: {NotebookIndex.Write(o.OutDir, entries, backbone, err.WriteLine)}");
         return exit;
     }
 

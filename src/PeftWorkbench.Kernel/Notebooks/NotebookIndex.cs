@@ -47,38 +47,55 @@ public static class NotebookIndex
         return text.Length > 0 ? text : "the finding cell printed nothing";
     }
 
-    /// <summary>Writes OUT/index.html and OUT/index.md; returns the HTML page's path.</summary>
-    public static string Write(string outDir, IReadOnlyList<IndexEntry> entries)
+    /// <summary>Writes OUT/index.html and OUT/index.md; returns the HTML page's path. The verdicts this run printed are
+    /// recorded under its profile and <paramref name="backbone"/> (null: the default, "mini") in OUT/verdicts.json
+    /// (<see cref="VerdictMemory"/>); verdicts recorded there for other backbones under the same profile get a column each.</summary>
+    public static string Write(string outDir, IReadOnlyList<IndexEntry> entries, string? backbone = null, Action<string>? warn = null)
     {
         Directory.CreateDirectory(outDir);
         var rows = entries.Select(e => (Entry: e, Name: Path.GetFileNameWithoutExtension(e.Notebook), Finding: FindingOf(e), Verdict: VerdictOf(e),
             Html: e.HtmlPath is not null && File.Exists(e.HtmlPath) ? Path.GetRelativePath(outDir, e.HtmlPath) : null)).ToList();
         int failed = rows.Count(r => !r.Entry.Ok);
+        var now = DateTime.UtcNow;
         var when = DateTime.Now.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
         var total = Seconds(entries.Sum(e => e.WallSeconds));
         var profiles = string.Join(", ", entries.Select(e => e.Profile).Distinct());
         var kernels = string.Join(", ", entries.Select(e => e.Kernel).Distinct());
-        // The backbone the finding notebooks fine-tuned ($PEFT_BACKBONE reaches them as it reaches this process).
-        var backbone = Environment.GetEnvironmentVariable("PEFT_BACKBONE") is { Length: > 0 } b ? $"; backbone {b}" : "";
-        var summary = $"{rows.Count} notebooks, {(failed == 0 ? "all ran" : $"{failed} FAILED")}; profile {profiles}{backbone}; kernel {kernels}; {total} in all; {when}.";
+        var thisBackbone = backbone ?? DefaultBackbone;
+        var summary = $"{rows.Count} notebooks, {(failed == 0 ? "all ran" : $"{failed} FAILED")}; profile {profiles}; backbone {thisBackbone}; kernel {kernels}; {total} in all; {when}.";
+
+        var memory = VerdictMemory.Load(outDir, warn);
+        foreach (var r in rows.Where(r => r.Verdict.Length > 0)) memory.Set(r.Entry.Profile, thisBackbone, r.Name, new RecordedVerdict(r.Verdict, now));
+        memory.Save(outDir);
+        // Other backbones' verdicts, under the profile each row ran with (a run has one profile; the index reads it per row anyway).
+        var others = rows.SelectMany(r => memory.OtherBackbones(r.Entry.Profile, thisBackbone, new[] { r.Name })).Distinct().Order(StringComparer.Ordinal).ToList();
+        string Other(string b, (IndexEntry Entry, string Name, string Finding, string Verdict, string? Html) r) =>
+            memory.Get(r.Entry.Profile, b, r.Name) is { } v ? $"{v.Verdict} ({v.When.ToLocalTime().ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)})" : "";
+        var verdictHeads = new[] { $"verdict ({thisBackbone})" }.Concat(others.Select(b => $"verdict on {b}, recorded")).ToList();
+        if (others.Count > 0)
+            summary += $" The verdict columns after the first were recorded by earlier runs into this folder on other backbones ({VerdictMemory.FileName}).";
 
         var md = new StringBuilder("# PeftWorkbench: the study's findings on the mini suite\n\n").Append(summary).Append("\n\n")
-            .Append("| notebook | profile | wall time | verdict | finding (ours; the paper's) |\n|---|---|---|---|---|\n");
+            .Append("| notebook | profile | wall time | ").Append(string.Join(" | ", verdictHeads)).Append(" | finding (ours; the paper's) |\n|---|---|---|")
+            .Append(string.Concat(verdictHeads.Select(_ => "---|"))).Append("---|\n");
         foreach (var r in rows)
-            md.Append($"| {(r.Html is null ? r.Name : $"[{r.Name}]({r.Html})")} | {r.Entry.Profile} | {Seconds(r.Entry.WallSeconds)} | {r.Verdict.Replace("|", "\\|")} | {r.Finding.Replace("|", "\\|")} |\n");
+            md.Append($"| {(r.Html is null ? r.Name : $"[{r.Name}]({r.Html})")} | {r.Entry.Profile} | {Seconds(r.Entry.WallSeconds)} | ")
+                .Append(string.Concat(new[] { r.Verdict }.Concat(others.Select(b => Other(b, r))).Select(v => v.Replace("|", "\\|") + " | ")))
+                .Append($"{r.Finding.Replace("|", "\\|")} |\n");
 
         var html = new StringBuilder("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>PeftWorkbench report</title>\n<style>")
             .Append("body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }\n")
             .Append("table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }\n")
             .Append("td.failed { color: #8b0000; }</style></head>\n<body>\n<h1>PeftWorkbench: the study's findings on the mini suite</h1>\n")
             .Append("<p>").Append(WebUtility.HtmlEncode(summary)).Append("</p>\n")
-            .Append("<table><thead><tr><th>notebook</th><th>profile</th><th>wall time</th><th>verdict</th><th>finding (ours; the paper's)</th></tr></thead><tbody>\n");
+            .Append("<table><thead><tr><th>notebook</th><th>profile</th><th>wall time</th>")
+            .Append(string.Concat(verdictHeads.Select(h => $"<th>{WebUtility.HtmlEncode(h)}</th>"))).Append("<th>finding (ours; the paper's)</th></tr></thead><tbody>\n");
         foreach (var r in rows)
         {
             var name = WebUtility.HtmlEncode(r.Name);
             html.Append("<tr><td>").Append(r.Html is null ? name : $"<a href=\"{WebUtility.HtmlEncode(Uri.EscapeDataString(r.Html).Replace("%2F", "/"))}\">{name}</a>")
                 .Append("</td><td>").Append(WebUtility.HtmlEncode(r.Entry.Profile)).Append("</td><td>").Append(Seconds(r.Entry.WallSeconds))
-                .Append("</td><td>").Append(WebUtility.HtmlEncode(r.Verdict))
+                .Append(string.Concat(new[] { r.Verdict }.Concat(others.Select(b => Other(b, r))).Select(v => "</td><td>" + WebUtility.HtmlEncode(v))))
                 .Append(r.Entry.Ok ? "</td><td>" : "</td><td class=\"failed\">").Append(WebUtility.HtmlEncode(r.Finding)).Append("</td></tr>\n");
         }
         html.Append("</tbody></table>\n</body></html>\n");
@@ -88,6 +105,9 @@ public static class NotebookIndex
         File.WriteAllText(page, html.ToString());
         return page;
     }
+
+    /// <summary>The backbone notebooks fine-tune when $PEFT_BACKBONE is not set.</summary>
+    public const string DefaultBackbone = "mini";
 
     static string Seconds(double s) => s < 120 ? $"{s:F1} s" : $"{Math.Floor(s / 60):F0} min {s % 60:00} s";
 
