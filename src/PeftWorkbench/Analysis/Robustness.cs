@@ -169,6 +169,42 @@ public static class Robustness
         return new WisePoint(0, Wise.Top1(vit, target, batchSize), shifts.ToDictionary(kv => kv.Key, kv => Wise.Top1(vit, kv.Value, batchSize)));
     }
 
+    /// <summary>MNIST test, the shift sets and the zero-shot point (alpha 0 of every curve), loaded on first use and kept
+    /// for every method that trains: <see cref="Curves"/> makes one per call, and a caller that runs one method per call
+    /// (<see cref="Findings.ShiftRobustness.Run"/>) passes one in so the sets are read and the zero-shot model scored once.</summary>
+    public sealed class ShiftSets : IDisposable
+    {
+        public IReadOnlyList<string> Names { get; }
+        public int? Limit { get; }
+        public string? Backbone { get; }
+        ImageSet? target;
+        Dictionary<string, ImageSet>? sets;
+        WisePoint? zeroShot;
+
+        public ShiftSets(IReadOnlyList<string>? shifts = null, int? limit = null, string? backbone = null) =>
+            (Names, Limit, Backbone) = (shifts ?? DefaultShifts, limit, backbone);
+
+        public ImageSet Target => Load().Target;
+        public Dictionary<string, ImageSet> Shifts => Load().Shifts;
+        public WisePoint ZeroShot => zeroShot ??= ZeroShotPoint(Target, Shifts, backbone: Backbone);
+
+        (ImageSet Target, Dictionary<string, ImageSet> Shifts) Load()
+        {
+            if (target is null) (target, sets) = EvalSets(Names, Limit);
+            return (target, sets!);
+        }
+
+        /// <summary>Refuses a curve asked for other sets, another image limit or another backbone than these were loaded for.</summary>
+        internal void RequireSame(IReadOnlyList<string> shifts, int? limit, string? backbone)
+        {
+            if (!shifts.SequenceEqual(Names) || limit != Limit || (backbone ?? "mini") != (Backbone ?? "mini"))
+                throw new ArgumentException($"Robustness: the shared shift sets were loaded for [{string.Join(", ", Names)}], limit {Limit?.ToString() ?? "none"}, " +
+                    $"backbone {Backbone ?? "mini"}; this curve asks for [{string.Join(", ", shifts)}], limit {limit?.ToString() ?? "none"}, backbone {backbone ?? "mini"}.");
+        }
+
+        public void Dispose() { target?.Dispose(); foreach (var s in sets?.Values ?? Enumerable.Empty<ImageSet>()) s.Dispose(); }
+    }
+
     /// <summary>
     /// Fine-tunes each method from the zero-shot head and returns its WiSE curve over MNIST test and the shifts. The
     /// zero-shot point (alpha 0, the same for every method) is computed once. With a <paramref name="store"/> each
@@ -176,69 +212,64 @@ public static class Robustness
     /// shifts&gt;/ (curve.json beside the fine-tuned adapter), and a curve found there is read, not recomputed. With
     /// <paramref name="select"/> each method's lr is selected on val200 (<see cref="FineTuneSelected"/>; options.Lr is then
     /// not used), its tune trials are kept beside the curve (tuning.json) and handed to <paramref name="tuning"/> (read back
-    /// from the store too; null where a stored run has none).
+    /// from the store too; null where a stored run has none). <paramref name="shared"/>: sets loaded by an earlier call (see <see cref="ShiftSets"/>).
     /// </summary>
     public static IReadOnlyList<WiseCurve> Curves(IEnumerable<string> methods, TrainOptions? options = null, IReadOnlyList<double>? alphas = null,
         IReadOnlyList<string>? shifts = null, Action<string>? log = null, string? store = null,
         IReadOnlyDictionary<string, string>? hp = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, int? limit = null,
-        LrSelection? select = null, Action<MethodTuning>? tuning = null, string? backbone = null)
+        LrSelection? select = null, Action<MethodTuning>? tuning = null, string? backbone = null, ShiftSets? shared = null)
     {
         var opts = options ?? DefaultTraining;
         var a = alphas ?? Wise.DefaultAlphas;
         var shiftNames = shifts ?? DefaultShifts;
+        shared?.RequireSame(shiftNames, limit, backbone);
         var curves = new List<WiseCurve>();
-        ImageSet? target = null;
-        Dictionary<string, ImageSet>? sets = null;
-        WisePoint? zeroShot = null;
-        try
+        using var owned = shared is null ? new ShiftSets(shiftNames, limit, backbone) : null;
+        var eval = shared ?? owned!;
+        foreach (var m in methods)
         {
-            foreach (var m in methods)
+            cancel.ThrowIfCancellationRequested();
+            var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames, limit, select, backbone));
+            var curve = dir is null ? null : CurveFile.Read(dir);
+            IReadOnlyList<TrialRecord>? trials = null;
+            bool trainedNow = curve is null;
+            if (curve is null)
             {
-                cancel.ThrowIfCancellationRequested();
-                var dir = store is null ? null : Path.Combine(store, "robustness", RunName(m, hp, opts, a, shiftNames, limit, select, backbone));
-                var curve = dir is null ? null : CurveFile.Read(dir);
-                IReadOnlyList<TrialRecord>? trials = null;
-                bool trainedNow = curve is null;
-                if (curve is null)
+                var zeroShot = a.Contains(0) ? eval.ZeroShot : null;
+                Run run;
+                if (select is null)
                 {
-                    if (target is null) (target, sets) = EvalSets(shiftNames, limit);
-                    if (a.Contains(0)) zeroShot ??= ZeroShotPoint(target, sets!, backbone: backbone);
-                    Run run;
-                    if (select is null)
-                    {
-                        log?.Invoke($"{m}: fine-tuning from the zero-shot head ...");
-                        run = FineTune(m, opts, hp, progress: progress, cancel: cancel, backbone: backbone);
-                    }
-                    else
-                    {
-                        var tuned = FineTuneSelected(m, opts, select, hp, log, progress, cancel, backbone);
-                        (run, trials) = (tuned.Run, tuned.Tuning);
-                    }
-                    using (run)
-                    {
-                        log?.Invoke($"{m}: WiSE curve, {a.Count} alphas over {target.Count + sets!.Values.Sum(s => s.Count)} images ...");
-                        curve = Wise.Curve(run.Model, run.ZeroShotHead, target, sets!, a, task: Task,
-                            known: zeroShot is null ? null : new Dictionary<double, WisePoint> { [0] = zeroShot }, cancel: cancel);
-                        if (dir is not null)
-                        {
-                            run.Model.SaveAdapter(dir);
-                            if (trials is not null) Checkpoints.AtomicFile.WriteText(Path.Combine(dir, TuningFile), System.Text.Json.JsonSerializer.Serialize(trials));
-                            CurveFile.Write(dir, curve); // last: a folder with a curve is a finished run
-                        }
-                    }
+                    log?.Invoke($"{m}: fine-tuning from the zero-shot head ...");
+                    run = FineTune(m, opts, hp, progress: progress, cancel: cancel, backbone: backbone);
                 }
                 else
                 {
-                    log?.Invoke($"{m}: read from {dir}");
-                    if (select is not null) trials = ReadTuning(dir!);
+                    var tuned = FineTuneSelected(m, opts, select, hp, log, progress, cancel, backbone);
+                    (run, trials) = (tuned.Run, tuned.Tuning);
                 }
-                tuning?.Invoke(new MethodTuning(m, trials, FromStore: !trainedNow));
-                log?.Invoke($"{m}: zero-shot {curve.Points[0].Target:F1} / {curve.Points[0].MeanShift:F1}, fine-tuned {curve.Points[^1].Target:F1} / {curve.Points[^1].MeanShift:F1}");
-                curves.Add(curve);
+                using (run)
+                {
+                    log?.Invoke($"{m}: WiSE curve, {a.Count} alphas over {eval.Target.Count + eval.Shifts.Values.Sum(s => s.Count)} images ...");
+                    curve = Wise.Curve(run.Model, run.ZeroShotHead, eval.Target, eval.Shifts, a, task: Task,
+                        known: zeroShot is null ? null : new Dictionary<double, WisePoint> { [0] = zeroShot }, cancel: cancel);
+                    if (dir is not null)
+                    {
+                        run.Model.SaveAdapter(dir);
+                        if (trials is not null) Checkpoints.AtomicFile.WriteText(Path.Combine(dir, TuningFile), System.Text.Json.JsonSerializer.Serialize(trials));
+                        CurveFile.Write(dir, curve); // last: a folder with a curve is a finished run
+                    }
+                }
             }
-            return curves;
+            else
+            {
+                log?.Invoke($"{m}: read from {dir}");
+                if (select is not null) trials = ReadTuning(dir!);
+            }
+            tuning?.Invoke(new MethodTuning(m, trials, FromStore: !trainedNow));
+            log?.Invoke($"{m}: zero-shot {curve.Points[0].Target:F1} / {curve.Points[0].MeanShift:F1}, fine-tuned {curve.Points[^1].Target:F1} / {curve.Points[^1].MeanShift:F1}");
+            curves.Add(curve);
         }
-        finally { target?.Dispose(); foreach (var s in sets?.Values ?? Enumerable.Empty<ImageSet>()) s.Dispose(); }
+        return curves;
     }
 
     /// <summary>The robustness runs' default training: the default profile's budget at lr 1e-3, wd 1e-4, seed 42.</summary>

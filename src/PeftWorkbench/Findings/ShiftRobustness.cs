@@ -53,10 +53,11 @@ public sealed class ShiftRobustness
         var tuning = new Dictionary<string, IReadOnlyList<TrialRecord>?>();
         int fromStore = 0;
         using var line = new Display.StoppableProgress(log);
+        using var sets = new Robustness.ShiftSets(null, p.RobustnessImagesPerSet, backbone); // read and scored zero-shot once, for every method that trains
         var curves = line.Each(methods ?? p.RobustnessMethods, m => m, (m, step) =>
             Robustness.Curves(new[] { m }, options, alphas, log: line.Line is { } show && counted ? s => show($"{step.Counter} {s}") : line.Line, store: store,
                 progress: progress, cancel: cancel, limit: p.RobustnessImagesPerSet, select: p.RobustnessSelection,
-                tuning: t => { tuning[t.Method] = t.Trials; if (t.FromStore) fromStore++; }, backbone: backbone)[0], cancel, announce: counted);
+                tuning: t => { tuning[t.Method] = t.Trials; if (t.FromStore) fromStore++; }, backbone: backbone, shared: sets)[0], cancel, announce: counted);
         return new ShiftRobustness(curves, Diagnose(curves, tuning, p.TieBreak)) { Tally = new RunTally(curves.Count - fromStore, fromStore, "curves") };
     }
 

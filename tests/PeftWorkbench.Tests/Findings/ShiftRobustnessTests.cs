@@ -185,4 +185,25 @@ public class ShiftRobustnessTests
         Assert.Equal((Trend.Unknown, (double?)null), (damaged.Diagnostics!.Runs[0].Tune, damaged.Diagnostics.Runs[0].SelectedLr));
         Assert.Equal(first.Curves[0].Points.Select(p => p.Target), damaged.Curves[0].Points.Select(p => p.Target));
     }
+
+    /// <summary>Issue 23: ShiftRobustness runs one method per Curves call and shares one ShiftSets, so MNIST test and the
+    /// shift sets are read and the zero-shot model scored once, not per method; the curves equal those of one call over
+    /// both methods (which shares its own). Sets loaded for another limit or backbone are refused, naming both.</summary>
+    [Fact]
+    public void Shared_shift_sets_give_the_curves_of_one_call_and_refuse_other_sets()
+    {
+        var opts = Profiles.Get("smoke").Robustness with { Epochs = 1 };
+        var alphas = new[] { 0.0, 1.0 };
+        var together = Robustness.Curves(new[] { "bitfit", "ln" }, opts, alphas, limit: 50);
+        using var sets = new Robustness.ShiftSets(null, 50);
+        var apart = new[] { "bitfit", "ln" }.Select(m => Robustness.Curves(new[] { m }, opts, alphas, limit: 50, shared: sets)[0]).ToList();
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(together[i].Points.Select(p => (p.Target, p.MeanShift)), apart[i].Points.Select(p => (p.Target, p.MeanShift)));
+            Assert.Equal(sets.ZeroShot.Target, apart[i].Points[0].Target);
+        }
+        var e = Assert.Throws<ArgumentException>(() => Robustness.Curves(new[] { "ln" }, opts, alphas, limit: 40, shared: sets, backbone: "mini-hand"));
+        Assert.Contains("limit 50, backbone mini; this curve asks for", e.Message);
+        Assert.Contains("limit 40, backbone mini-hand", e.Message);
+    }
 }
