@@ -1,4 +1,6 @@
 using PeftWorkbench.Findings;
+using PeftWorkbench.Training;
+using TorchSharp;
 using PeftWorkbench.Tuning;
 
 namespace PeftWorkbench.Tests.Findings;
@@ -56,5 +58,58 @@ public class BudgetAgreementTests
         var dir = Path.Combine(Path.GetTempPath(), "peft-no-such-store-" + Guid.NewGuid().ToString("N"));
         var e = Assert.Throws<DirectoryNotFoundException>(() => BudgetAgreement.OfStores(dir, dir));
         Assert.Contains(dir, e.Message);
+    }
+
+    [Theory]
+    [InlineData(0, 0, 1.0)]
+    [InlineData(5, 5, 1.0)]
+    [InlineData(0, 10, 2.0 / 1024)]          // every discordant image one way: 2 * (1/2)^10
+    [InlineData(8, 2, 2.0 * 56 / 1024)]      // 2 * (C(10,0) + C(10,1) + C(10,2)) / 2^10
+    public void McNemar_is_the_exact_two_sided_binomial_tail(int onlyA, int onlyB, double p) =>
+        Assert.Equal(p, BudgetAgreement.McNemarP(onlyA, onlyB), 12);
+
+    /// <summary>From two stores whose finals saved their test logits: each pair counts the test images only one final got
+    /// right; a 3-point gap made of 30 images one way is more than chance, a 1.5-point gap of 45 images against 60 is not
+    /// (p 0.17), and the sentence says which. A final without its predictions file gets no paired p and fails nothing.</summary>
+    [Fact]
+    public void From_stores_the_gaps_are_tested_on_the_same_test_images()
+    {
+        using var tmp = new TempDir();
+        string ours = Path.Combine(tmp.Path, "default"), reference = Path.Combine(tmp.Path, "reference");
+        var labels = Enumerable.Range(0, 1000).Select(i => (long)(i % 10)).ToArray();
+        // Which test images a final gets right: [from, to) of the 1000.
+        void Write(string dir, string profile, string method, Func<int, bool> right, bool keepPredictions = true)
+        {
+            var store = new ResultsStore(dir);
+            var records = Run(profile, method, 80, 90, 100.0 * Enumerable.Range(0, 1000).Count(right) / 1000).ToList();
+            string? file = null;
+            if (keepPredictions)
+            {
+                var logits = new float[1000 * 10];
+                for (int i = 0; i < 1000; i++) logits[i * 10 + (int)((labels[i] + (right(i) ? 0 : 1)) % 10)] = 5;
+                using var eval = new EvalResult(0, torch.tensor(logits).reshape(1000, 10), torch.tensor(labels));
+                file = store.SavePredictions(records[2].Key, eval);
+            }
+            records[2] = records[2] with { Predictions = file };
+            foreach (var r in records) store.Append(r);
+        }
+        Write(ours, "default", "bitfit", i => i < 900);             // 90.0
+        Write(reference, "reference", "bitfit", i => i < 930);      // 93.0: 30 images only the reference gets right
+        Write(ours, "default", "lora", i => i < 900 || i >= 985);   // 91.5: 15 of its own beyond the 900
+        Write(reference, "reference", "lora", i => i < 870 || (i >= 900 && i < 960)); // 93.0: 30 of ours wrong, 60 more right
+        Write(ours, "default", "ln", i => i < 800, keepPredictions: false);
+        Write(reference, "reference", "ln", i => i < 900);
+
+        var a = BudgetAgreement.OfStores(ours, reference);
+        var bitfit = a.Pairs.Single(p => p.Method == "bitfit");
+        Assert.Equal((0, 30), bitfit.Discordant);
+        Assert.True(bitfit.PairedP < 1e-8);
+        var lora = a.Pairs.Single(p => p.Method == "lora");
+        Assert.Equal((30 + 15, 60), lora.Discordant);
+        Assert.InRange(lora.PairedP!.Value, 0.171, 0.172);
+        Assert.Null(a.Pairs.Single(p => p.Method == "ln").PairedP);
+        Assert.Contains("Of the 3 gaps over 1 point, 1 of 2 are more than chance on the same test images (McNemar, p < 0.05): " +
+            "a shortfall of the budget, not noise; 1 could be chance.", a.Sentence());
+        Assert.Equal(new[] { false, true, false }, a.Table().Columns["paired p"].Cast<double?>().Select(x => x is null)); // bitfit, ln, lora
     }
 }
