@@ -72,7 +72,8 @@ public sealed class VerdictMemory
             : Array.Empty<string>();
     }
 
-    /// <summary>Writes the memory whole (replace-by-rename: a reader sees the old file or the new one).</summary>
+    /// <summary>Writes the memory whole (replace-by-rename: a reader sees the old file or the new one), readable: quotes and
+    /// non-ASCII letters as they are.</summary>
     public void Save(string outDir)
     {
         var root = new JsonObject();
@@ -88,6 +89,6 @@ public sealed class VerdictMemory
             }
             root[profile] = b;
         }
-        AtomicFile.WriteText(PathIn(outDir), root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteText(PathIn(outDir), root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
     }
 }
