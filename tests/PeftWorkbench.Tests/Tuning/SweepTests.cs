@@ -236,6 +236,20 @@ public class SweepTests
         AssertCompleteAndUnique(m);
     }
 
+    /// <summary>`peft sweep --seed N` (to measure seed-to-seed spread) plans and records every trial under that seed.</summary>
+    [Fact]
+    public void SweepSeedReachesEveryTrial()
+    {
+        var dir = Temp.Dir();
+        var (code, output) = PeftCli.Peft(new[] { "sweep", "--suite", "toy", "--tasks", "toy-3", "--methods", "linear", "--profile", "smoke", "--seed", "7",
+            "--workers", "1", "--out", dir }, TimeSpan.FromMinutes(2));
+        Assert.True(code == 0, output);
+        var records = new ResultsStore(dir).Records();
+        Assert.NotEmpty(records);
+        Assert.All(records, r => Assert.Equal(7, r.Config.Seed));
+        Assert.All(SweepManifest.Load(SweepDirectory.ManifestPath(dir)).Trials, t => Assert.Contains("/seed=7/", t.Key));
+    }
+
     [Fact]
     public void TwoWorkerProcessesShareOneStore()
     {
