@@ -23,6 +23,9 @@ public static class Workbench
                : throw new ArgumentException($"PEFT_PROFILE='{name}' is not a profile. Known profiles: {string.Join(", ", Tuning.Profiles.Names)}."))
             : "default";
 
+    /// <summary>The shipped backbone that a null <see cref="Backbone"/> stands for.</summary>
+    public const string DefaultBackbone = "mini";
+
     /// <summary>The shipped backbone a notebook fine-tunes: $PEFT_BACKBONE when set (checked against the shipped checkpoints,
     /// so a typo fails in the parameters cell, naming the value), else null, the suite's default ("mini"). Each backbone
     /// other than the default keeps its own store (<see cref="Tuning.Study.DefaultStore"/>).</summary>

@@ -61,16 +61,18 @@ public static class NotebookIndex
         var total = Seconds(entries.Sum(e => e.WallSeconds));
         var profiles = string.Join(", ", entries.Select(e => e.Profile).Distinct());
         var kernels = string.Join(", ", entries.Select(e => e.Kernel).Distinct());
-        var thisBackbone = backbone ?? DefaultBackbone;
+        var thisBackbone = backbone ?? Workbench.DefaultBackbone;
         var summary = $"{rows.Count} notebooks, {(failed == 0 ? "all ran" : $"{failed} FAILED")}; profile {profiles}; backbone {thisBackbone}; kernel {kernels}; {total} in all; {when}.";
 
         var memory = VerdictMemory.Load(outDir, warn);
         foreach (var r in rows.Where(r => r.Verdict.Length > 0)) memory.Set(r.Entry.Profile, thisBackbone, r.Name, new RecordedVerdict(r.Verdict, now));
         memory.Save(outDir);
         // Other backbones' verdicts, under the profile each row ran with (a run has one profile; the index reads it per row anyway).
-        var others = rows.SelectMany(r => memory.OtherBackbones(r.Entry.Profile, thisBackbone, new[] { r.Name })).Distinct().Order(StringComparer.Ordinal).ToList();
-        string Other(string b, (IndexEntry Entry, string Name, string Finding, string Verdict, string? Html) r) =>
-            memory.Get(r.Entry.Profile, b, r.Name) is { } v ? $"{v.Verdict} ({v.When.ToLocalTime().ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)})" : "";
+        var others = rows.GroupBy(r => r.Entry.Profile).SelectMany(g => memory.OtherBackbones(g.Key, thisBackbone, g.Select(r => r.Name)))
+            .Distinct().Order(StringComparer.Ordinal).ToList();
+        // Each row's verdict cells: this run's, then each other backbone's recorded one with its date.
+        var cells = rows.Select(r => new[] { r.Verdict }.Concat(others.Select(b => memory.Get(r.Entry.Profile, b, r.Name) is { } v
+            ? $"{v.Verdict} ({v.When.ToLocalTime().ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)})" : "")).ToList()).ToList();
         var verdictHeads = new[] { $"verdict ({thisBackbone})" }.Concat(others.Select(b => $"verdict on {b}, recorded")).ToList();
         if (others.Count > 0)
             summary += $" The verdict columns after the first were recorded by earlier runs into this folder on other backbones ({VerdictMemory.FileName}).";
@@ -78,9 +80,9 @@ public static class NotebookIndex
         var md = new StringBuilder("# PeftWorkbench: the study's findings on the mini suite\n\n").Append(summary).Append("\n\n")
             .Append("| notebook | profile | wall time | ").Append(string.Join(" | ", verdictHeads)).Append(" | finding (ours; the paper's) |\n|---|---|---|")
             .Append(string.Concat(verdictHeads.Select(_ => "---|"))).Append("---|\n");
-        foreach (var r in rows)
+        foreach (var (r, verdicts) in rows.Zip(cells))
             md.Append($"| {(r.Html is null ? r.Name : $"[{r.Name}]({r.Html})")} | {r.Entry.Profile} | {Seconds(r.Entry.WallSeconds)} | ")
-                .Append(string.Concat(new[] { r.Verdict }.Concat(others.Select(b => Other(b, r))).Select(v => v.Replace("|", "\\|") + " | ")))
+                .Append(string.Concat(verdicts.Select(v => v.Replace("|", "\\|") + " | ")))
                 .Append($"{r.Finding.Replace("|", "\\|")} |\n");
 
         var html = new StringBuilder("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>PeftWorkbench report</title>\n<style>")
@@ -90,12 +92,12 @@ public static class NotebookIndex
             .Append("<p>").Append(WebUtility.HtmlEncode(summary)).Append("</p>\n")
             .Append("<table><thead><tr><th>notebook</th><th>profile</th><th>wall time</th>")
             .Append(string.Concat(verdictHeads.Select(h => $"<th>{WebUtility.HtmlEncode(h)}</th>"))).Append("<th>finding (ours; the paper's)</th></tr></thead><tbody>\n");
-        foreach (var r in rows)
+        foreach (var (r, verdicts) in rows.Zip(cells))
         {
             var name = WebUtility.HtmlEncode(r.Name);
             html.Append("<tr><td>").Append(r.Html is null ? name : $"<a href=\"{WebUtility.HtmlEncode(Uri.EscapeDataString(r.Html).Replace("%2F", "/"))}\">{name}</a>")
                 .Append("</td><td>").Append(WebUtility.HtmlEncode(r.Entry.Profile)).Append("</td><td>").Append(Seconds(r.Entry.WallSeconds))
-                .Append(string.Concat(new[] { r.Verdict }.Concat(others.Select(b => Other(b, r))).Select(v => "</td><td>" + WebUtility.HtmlEncode(v))))
+                .Append(string.Concat(verdicts.Select(v => "</td><td>" + WebUtility.HtmlEncode(v))))
                 .Append(r.Entry.Ok ? "</td><td>" : "</td><td class=\"failed\">").Append(WebUtility.HtmlEncode(r.Finding)).Append("</td></tr>\n");
         }
         html.Append("</tbody></table>\n</body></html>\n");
@@ -105,9 +107,6 @@ public static class NotebookIndex
         File.WriteAllText(page, html.ToString());
         return page;
     }
-
-    /// <summary>The backbone notebooks fine-tune when $PEFT_BACKBONE is not set.</summary>
-    public const string DefaultBackbone = "mini";
 
     static string Seconds(double s) => s < 120 ? $"{s:F1} s" : $"{Math.Floor(s / 60):F0} min {s % 60:00} s";
 

@@ -251,9 +251,7 @@ public sealed class Predictions
     }
 
     /// <summary>The predictions one trial record saved in its store (split names what they are of: "test" or "val").</summary>
-    internal static MethodPredictions OfRecord(string storeDir, TrialRecord record, string split) => ReadFile(storeDir, record, split);
-
-    static MethodPredictions ReadFile(string storeDir, TrialRecord record, string split)
+    internal static MethodPredictions ReadFile(string storeDir, TrialRecord record, string split)
     {
         var (method, task) = (record.Config.Method, record.Config.Task);
         if (record.Predictions is null)

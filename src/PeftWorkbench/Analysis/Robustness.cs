@@ -23,7 +23,7 @@ public static class Robustness
     /// (every shipped head starts with the characters, outputs 0-9 the digits).</summary>
     public static VisionTransformer ZeroShotModel(string? backbone = null)
     {
-        var vit = VisionTransformer.Pretrained(backbone ?? "mini");
+        var vit = VisionTransformer.Pretrained(backbone ?? Workbench.DefaultBackbone);
         vit.KeepHeadRows(10);
         return vit;
     }
@@ -176,13 +176,14 @@ public static class Robustness
     {
         public IReadOnlyList<string> Names { get; }
         public int? Limit { get; }
-        public string? Backbone { get; }
+        /// <summary>The backbone's name ("mini" for null).</summary>
+        public string Backbone { get; }
         ImageSet? target;
         Dictionary<string, ImageSet>? sets;
         WisePoint? zeroShot;
 
         public ShiftSets(IReadOnlyList<string>? shifts = null, int? limit = null, string? backbone = null) =>
-            (Names, Limit, Backbone) = (shifts ?? DefaultShifts, limit, backbone);
+            (Names, Limit, Backbone) = (shifts ?? DefaultShifts, limit, backbone ?? Workbench.DefaultBackbone);
 
         public ImageSet Target => Load().Target;
         public Dictionary<string, ImageSet> Shifts => Load().Shifts;
@@ -197,9 +198,10 @@ public static class Robustness
         /// <summary>Refuses a curve asked for other sets, another image limit or another backbone than these were loaded for.</summary>
         internal void RequireSame(IReadOnlyList<string> shifts, int? limit, string? backbone)
         {
-            if (!shifts.SequenceEqual(Names) || limit != Limit || (backbone ?? "mini") != (Backbone ?? "mini"))
+            var asked = backbone ?? Workbench.DefaultBackbone;
+            if (!shifts.SequenceEqual(Names) || limit != Limit || asked != Backbone)
                 throw new ArgumentException($"Robustness: the shared shift sets were loaded for [{string.Join(", ", Names)}], limit {Limit?.ToString() ?? "none"}, " +
-                    $"backbone {Backbone ?? "mini"}; this curve asks for [{string.Join(", ", shifts)}], limit {limit?.ToString() ?? "none"}, backbone {backbone ?? "mini"}.");
+                    $"backbone {Backbone}; this curve asks for [{string.Join(", ", shifts)}], limit {limit?.ToString() ?? "none"}, backbone {asked}.");
         }
 
         public void Dispose() { target?.Dispose(); foreach (var s in sets?.Values ?? Enumerable.Empty<ImageSet>()) s.Dispose(); }
@@ -285,7 +287,7 @@ public static class Robustness
         // A selected lr is another run (train800 and a grid, not train800val200 at one lr); names without one stay as they were.
         if (select is not null) key += $"\nlr selected on val200 over {string.Join(",", select.Lrs.Select(x => x.ToString("R", inv)))}, {select.TieBreak}";
         // Another backbone than the default is another run; the default's names stay as they were.
-        if (backbone is not null && backbone != "mini") key += $"\nbackbone {backbone}";
+        if (backbone is not null && backbone != Workbench.DefaultBackbone) key += $"\nbackbone {backbone}";
         return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
     }
 

@@ -84,7 +84,7 @@ public sealed class BudgetAgreement
     {
         try
         {
-            var (a, b) = (Analysis.Predictions.OfRecord(store, ours, "test"), Analysis.Predictions.OfRecord(referenceStore, reference, "test"));
+            var (a, b) = (Analysis.Predictions.ReadFile(store, ours, "test"), Analysis.Predictions.ReadFile(referenceStore, reference, "test"));
             if (a.Count != b.Count || !a.Labels.SequenceEqual(b.Labels)) return null; // not the same test images
             int onlyA = 0, onlyB = 0;
             for (int i = 0; i < a.Count; i++)
