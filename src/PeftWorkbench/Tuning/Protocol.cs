@@ -32,6 +32,11 @@ public sealed record ProtocolOptions
     /// trains the whole schedule, as the study's. A rung trial's numbers are the first epochs of the full trial's (same
     /// seed, same schedule), so the budget line is the same with or without it; the trial keys say where they stopped.</summary>
     public int? Rung { get; init; }
+    /// <summary>VTAB-1K: methods that train other epochs than <see cref="Train"/>'s (Profile.LongerMethods), by study id: their
+    /// tune trials carry the epochs in their key (<see cref="TrialConfig.Epochs"/>), train the whole grid (no rung) and warm
+    /// up in proportion. Not part of <see cref="Budget"/>: the keys name it.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyDictionary<string, int> EpochsByMethod { get; init; } = new Dictionary<string, int>();
 
     public required IReadOnlyList<double> Lrs { get; init; }
     public required IReadOnlyList<double> WeightDecays { get; init; }
@@ -84,9 +89,20 @@ public sealed record ProtocolOptions
     /// </summary>
     public ProtocolOptions ForGroup(string group)
     {
-        if (Protocol != "vtab1k" || Profiles.Find(Profile)?.EpochScale(group) is not (int k and > 1)) return this;
-        return this with { Train = Train with { Epochs = Train.Epochs * k, WarmupEpochs = Train.WarmupEpochs * k }, Rung = Rung * k };
+        if (Protocol != "vtab1k" || Profiles.Find(Profile) is not { } profile) return this;
+        var o = this with { EpochsByMethod = profile.LongerEpochs(group) };
+        if (profile.EpochScale(group) is not (int k and > 1)) return o;
+        return o with { Train = Train with { Epochs = Train.Epochs * k, WarmupEpochs = Train.WarmupEpochs * k }, Rung = Rung * k };
     }
+
+    /// <summary>The epochs <paramref name="method"/> trains when they are not <see cref="Train"/>'s (<see cref="EpochsByMethod"/>), else null.</summary>
+    public int? EpochsFor(string method) => EpochsByMethod.TryGetValue(method, out var e) && e != Train.Epochs ? e : null;
+
+    /// <summary>The training options of <paramref name="config"/>'s schedule: <see cref="Train"/>, or its epochs when the
+    /// trial names its own (<see cref="TrialConfig.Epochs"/>), with the warmup in proportion.</summary>
+    public TrainOptions TrainFor(TrialConfig config) => config.Epochs is int e && e != Train.Epochs
+        ? Train with { Epochs = e, WarmupEpochs = (int)Math.Round((double)Train.WarmupEpochs * e / Train.Epochs) }
+        : Train;
 
     /// <summary>VTAB-1K options of a profile on a natural task (see <see cref="Profiles"/>; <see cref="ForGroup"/> for another group).</summary>
     public static ProtocolOptions Vtab1k(string profile) => Profiles.Get(profile).Vtab1k();
@@ -141,9 +157,10 @@ public static class Protocol
                        {
                            Task = task, Method = method, Phase = "tune", Lr = lr, WeightDecay = wd, DropPath = dp,
                            Hp = new SortedDictionary<string, string>(hp, StringComparer.Ordinal), Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed,
-                           TrainImages = o.TrainImages,
+                           TrainImages = o.TrainImages, Epochs = o.EpochsFor(method),
                        }).ToList();
-        if (o.RungFor(configs.Count) is int rung) configs = configs.Select(c => c with { Rung = rung }).ToList();
+        // A method with its own (longer) schedule trains the whole grid: the rung was measured on the profile's schedule.
+        if (o.RungFor(configs.Count) is int rung && o.EpochsFor(method) is null) configs = configs.Select(c => c with { Rung = rung }).ToList();
         static IEnumerable<(string Key, string Value)> Axes(TrialConfig c) =>
             c.Hp.Select(kv => (kv.Key, kv.Value)).Concat(new[] { ("lr", F(c.Lr)), ("wd", F(c.WeightDecay)), ("drop_path_rate", F(c.DropPath)) });
         // Each axis's values in order of first appearance (the order given), then a lexicographic sort by axis name.
@@ -330,7 +347,7 @@ public static class Protocol
         var progress = progressFor?.Invoke(config);
         bool final = config.Phase == "final";
         var (train, eval) = final ? (task.Train800Val200, task.Test) : (task.Train800, task.Val200);
-        var trainOptions = options.Train with
+        var trainOptions = options.TrainFor(config) with
         {
             StopAfterEpochs = config.Phase == "tune" ? config.Rung : null,
             Lr = config.Lr, WeightDecay = config.WeightDecay, Seed = config.Seed,

@@ -55,7 +55,7 @@ public sealed partial class ResultsStore
     string? UnstampedMismatch(ProtocolOptions options, string task)
     {
         var odd = Read().Records.FirstOrDefault(r => r.Ok && r.Config.Profile == options.Profile
-            && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Config.TrainImages == options.TrainImages && r.Epochs != options.Train.Epochs);
+            && r.Config.Protocol == options.Protocol && r.Config.Task == task && r.Config.TrainImages == options.TrainImages && r.Epochs != (r.Config.Epochs ?? options.Train.Epochs));
         return odd is null ? null : $"it holds {odd.Key}, trained for {odd.Epochs} epochs (recorded before stores noted their budget)";
     }
 

@@ -40,13 +40,20 @@ public sealed record TrialConfig
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? Rung { get; init; }
 
+    /// <summary>VTAB-1K: the epochs of a method that trains another schedule than its profile's (ProtocolOptions.EpochsByMethod,
+    /// Profile.LongerMethods); a tune trial's key says so ("/epochs=N"), a val or final trial's grid digest does. Null: the
+    /// profile's epochs for the task's group, as every trial recorded before this existed.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Epochs { get; init; }
+
     [JsonIgnore]
     public string Key => Phase is "final" or "val"
         ? $"{Protocol}/{Task}/{Method}/{Phase}/{Profile}/seed={Seed}{SizePart}" + (TuneGrid is null ? "" : $"/grid={TuneGrid}")
-        : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}{SizePart}{RungPart}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
+        : $"{Protocol}/{Task}/{Method}/tune/{Profile}/seed={Seed}{SizePart}{EpochsPart}{RungPart}/lr={F(Lr)},wd={F(WeightDecay)},dp={F(DropPath)}" +
           (Hp.Count > 0 ? "," + string.Join(",", Hp.Select(kv => $"{kv.Key}={kv.Value}")) : "");
 
     string SizePart => TrainImages is int n ? FormattableString.Invariant($"/n={n}") : "";
+    string EpochsPart => Epochs is int e ? FormattableString.Invariant($"/epochs={e}") : "";
     string RungPart => Rung is int r ? FormattableString.Invariant($"/stop={r}") : "";
 
     /// <summary>Short form of the method hyperparameters, "r=8 s=0.1" (empty when none).</summary>
