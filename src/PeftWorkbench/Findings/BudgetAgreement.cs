@@ -5,9 +5,11 @@ using PeftWorkbench.Tuning;
 namespace PeftWorkbench.Findings;
 
 /// <summary>One method on one task under two budgets: the configuration each selected and each final's test top-1, and
-/// where both finals saved their test predictions, how many test images only one of the two got right.</summary>
+/// where both finals saved their test predictions, how many test images only one of the two got right. <see cref="SameSchedule"/>:
+/// both finals trained the same number of epochs (default gives its longer methods the reference's), so the pair agrees by
+/// construction, not by measurement.</summary>
 public sealed record PairAgreement(string Task, string Method, string Selected, string ReferenceSelected, double? Test, double? ReferenceTest,
-    (int OnlyOurs, int OnlyReference)? Discordant = null)
+    (int OnlyOurs, int OnlyReference)? Discordant = null, bool SameSchedule = false)
 {
     public bool SameSelection => Selected.Length > 0 && Selected == ReferenceSelected;
     public double? TestGap => Test - ReferenceTest;
@@ -68,7 +70,8 @@ public sealed class BudgetAgreement
         var a = ByPair(runs); var b = ByPair(reference);
         var pairs = a.Keys.Where(b.ContainsKey).OrderBy(k => k.Item1, StringComparer.Ordinal).ThenBy(k => k.Item2, StringComparer.Ordinal)
             .Select(k => new PairAgreement(k.Item1, k.Item2, Describe(a[k].Selected), Describe(b[k].Selected), Test(a[k]), Test(b[k]),
-                discordant is not null && a[k].Final is { Ok: true } fa && b[k].Final is { Ok: true } fb ? discordant(fa, fb) : null)).ToList();
+                discordant is not null && a[k].Final is { Ok: true } fa && b[k].Final is { Ok: true } fb ? discordant(fa, fb) : null,
+                a[k].Final is { Ok: true } x && b[k].Final is { Ok: true } y && x.Epochs == y.Epochs)).ToList();
         var unmatched = a.Keys.Except(b.Keys).Select(k => $"{k.Item1}/{k.Item2} (no reference)")
             .Concat(b.Keys.Except(a.Keys).Select(k => $"{k.Item1}/{k.Item2} (reference only)")).ToList();
         return new BudgetAgreement(pairs, unmatched);
@@ -137,11 +140,17 @@ public sealed class BudgetAgreement
         var noise = paired.Count == 0 ? "" : $" Of the {outside.Count} gaps over {Tolerance:F0} point, {beyond} of {paired.Count} are more than chance on the same " +
             $"test images (McNemar, p < {Significance:G2}): the two finals differ, not just the test sample" +
             (paired.Count - beyond > 0 ? $"; {paired.Count - beyond} could be chance." : ".");
+        var same = Pairs.Where(p => p.SameSchedule).ToList();
+        var measured = Pairs.Where(p => !p.SameSchedule).ToList();
+        var construction = same.Count == 0 ? "" : $" {same.Count} of the {n} trained the same schedule under both budgets (default gives those methods " +
+            $"the reference's epochs), so they agree by construction; on the other {measured.Count} the selection agrees on " +
+            $"{measured.Count(p => p.SameSelection)} and the test is within {Tolerance:F0} point on {measured.Count(p => p.TestWithin(Tolerance))}.";
         return $"Against the reference budget, the selection agrees on {SameSelections} of {n} pairs and the final test top-1 is within " +
-            $"{Tolerance:F0} point on {TestsWithin} of {n}{mean}.{noise}";
+            $"{Tolerance:F0} point on {TestsWithin} of {n}{mean}.{construction}{noise}";
     }
 
-    /// <summary>task, method, selected, reference selected, same, test, reference test, gap, paired p (McNemar; NaN without predictions).</summary>
+    /// <summary>task, method, selected, reference selected, same, test, reference test, gap, paired p (McNemar; NaN without predictions),
+    /// same schedule (both finals trained the same epochs).</summary>
     public DataFrame Table() => new(
         new StringDataFrameColumn("task", Pairs.Select(p => p.Task)), new StringDataFrameColumn("method", Pairs.Select(p => p.Method)),
         new StringDataFrameColumn("selected", Pairs.Select(p => p.Selected)), new StringDataFrameColumn("reference selected", Pairs.Select(p => p.ReferenceSelected)),
@@ -149,5 +158,6 @@ public sealed class BudgetAgreement
         new PrimitiveDataFrameColumn<double>("test", Pairs.Select(p => Verdicts.Round(p.Test))),
         new PrimitiveDataFrameColumn<double>("reference test", Pairs.Select(p => Verdicts.Round(p.ReferenceTest))),
         new PrimitiveDataFrameColumn<double>("gap", Pairs.Select(p => Verdicts.Round(p.TestGap))),
-        new PrimitiveDataFrameColumn<double>("paired p", Pairs.Select(p => p.PairedP is double x ? Math.Round(x, 3) : (double?)null)));
+        new PrimitiveDataFrameColumn<double>("paired p", Pairs.Select(p => p.PairedP is double x ? Math.Round(x, 3) : (double?)null)),
+        new BooleanDataFrameColumn("same schedule", Pairs.Select(p => p.SameSchedule)));
 }

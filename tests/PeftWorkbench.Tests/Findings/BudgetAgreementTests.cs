@@ -14,18 +14,18 @@ public class BudgetAgreementTests
         Top1Last = top1, Epochs = 10,
     };
 
-    static TrialRecord Final(TrialRecord selected, double top1) => new()
+    static TrialRecord Final(TrialRecord selected, double top1, int epochs) => new()
     {
         Key = (selected.Config with { Phase = "final", TuneGrid = "g" }).Key, Config = selected.Config with { Phase = "final", TuneGrid = "g" },
-        Top1Last = top1, Epochs = 10,
+        Top1Last = top1, Epochs = epochs,
     };
 
     /// <summary>A store's records for one method: two tune trials, and the final of the better one.</summary>
-    static IEnumerable<TrialRecord> Run(string profile, string method, double valLow, double valHigh, double test, string task = "mnist")
+    static IEnumerable<TrialRecord> Run(string profile, string method, double valLow, double valHigh, double test, string task = "mnist", int? epochs = null)
     {
         var low = Tune(profile, method, 1e-3, valLow, task);
         var high = Tune(profile, method, 1e-2, valHigh, task);
-        return new[] { low, high, Final(valHigh > valLow ? high : low, test) };
+        return new[] { low, high, Final(valHigh > valLow ? high : low, test, epochs ?? (profile == "reference" ? 30 : 10)) };
     }
 
     [Fact]
@@ -50,6 +50,21 @@ public class BudgetAgreementTests
         Assert.Equal(new[] { "landcover/full (no reference)", "mnist/ln (reference only)" }, a.Unmatched);
         Assert.StartsWith("Against the reference budget, the selection agrees on 2 of 3 pairs and the final test top-1 is within 1 point on 2 of 3", a.Sentence());
         Assert.Contains("worst -5.0", a.Sentence());
+        Assert.DoesNotContain("by construction", a.Sentence());
+        Assert.All(a.Pairs, p => Assert.False(p.SameSchedule));
+    }
+
+    [Fact]
+    public void Pairs_that_trained_the_same_schedule_are_said_to_agree_by_construction_and_the_rest_are_counted_apart()
+    {
+        // default gives linear the reference's 30 epochs: its pair agrees by construction; lora and bitfit are measured.
+        var ours = Run("default", "lora", 80, 90, 91.0).Concat(Run("default", "bitfit", 60, 70, 70.0)).Concat(Run("default", "linear", 52, 57, 61.0, epochs: 30));
+        var reference = Run("reference", "lora", 85, 92, 91.6).Concat(Run("reference", "bitfit", 80, 75, 75.0)).Concat(Run("reference", "linear", 52, 57, 61.0));
+        var a = BudgetAgreement.Of(RunTrials.FromRecords(ours), RunTrials.FromRecords(reference));
+        Assert.Equal(new[] { false, true, false }, a.Pairs.Select(p => p.SameSchedule)); // bitfit, linear, lora
+        Assert.Contains("1 of the 3 trained the same schedule under both budgets", a.Sentence());
+        Assert.Contains("on the other 2 the selection agrees on 1 and the test is within 1 point on 1.", a.Sentence());
+        Assert.Equal(new[] { false, true, false }, a.Table()["same schedule"].Cast<bool>());
     }
 
     [Fact]
