@@ -79,39 +79,55 @@ public static class Robustness
         Action<string>? log = null, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, string? backbone = null)
     {
         if (select.Lrs.Count == 0) throw new ArgumentException("Robustness: the lr grid to select from is empty; give at least one lr.", nameof(select));
-        using var train = Suite.Mini.LoadSplit(Task, "train800");
-        using var val = Suite.Mini.LoadSplit(Task, "val200");
+        // The protocol's tune trials (Protocol.RunTrial: train800 -> val200, scored every epoch), one per lr, each from the
+        // zero-shot head; the selection's model is handed over instead of disposed, with the head it started from.
+        var o = new ProtocolOptions
+        {
+            Profile = select.Profile, Protocol = TrialProtocol, Train = options, Lrs = select.Lrs, WeightDecays = new[] { options.WeightDecay },
+            DropPaths = new[] { 0.0 }, TuneEvalEvery = 1, TieBreak = select.TieBreak,
+        };
+        var grid = new[] { new SortedDictionary<string, string>(hp?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>(), StringComparer.Ordinal) };
+        Protocol.ValidateGrid(method, grid); // a bad hyperparameter is named before any image loads
+        using var task = Suite.Mini.Load(Task);
+        HeadSnapshot? head = null;
+        ModelFactory zeroShot = (config, _) =>
+        {
+            var vit = ZeroShotModel(backbone);
+            try
+            {
+                head = HeadSnapshot.Capture(vit);
+                var model = Peft.Peft.Attach(vit, method, config.Hp, seed: config.Seed);
+                return new BuiltModel(model, model.TrainableParameterCountExcludingHead);
+            }
+            catch { head?.Dispose(); head = null; vit.Dispose(); throw; }
+        };
         var records = new List<TrialRecord>();
         Run? kept = null;
         TrialRecord? best = null;
         try
         {
-            foreach (var lr in select.Lrs)
+            foreach (var config in Protocol.TuneConfigs(Task, method, grid, o))
             {
                 cancel.ThrowIfCancellationRequested();
-                log?.Invoke($"{method}: fine-tuning from the zero-shot head at lr {lr.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)} (train800, val200 every epoch) ...");
-                var o = options with { Lr = lr, EvalEvery = 1 };
-                var config = new TrialConfig
+                log?.Invoke($"{method}: fine-tuning from the zero-shot head at lr {config.Lr.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)} (train800, val200 every epoch) ...");
+                var record = Protocol.RunTrial(config, task, zeroShot, o, store: null, _ => progress, cancel, handOver: (built, r) =>
                 {
-                    Task = Task, Method = method, Phase = "tune", Lr = lr, WeightDecay = o.WeightDecay, Profile = select.Profile, Protocol = TrialProtocol, Seed = o.Seed,
-                    Hp = new SortedDictionary<string, string>(hp?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>(), StringComparer.Ordinal),
-                };
-                var clock = Stopwatch.StartNew();
-                var (run, history) = Train(method, o, hp, train, val, progress, cancel, backbone);
-                var record = TrialRecord.Of(config, history, run.Model.TrainableParameterCountExcludingHead, clock.Elapsed.TotalSeconds);
-                records.Add(record);
-                if (record.Ok && (best is null || ReferenceEquals(Protocol.Select(new[] { best, record }, select.TieBreak), record)))
-                {
+                    if (!r.Ok || (best is not null && !ReferenceEquals(Protocol.Select(new[] { best, r }, select.TieBreak), r))) return false;
                     kept?.Dispose();
-                    (kept, best) = (run, record);
-                }
-                else run.Dispose();
+                    built.Model.eval();
+                    (kept, best, head) = (new Run((PeftModel)built.Model, head!), r, null);
+                    return true;
+                });
+                head?.Dispose();
+                head = null;
+                records.Add(record);
             }
             if (kept is null || best is null)
-                throw new InvalidOperationException($"robustness fine-tuning of {method} diverged at every lr tried ({string.Join(", ", select.Lrs)}).");
+                throw new InvalidOperationException($"robustness fine-tuning of {method} diverged or failed at every lr tried ({string.Join(", ", select.Lrs)})" +
+                    string.Concat(records.Where(r => r.Error is not null).Select(r => $"; lr {r.Config.Lr}: {r.Error}")) + ".");
             return new Tuned(kept, records, best);
         }
-        catch { kept?.Dispose(); throw; }
+        catch { kept?.Dispose(); head?.Dispose(); throw; }
     }
 
     /// <summary>One fine-tuning from the zero-shot head, diverged or not (the callers decide); an interrupt throws.</summary>

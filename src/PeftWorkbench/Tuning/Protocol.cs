@@ -334,8 +334,11 @@ public static class Protocol
     /// <see cref="LinearProbePath.FeatureCache"/>, or when its backbone has no stochastic layers (then the same thing),
     /// unless the trial augments its images; else through the frozen backbone in train mode, as the study does.
     /// </summary>
+    /// <param name="handOver">Called with the trained model and its record before the model is disposed: true keeps it, and
+    /// the caller owns it from then on (notebook 05's WiSE curves need the selected fine-tuning itself). Null: disposed.</param>
     internal static TrialRecord RunTrial(TrialConfig config, Vtab1kTask task, ModelFactory factory, ProtocolOptions options,
-        ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel, IReadOnlyList<TrialRecord>? tuning = null)
+        ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel, IReadOnlyList<TrialRecord>? tuning = null,
+        Func<BuiltModel, TrialRecord, bool>? handOver = null)
     {
         if (config.Phase is "val" or "final")
         {
@@ -354,9 +357,11 @@ public static class Protocol
             EvalEvery = final ? options.FinalEvalEvery : options.TuneEvalEvery,
         };
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        BuiltModel? built = null;
+        bool handedOver = false;
         try
         {
-            using var built = factory(config, task.NumClasses);
+            built = factory(config, task.NumClasses);
             TrainHistory history;
             EvalResult? scored = null;
             // With a store, every trial keeps the logits of the split it is scored on (tune and val: val200, final: test).
@@ -374,7 +379,9 @@ public static class Protocol
             if (history.Cancelled) { scored?.Dispose(); throw new OperationCanceledException($"trial {config.Key} cancelled", cancel); }
             string? predictions = null;
             using (scored) if (scored is not null) predictions = store!.SavePredictions(config.Key, scored);
-            return SelectedWithout(TrialRecord.Of(config, history, built.TrainableParams, clock.Elapsed.TotalSeconds, predictions));
+            var record = SelectedWithout(TrialRecord.Of(config, history, built.TrainableParams, clock.Elapsed.TotalSeconds, predictions));
+            handedOver = handOver?.Invoke(built, record) == true;
+            return record;
         }
         catch (Exception e) when (e is not OperationCanceledException && e is not OutOfMemoryException)
         {
@@ -384,6 +391,7 @@ public static class Protocol
                 WallSeconds = clock.Elapsed.TotalSeconds,
             });
         }
+        finally { if (!handedOver) built?.Dispose(); }
 
         // A selection that missed failed tune trials stands for this run only: the next run retries them, then this.
         TrialRecord SelectedWithout(TrialRecord record)

@@ -201,5 +201,11 @@ public class WiseTests
         using var scored = Trainer.Evaluate(tuned.Run.Model, val);
         Assert.Equal(tuned.Selected.Top1Last!.Value, scored.Top1, 6);
         Assert.Throws<ArgumentException>(() => Robustness.FineTuneSelected("bitfit", Short, new Robustness.LrSelection(Array.Empty<double>())));
+        // Its trials are the protocol's tune trials (Protocol.RunTrial), under the same keys the protocol gives them.
+        var o = new PeftWorkbench.Tuning.ProtocolOptions { Profile = "default", Protocol = Robustness.TrialProtocol, Train = Short with { Epochs = 1, BatchSize = 32 },
+            Lrs = select.Lrs, WeightDecays = new[] { Short.WeightDecay }, DropPaths = new[] { 0.0 } };
+        Assert.Equal(PeftWorkbench.Tuning.Protocol.TuneConfigs(Robustness.Task, "bitfit", null, o).Select(c => c.Key), tuned.Tuning.Select(t => t.Key));
+        var bad = Assert.Throws<ArgumentException>(() => Robustness.FineTuneSelected("lora", Short, select, new Dictionary<string, string> { ["lora_bottleneck"] = "many" }));
+        Assert.Contains("lora_bottleneck", bad.Message);
     }
 }

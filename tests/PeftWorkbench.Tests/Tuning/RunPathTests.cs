@@ -40,4 +40,29 @@ public class RunPathTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(Hops(tune) <= 6, $"{Hops(tune)} hops: {tune}");
         Assert.True(Hops(final) <= 6, $"{Hops(final)} hops: {final}");
     }
+
+    sealed class Synchronous(Action<TrainProgress> report) : IProgress<TrainProgress> { public void Report(TrainProgress p) => report(p); }
+
+    /// <summary>Notebook 05's fine-tunings train through the protocol's one trial entry too (Protocol.RunTrial hands the
+    /// selected model over instead of disposing it): no loop of their own.</summary>
+    [Fact]
+    public void A_robustness_fine_tuning_reaches_the_training_loop_through_Protocol_RunTrial()
+    {
+        var library = typeof(Study).Assembly;
+        string? path = null;
+        var probe = new Synchronous(_ =>
+        {
+            if (path is not null) return;
+            var frames = new StackTrace().GetFrames().Select(f => f.GetMethod()).OfType<MethodBase>()
+                .Where(m => m.DeclaringType?.Assembly == library && !m.Name.Contains('<') && m.DeclaringType.IsDefined(typeof(CompilerGeneratedAttribute)) == false
+                    && !(m.DeclaringType.DeclaringType?.IsDefined(typeof(CompilerGeneratedAttribute)) ?? false))
+                .Select(m => $"{m.DeclaringType!.Name}.{m.Name}").ToList();
+            int loop = frames.IndexOf("Trainer.Fit"), top = frames.IndexOf("Robustness.FineTuneSelected");
+            if (loop >= 0 && top > loop) path = string.Join(" -> ", frames.GetRange(loop, top - loop + 1).AsEnumerable().Reverse());
+        });
+        var options = new TrainOptions { Epochs = 1, WarmupEpochs = 0, BatchSize = 64, WeightDecay = 1e-4 };
+        using var tuned = PeftWorkbench.Analysis.Robustness.FineTuneSelected("bitfit", options, new PeftWorkbench.Analysis.Robustness.LrSelection(new[] { 1e-2 }), progress: probe);
+        output.WriteLine(path);
+        Assert.Equal("Robustness.FineTuneSelected -> Protocol.RunTrial -> Trainer.Fit", path);
+    }
 }
