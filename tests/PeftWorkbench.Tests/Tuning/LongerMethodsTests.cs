@@ -13,7 +13,7 @@ public class LongerMethodsTests
     {
         var natural = ProtocolOptions.For("default", "vtab1k", "natural");
         var structured = ProtocolOptions.For("default", "vtab1k", "structured");
-        foreach (var m in new[] { "linear", "bitfit", "ln", "difffit", "vpt_shallow", "vpt_deep" })
+        foreach (var m in new[] { "linear", "bitfit", "ln", "difffit", "vpt_shallow", "vpt_deep", "lora_p_adapter" })
             Assert.Equal(((int?)30, (int?)60), (natural.EpochsFor(m), structured.EpochsFor(m)));
         foreach (var m in new[] { "full", "lora", "rand_h_adapter", "ssf", "fact_tt" })
             Assert.Equal(((int?)null, (int?)null), (natural.EpochsFor(m), structured.EpochsFor(m)));
@@ -34,7 +34,7 @@ public class LongerMethodsTests
         Assert.Equal(natural.Train, natural.TrainFor(lora[0]));
         // The budget line (budgets.json) is the profile's: a store from before keeps its other methods' trials.
         Assert.Equal(Profiles.Default.Vtab1k().Budget, natural.Budget);
-        Assert.Contains("linear, bitfit, ln, difffit, vpt_shallow, vpt_deep: reference's (30; structured 60)", Profiles.MarkdownTable());
+        Assert.Contains("linear, bitfit, ln, difffit, vpt_shallow, vpt_deep, lora_p_adapter: reference's (30; structured 60)", Profiles.MarkdownTable());
     }
 
     [Fact]
