@@ -20,16 +20,20 @@ public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRe
         new(task ?? r.Task, r.Method, r.Tuning, r.Selected, r.Final, r.Val is { } v && v.Key != r.Selected?.Key ? v : null);
 
     /// <summary>Every run in a store's records: each final with the tune trials of the same task, method, profile, protocol,
-    /// seed, training-set size and rung, the tune trial it retrained, and its full run after a rung.</summary>
+    /// seed, training-set size, rung and epochs, the tune trial it retrained, and its full run after a rung. A store that
+    /// holds several finals of one run (its grid or a method's epochs changed since, so the final's key did) gives the one
+    /// finished last: what the profile runs now, not a stale one.</summary>
     public static IReadOnlyList<RunTrials> FromRecords(IEnumerable<TrialRecord> records)
     {
         var all = records.ToList();
         static (string, string, string, string, long, int?) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed, c.TrainImages);
         var tunes = all.Where(r => r.Config.Phase == "tune").ToLookup(r => Id(r.Config));
         var vals = all.Where(r => r.Config.Phase == "val").GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.Last());
-        return all.Where(r => r.Config.Phase == "final").Select(f =>
+        var finals = all.Where(r => r.Config.Phase == "final").GroupBy(r => r.Key).Select(g => g.Last())
+            .GroupBy(r => Id(r.Config)).Select(g => g.MaxBy(r => r.FinishedUtc)!);
+        return finals.Select(f =>
         {
-            var tuning = tunes[Id(f.Config)].Where(t => t.Config.Rung == f.Config.Rung).ToList();
+            var tuning = tunes[Id(f.Config)].Where(t => t.Config.Rung == f.Config.Rung && t.Config.Epochs == f.Config.Epochs).ToList();
             var selected = tuning.FirstOrDefault(t => t.Key == (f.Config with { Phase = "tune", TuneGrid = null }).Key);
             var val = f.Config.Rung is null ? null : vals.GetValueOrDefault((f.Config with { Phase = "val" }).Key);
             return new RunTrials(f.Config.Task, f.Config.Method, tuning, selected, f, val);

@@ -68,6 +68,25 @@ public class BudgetAgreementTests
     }
 
     [Fact]
+    public void A_store_that_holds_a_runs_older_final_compares_the_one_finished_last()
+    {
+        // The same pair run again after its epochs changed (new tune keys, so a new final key): the older final stays in
+        // the store, and the comparison (and the diagnostics) must read the newer one, not whichever comes first.
+        var old = Run("default", "bitfit", 60, 70, 70.0).ToList();
+        var newer = Run("default", "bitfit", 60, 80, 85.0, epochs: 30).Select(r => r with
+        {
+            Key = r.Key.Replace("/seed=42", "/seed=42/epochs=30"), Config = r.Config with { Epochs = 30 }, FinishedUtc = r.FinishedUtc.AddMinutes(5),
+        }).ToList();
+        var runs = RunTrials.FromRecords(old.Concat(newer));
+        var run = Assert.Single(runs);
+        Assert.Equal((85.0, 30), (run.Final!.Top1Last, run.Final.Epochs));
+        Assert.All(run.Tuning, t => Assert.Equal(30, t.Config.Epochs)); // the tune trials of the newer grid only
+        var a = BudgetAgreement.Of(runs, RunTrials.FromRecords(Run("reference", "bitfit", 60, 80, 85.0)));
+        Assert.Equal((1, 1), (a.SameSelections, a.TestsWithin));
+        Assert.True(Assert.Single(a.Pairs).SameSchedule);
+    }
+
+    [Fact]
     public void A_missing_store_is_named()
     {
         var dir = Path.Combine(Path.GetTempPath(), "peft-no-such-store-" + Guid.NewGuid().ToString("N"));

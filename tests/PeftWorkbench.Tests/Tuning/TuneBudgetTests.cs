@@ -59,7 +59,7 @@ public class TuneBudgetTests
         Assert.All(halving.Tuning, t => Assert.Equal((2, 2), (t.Epochs, t.Config.Rung)));
         // The rung trial is the first two epochs of the full-length trial: same losses and val top-1 (same seed, same schedule).
         var fullSelected = full.Selected;
-        Assert.Equal(fullSelected.LossCurve![..2], halving.Selected.LossCurve);
+        SameCurve.Equal(fullSelected.LossCurve![..2], halving.Selected.LossCurve);
         Assert.Equal(fullSelected.EvalCurve![..2], halving.Selected.EvalCurve);
         // The leader's full run on train800 ("val") is the full grid's selected tune trial, number for number, and the
         // final (same configuration, same schedule) tests the same.
@@ -67,7 +67,7 @@ public class TuneBudgetTests
         Assert.Equal((halving.Selected.Config with { Phase = "val", TuneGrid = halving.Final.Config.TuneGrid }).Key, val.Key);
         Assert.Equal((4, (int?)2), (val.Epochs, val.Config.Rung));
         Assert.Equal(fullSelected.EvalCurve, val.EvalCurve);
-        Assert.Equal(fullSelected.LossCurve, val.LossCurve);
+        SameCurve.Equal(fullSelected.LossCurve, val.LossCurve);
         Assert.Equal((4, full.Final.Top1Last), (halving.Final.Epochs, halving.Final.Top1Last));
         Assert.NotEqual(full.Final.Key, halving.Final.Key); // chosen from other tune trials
         Assert.Equal(4, store.Records().Count);
