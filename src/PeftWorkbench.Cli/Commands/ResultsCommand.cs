@@ -30,7 +30,7 @@ public static class ResultsCommand
             {
                 var agreement = Findings.BudgetAgreement.OfStores(path, refDir);
                 Console.WriteLine();
-                Console.WriteLine(Display.NotebookDisplay.DataFrameText(agreement.Table()));
+                Console.WriteLine(Display.NotebookDisplay.DataFrameText(agreement.Table(), maxRows: long.MaxValue)); // every pair, not a notebook's first 20
                 foreach (var u in agreement.Unmatched) Console.WriteLine($"unmatched: {u}");
                 Console.WriteLine(agreement.Sentence());
             }

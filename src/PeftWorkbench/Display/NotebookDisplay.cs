@@ -98,9 +98,10 @@ public sealed class NotebookDisplay
         return sb.Append("</p>").ToString();
     }
 
-    public static string DataFrameText(DataFrame df)
+    /// <param name="maxRows">Rows shown (null: <see cref="TableRows"/>, as in a notebook; a command line prints them all).</param>
+    public static string DataFrameText(DataFrame df, long? maxRows = null)
     {
-        long rows = Math.Min(df.Rows.Count, TableRows);
+        long rows = Math.Min(df.Rows.Count, maxRows ?? TableRows);
         var cols = df.Columns.ToList();
         var cells = cols.Select(c => new[] { c.Name }.Concat(Enumerable.Range(0, (int)rows).Select(r => Cell(c[r]))).ToArray()).ToList();
         var widths = cells.Select(col => col.Max(s => s.Length)).ToList();

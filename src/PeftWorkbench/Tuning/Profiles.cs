@@ -383,8 +383,9 @@ public static class Profiles
             "epochs, 10 had brought mnist within 1 point on 14 of 16 methods, landcover on 11, dsprites-loc on none (mean -5.1, VPT-Deep -12.4); " +
             "at 30 epochs dsprites-loc comes within 1 point of 60 on 7 of 16 and selects alike on 15 (mean -1.1; VPT-Deep, VPT-Shallow, LN, " +
             "the linear probe and BitFit still gain 2.6-4.2: read them as lower bounds), 2026-12-06. Cost, empty store, 2-core AVX-512 EPYC: " +
-            "notebook 02 18 min 04 s with the rung (23 min 34 s without, load 2; 17 min 47 s at 10 epochs everywhere, load 1-4), notebook 06 6 min 39 s " +
-            "(2 min 54 s at 10 epochs), notebook 07 about 7 min with the three backbones, all eight about 41 min against 20 minutes asked: the minutes gave way to convergence. " +
+            "notebook 02 23 min 38 s with the seven longer methods below (18 min 04 s before them, with the rung; 23 min 34 s without the rung, load 2; " +
+            "17 min 47 s at 10 epochs everywhere, load 1-4), notebook 06 6 min 39 s (2 min 54 s at 10 epochs), notebook 07 8 min 20 s with the three " +
+            "backbones, all eight about 48 min against 20 minutes asked: the minutes gave way to convergence. " +
             "A method whose final, at the lr the reference also selects, falls over a point below the reference's beyond chance (McNemar on the same test " +
             "images) trains the reference's epochs under default, every grid point in full: the linear probe, BitFit, LN, DiffFit, VPT-Shallow and VPT-Deep " +
             "(10 of the 14 such gaps at 10 epochs, structured 30: landcover and dsprites-loc, -2.1 to -4.2 points, while their val200 curves looked flat " +
