@@ -61,10 +61,30 @@ public static class Robustness
     {
         var opts = options ?? DefaultTraining;
         using var owned = train is null ? Suite.Mini.LoadSplit(Task, "train800val200") : null;
-        var (run, history) = Train(method, opts, hp, train ?? owned!, null, progress, cancel, backbone);
-        if (!history.Diverged) return run;
-        run.Dispose();
-        throw new InvalidOperationException($"robustness fine-tuning of {method} diverged (lr {opts.Lr}).");
+        var run = Attach(method, hp, opts.Seed, backbone);
+        try
+        {
+            var history = Trainer.Fit(run.Model, train ?? owned!, null, opts, progress, cancel);
+            if (history.Cancelled) throw new OperationCanceledException($"robustness fine-tuning of {method} cancelled", cancel);
+            if (history.Diverged) throw new InvalidOperationException($"robustness fine-tuning of {method} diverged (lr {opts.Lr}).");
+            run.Model.eval();
+            return run;
+        }
+        catch { run.Dispose(); throw; }
+    }
+
+    /// <summary>The zero-shot model with <paramref name="method"/> attached, and the zero-shot head it starts from (captured
+    /// before attaching): what every robustness fine-tuning trains. Nothing is left undisposed when attaching fails.</summary>
+    static Run Attach(string method, IReadOnlyDictionary<string, string>? hp, long seed, string? backbone)
+    {
+        var vit = ZeroShotModel(backbone);
+        HeadSnapshot? head = null;
+        try
+        {
+            head = HeadSnapshot.Capture(vit);
+            return new Run(Peft.Peft.Attach(vit, method, hp, seed: seed), head);
+        }
+        catch { head?.Dispose(); vit.Dispose(); throw; }
     }
 
     /// <summary>
@@ -89,17 +109,12 @@ public static class Robustness
         var grid = new[] { new SortedDictionary<string, string>(hp?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>(), StringComparer.Ordinal) };
         Protocol.ValidateGrid(method, grid); // a bad hyperparameter is named before any image loads
         using var task = Suite.Mini.Load(Task);
-        HeadSnapshot? head = null;
+        HeadSnapshot? head = null; // the zero-shot head of the trial now running, until the selection keeps it
         ModelFactory zeroShot = (config, _) =>
         {
-            var vit = ZeroShotModel(backbone);
-            try
-            {
-                head = HeadSnapshot.Capture(vit);
-                var model = Peft.Peft.Attach(vit, method, config.Hp, seed: config.Seed);
-                return new BuiltModel(model, model.TrainableParameterCountExcludingHead);
-            }
-            catch { head?.Dispose(); head = null; vit.Dispose(); throw; }
+            var run = Attach(method, config.Hp, config.Seed, backbone);
+            head = run.ZeroShotHead;
+            return new BuiltModel(run.Model, run.Model.TrainableParameterCountExcludingHead);
         };
         var records = new List<TrialRecord>();
         Run? kept = null;
@@ -128,25 +143,6 @@ public static class Robustness
             return new Tuned(kept, records, best);
         }
         catch { kept?.Dispose(); head?.Dispose(); throw; }
-    }
-
-    /// <summary>One fine-tuning from the zero-shot head, diverged or not (the callers decide); an interrupt throws.</summary>
-    static (Run Run, TrainHistory History) Train(string method, TrainOptions opts, IReadOnlyDictionary<string, string>? hp, ImageSet train, ImageSet? eval,
-        IProgress<TrainProgress>? progress, CancellationToken cancel, string? backbone)
-    {
-        var vit = ZeroShotModel(backbone);
-        HeadSnapshot? head = null;
-        PeftModel? model = null;
-        try
-        {
-            head = HeadSnapshot.Capture(vit);
-            model = Peft.Peft.Attach(vit, method, hp, seed: opts.Seed);
-            var history = Trainer.Fit(model, train, eval, opts, progress, cancel);
-            if (history.Cancelled) throw new OperationCanceledException($"robustness fine-tuning of {method} cancelled", cancel);
-            model.eval();
-            return (new Run(model, head), history);
-        }
-        catch { if (model is not null) model.Dispose(); else vit.Dispose(); head?.Dispose(); throw; }
     }
 
     /// <summary>The tune trials kept in a robustness run's folder; null when there are none or they do not read (a damaged

@@ -29,8 +29,8 @@ public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRe
         static (string, string, string, string, long, int?) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed, c.TrainImages);
         var tunes = all.Where(r => r.Config.Phase == "tune").ToLookup(r => Id(r.Config));
         var vals = all.Where(r => r.Config.Phase == "val").GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.Last());
-        var finals = all.Where(r => r.Config.Phase == "final").GroupBy(r => r.Key).Select(g => g.Last())
-            .GroupBy(r => Id(r.Config)).Select(g => g.MaxBy(r => r.FinishedUtc)!);
+        // A retried final of the same key finished later too, so the last finished per run covers both.
+        var finals = all.Where(r => r.Config.Phase == "final").GroupBy(r => Id(r.Config)).Select(g => g.MaxBy(r => r.FinishedUtc)!);
         return finals.Select(f =>
         {
             var tuning = tunes[Id(f.Config)].Where(t => t.Config.Rung == f.Config.Rung && t.Config.Epochs == f.Config.Epochs).ToList();
