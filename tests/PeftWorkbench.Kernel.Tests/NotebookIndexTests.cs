@@ -28,7 +28,7 @@ public class NotebookIndexTests
         Assert.Contains($"index: {Path.Combine(outDir, "index.html")}", run.Stdout);
 
         var md = File.ReadAllLines(Path.Combine(outDir, "index.md"));
-        Assert.Contains(md, l => l.StartsWith("3 notebooks, 1 FAILED; profile smoke; backbone mini; kernel workbench;", StringComparison.Ordinal));
+        Assert.Contains(md, l => l.StartsWith("3 notebooks, 1 FAILED; profile smoke; backbone mini-hand; kernel workbench;", StringComparison.Ordinal));
         string Line(string name) => Assert.Single(md, l => l.StartsWith($"| [{name}]({name}.html) | smoke | ", StringComparison.Ordinal));
         Assert.EndsWith("| spread: agrees; full FT: inconclusive under this budget | Finding 1 (test): mini suite: spread 2.5 points (smoke); paper: 3.0 points. |", Line("02-finding"));
         Assert.EndsWith("| no finding cell (not a finding notebook) |", Line("00-tour"));
@@ -38,7 +38,7 @@ public class NotebookIndexTests
         var html = File.ReadAllText(Path.Combine(outDir, "index.html"));
         Assert.Contains("<a href=\"02-finding.html\">02-finding</a>", html);
         // The verdict is recorded under the profile and the default backbone, for a later run on another backbone to show beside its own.
-        Assert.Equal("spread: agrees; full FT: inconclusive under this budget", VerdictMemory.Load(outDir).Get("smoke", "mini", "02-finding")?.Verdict);
+        Assert.Equal("spread: agrees; full FT: inconclusive under this budget", VerdictMemory.Load(outDir).Get("smoke", "mini-hand", "02-finding")?.Verdict);
         Assert.Contains("<td class=\"failed\">FAILED: cell 1: InvalidOperationException: no store here</td>", html);
         Assert.True(File.Exists(Path.Combine(outDir, "02-finding.html")));
     }
@@ -103,7 +103,7 @@ public class NotebookIndexTests
         // Alone (no other backbone recorded under this profile): one verdict column, named after the backbone.
         using var alone = new TempDir();
         NotebookIndex.Write(alone.Path, entries);
-        Assert.Contains("| notebook | profile | wall time | verdict (mini) | finding (ours; the paper's) |", File.ReadAllLines(Path.Combine(alone.Path, "index.md")));
+        Assert.Contains("| notebook | profile | wall time | verdict (mini-hand) | finding (ours; the paper's) |", File.ReadAllLines(Path.Combine(alone.Path, "index.md")));
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public static class SweepCommand
         var profile = new Option<string>("--profile") { Description = string.Join(" | ", TrainOptions.Profiles), DefaultValueFactory = _ => "default" };
         var protocol = new Option<string>("--protocol") { Description = "vtab1k | manyshot", DefaultValueFactory = _ => "vtab1k" };
         var preset = new Option<string>("--preset") { Description = "Backbone preset.", DefaultValueFactory = _ => "mini" };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path (timm names), or none." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini-hand (default for the mini suite), shipped:mini, a safetensors path (timm names), or none." };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
         var trainImages = new Option<int?>("--train-images") { Description = "vtab1k: train on a seeded subset of N train800 images (the final on it + val200); 800: all of them (notebook 07's sizes)." };
         var seed = new Option<long?>("--seed") { Description = "Seed of every trial (init, data order, augmentation). Default: the profile's. Another seed measures seed-to-seed spread." };

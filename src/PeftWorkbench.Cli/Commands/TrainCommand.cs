@@ -22,7 +22,7 @@ public static class TrainCommand
         var protocol = new Option<string>("--protocol") { Description = "vtab1k | manyshot (the task's full training set)", DefaultValueFactory = _ => "vtab1k" };
         var suite = new Option<string>("--suite") { Description = "mini | toy | vtab:ROOT", DefaultValueFactory = _ => "mini" };
         var preset = new Option<string>("--preset") { Description = "Backbone preset when no checkpoint gives the shape.", DefaultValueFactory = _ => "mini" };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini (default for the mini suite), a safetensors path, or none." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "shipped:mini-hand (default for the mini suite), shipped:mini, a safetensors path, or none." };
         var outDir = new Option<string?>("--out") { Description = "Results store (resumable); none: a temporary one." };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 compute with float32 master weights." };
         var trainImages = new Option<int?>("--train-images") { Description = "vtab1k: train on a seeded subset of N train800 images (the final on it + val200); 800: all of them (notebook 07's sizes)." };

@@ -48,7 +48,7 @@ public static class NotebookIndex
     }
 
     /// <summary>Writes OUT/index.html and OUT/index.md; returns the HTML page's path. The verdicts this run printed are
-    /// recorded under its profile and <paramref name="backbone"/> (null: the default, "mini") in OUT/verdicts.json
+    /// recorded under its profile and <paramref name="backbone"/> (null: <see cref="Workbench.DefaultBackbone"/>) in OUT/verdicts.json
     /// (<see cref="VerdictMemory"/>); verdicts recorded there for other backbones under the same profile get a column each.</summary>
     public static string Write(string outDir, IReadOnlyList<IndexEntry> entries, string? backbone = null, Action<string>? warn = null)
     {

@@ -9,7 +9,7 @@ using PeftWorkbench.Vit;
 namespace PeftWorkbench.Analysis;
 
 /// <summary>
-/// The study's Figure 1c on the mini suite: the shipped mini ViT's upstream head reads MNIST digits zero-shot (its
+/// The study's Figure 1c on the mini suite: the shipped backbone's upstream head reads MNIST digits zero-shot (its
 /// outputs 0-9), as CLIP's text head reads ImageNet. Robustness runs fine-tune a method on MNIST starting from that
 /// zero-shot head, so alpha 0 of the WiSE curve is exactly the zero-shot model; shifts are the real sklearn
 /// digits and corrupted MNIST test sets.
@@ -19,7 +19,7 @@ public static class Robustness
     public const string Task = "mnist";
     public static IReadOnlyList<string> DefaultShifts { get; } = new[] { "digits", "gaussian_noise-3", "gaussian_blur-3", "contrast-3" };
 
-    /// <summary>A shipped ViT (null: "mini") with its head cut to the 10 digit outputs: the zero-shot digit classifier
+    /// <summary>A shipped ViT (null: <see cref="Workbench.DefaultBackbone"/>) with its head cut to the 10 digit outputs: the zero-shot digit classifier
     /// (every shipped head starts with the characters, outputs 0-9 the digits).</summary>
     public static VisionTransformer ZeroShotModel(string? backbone = null)
     {
@@ -188,7 +188,7 @@ public static class Robustness
     {
         public IReadOnlyList<string> Names { get; }
         public int? Limit { get; }
-        /// <summary>The backbone's name ("mini" for null).</summary>
+        /// <summary>The backbone's name (<see cref="Workbench.DefaultBackbone"/> for null).</summary>
         public string Backbone { get; }
         ImageSet? target;
         Dictionary<string, ImageSet>? sets;
@@ -298,8 +298,8 @@ public static class Robustness
             InvariantRecord(options with { Device = null }), string.Join(",", alphas.Select(x => x.ToString("R", inv))), string.Join(",", shifts), limit?.ToString(inv) ?? "all", Workbench.Version);
         // A selected lr is another run (train800 and a grid, not train800val200 at one lr); names without one stay as they were.
         if (select is not null) key += $"\nlr selected on val200 over {string.Join(",", select.Lrs.Select(x => x.ToString("R", inv)))}, {select.TieBreak}";
-        // Another backbone than the default is another run; the default's names stay as they were.
-        if (backbone is not null && backbone != Workbench.DefaultBackbone) key += $"\nbackbone {backbone}";
+        // Another backbone than "mini" is another run; mini's names stay as they were before mini-hand became the default.
+        if ((backbone ?? Workbench.DefaultBackbone) is var name && name != Workbench.UnsuffixedBackbone) key += $"\nbackbone {name}";
         return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
     }
 

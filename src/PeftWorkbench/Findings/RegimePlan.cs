@@ -60,13 +60,14 @@ public sealed record RegimePlan(IReadOnlyList<int> Sizes, IReadOnlyList<RegimeBa
         new StringDataFrameColumn("tasks", Backbones.Select(_ => string.Join(", ", Tasks))),
         new PrimitiveDataFrameColumn<int>("runs", Backbones.Select(_ => Sizes.Count * Methods.Count * Tasks.Count)));
 
-    /// <summary>The store a backbone's runs go to: the suite's default backbone uses <paramref name="store"/> itself (its
-    /// 800-image runs are notebook 02's trials, read back), every other one a sibling store named after it (a store holds
-    /// one backbone per task: <see cref="TrialIdentity"/>). null: a fresh temporary store per call.</summary>
+    /// <summary>The store a backbone's runs go to: "mini" on the mini suite (<see cref="Study.UnsuffixedCheckpoint"/>) uses
+    /// <paramref name="store"/> itself, every other one a sibling store named after it, "STORE-mini-hand" for the default
+    /// (its 800-image runs are notebook 02's trials, read back; a store holds one backbone per task: <see cref="TrialIdentity"/>).
+    /// null: a fresh temporary store per call.</summary>
     public static string? StoreFor(string? store, RegimeBackbone backbone, string suite)
     {
         if (store is null) return null;
-        if (Study.CheckpointFor(null, suite) == Study.CheckpointFor(backbone.Checkpoint, suite)) return store;
+        if (Study.UnsuffixedCheckpoint(suite) == Study.CheckpointFor(backbone.Checkpoint, suite)) return store;
         var slug = new string(backbone.Name.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-').ToArray()).Trim('-');
         return Path.TrimEndingDirectorySeparator(Path.GetFullPath(store)) + "-" + slug;
     }

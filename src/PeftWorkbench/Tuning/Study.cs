@@ -38,16 +38,20 @@ public static class Study
     /// "shipped:NAME", or null for null (the suite's default). An unknown name is refused, listing the shipped ones.</summary>
     public static string? CheckpointOf(string? backbone) => backbone is null ? null : "shipped:" + VisionTransformer.RequireShipped(backbone);
 
-    /// <summary>The store the notebooks share under the data cache: runs/PROFILE for the suite's default backbone, and
-    /// runs/PROFILE-NAME for another shipped one (a store holds one backbone per task: <see cref="TrialIdentity"/>), as
-    /// notebook 07's regime stores are named (<see cref="Findings.RegimePlan.StoreFor"/>).</summary>
+    /// <summary>The store the notebooks share under the data cache: runs/PROFILE for "mini" (<see cref="Workbench.UnsuffixedBackbone"/>),
+    /// and runs/PROFILE-NAME for another shipped one, the default "mini-hand" included (a store holds one backbone per task:
+    /// <see cref="TrialIdentity"/>), as notebook 07's regime stores are named (<see cref="Findings.RegimePlan.StoreFor"/>).</summary>
     public static string DefaultStore(string profile, string? backbone = null) =>
         Findings.RegimePlan.StoreFor(Path.Combine(Workbench.DataDir, "runs", profile),
             Findings.RegimeBackbone.Of(CheckpointOf(backbone) ?? CheckpointFor(null, "mini")!), "mini")!;
 
-    /// <summary>--checkpoint values: "none" = random init; default for the mini suite: the shipped mini ViT.</summary>
+    /// <summary>The checkpoint whose runs go to a store itself, not to a sibling named after it: "shipped:mini" on the mini suite
+    /// (<see cref="Workbench.UnsuffixedBackbone"/>), the suite's default elsewhere.</summary>
+    public static string? UnsuffixedCheckpoint(string suite) => suite == "mini" ? "shipped:" + Workbench.UnsuffixedBackbone : CheckpointFor(null, suite);
+
+    /// <summary>--checkpoint values: "none" = random init; default for the mini suite: the shipped <see cref="Workbench.DefaultBackbone"/>.</summary>
     public static string? CheckpointFor(string? given, string suite) =>
-        given is "none" ? null : given ?? (suite == "mini" ? "shipped:mini" : null);
+        given is "none" ? null : given ?? (suite == "mini" ? "shipped:" + Workbench.DefaultBackbone : null);
 
     /// <param name="task">A task of <paramref name="suite"/>.</param>
     /// <param name="method">One of the study's 16 methods (or an alias).</param>

@@ -23,14 +23,14 @@ public sealed partial class VisionTransformer
         : throw new ArgumentException($"No shipped checkpoint named '{name}'. Shipped: {string.Join(", ", PretrainedNames)}.", nameof(name));
 
     /// <summary>
-    /// A shipped pre-trained ViT by name (<see cref="PretrainedNames"/>): "mini" is the mini preset trained on rendered
-    /// characters (see Data/Pretraining.cs and Pretrained/mini.recipe.json); "mini-broad", when shipped, the same shape
-    /// trained further on the broad upstream (Data/Upstream, Pretrained/mini-broad.recipe.json), whose head starts with
-    /// the same 62 characters. Its head has 62 outputs, one per character of
-    /// <c>GlyphRenderer.Characters</c>; outputs 0..9 are the digits, so <see cref="KeepHeadRows"/>(10) gives a zero-shot
-    /// digit classifier. The load is strict: every parameter must be in the file with its exact shape, and no extra keys.
+    /// A shipped pre-trained ViT by name (<see cref="PretrainedNames"/>; default <see cref="Workbench.DefaultBackbone"/>):
+    /// "mini" is the mini preset trained on rendered characters (see Data/Pretraining.cs and Pretrained/mini.recipe.json),
+    /// its head 62 outputs, one per character of <c>GlyphRenderer.Characters</c>; "mini-hand" the same shape trained further
+    /// on the broad upstream (Data/Upstream, Pretrained/mini-hand.recipe.json), its 188-way head starting with the same 62
+    /// characters. Outputs 0..9 are the digits, so <see cref="KeepHeadRows"/>(10) gives a zero-shot digit classifier. The
+    /// load is strict: every parameter must be in the file with its exact shape, and no extra keys.
     /// </summary>
-    public static VisionTransformer Pretrained(string name = "mini")
+    public static VisionTransformer Pretrained(string name = Workbench.DefaultBackbone)
     {
         RequireShipped(name);
         var tmp = Path.Combine(Path.GetTempPath(), $"peft-pretrained-{name}-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
