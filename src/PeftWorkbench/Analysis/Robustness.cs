@@ -55,22 +55,53 @@ public static class Robustness
 
     /// <summary>Attaches <paramref name="method"/> to the zero-shot model and trains it (head included) on
     /// <paramref name="train"/> (default: MNIST train800val200) with <paramref name="options"/> (default: the default
-    /// profile's budget at lr 1e-3, wd 1e-4, seed 42): one lr, no selection (<see cref="FineTuneSelected"/> selects).</summary>
+    /// profile's budget at lr 1e-3, wd 1e-4, seed 42): one lr, no selection (<see cref="FineTuneSelected"/> selects).
+    /// It is the protocol's final at these hyperparameters (<see cref="Protocol.GivenFinal"/>, run by <see cref="Protocol.RunTrial"/>):
+    /// trained as given, then scored once on MNIST test. A divergence or failure throws <see cref="InvalidOperationException"/>
+    /// naming the lr (a hyperparameter the method does not know: <see cref="ArgumentException"/> before any image loads);
+    /// cancellation throws <see cref="OperationCanceledException"/>.</summary>
     public static Run FineTune(string method, TrainOptions? options = null, IReadOnlyDictionary<string, string>? hp = null, ImageSet? train = null,
         IProgress<TrainProgress>? progress = null, CancellationToken cancel = default, string? backbone = null)
     {
         var opts = options ?? DefaultTraining;
-        using var owned = train is null ? Suite.Mini.LoadSplit(Task, "train800val200") : null;
-        var run = Attach(method, hp, opts.Seed, backbone);
+        if (opts.StopAfterEpochs is int stop)
+            throw new ArgumentException($"Robustness.FineTune trains the whole schedule; StopAfterEpochs ({stop}) is a tune trial's rung.", nameof(options));
+        // Scored on test once, after the last epoch (FinalEvalEvery 0): the training is what its own loop trained before.
+        // A linear probe: BackboneInTrainMode keeps the old path (every batch through the backbone in train mode) where the
+        // backbone has stochastic layers; without them (the shipped backbones) RunTrial probes on cached eval-mode features,
+        // the same features, and the trained head came out bit for bit the same (WiseTests).
+        var o = new ProtocolOptions
+        {
+            Profile = "default", Protocol = TrialProtocol, Train = opts, Lrs = new[] { opts.Lr }, WeightDecays = new[] { opts.WeightDecay },
+            DropPaths = new[] { 0.0 }, FinalEvalEvery = 0, LinearProbe = LinearProbePath.BackboneInTrainMode,
+        };
+        var config = Protocol.GivenFinal(Task, method, hp, o);
+        Protocol.ValidateGrid(method, new[] { config.Hp }); // a bad hyperparameter is named before any image loads
+        using var loaded = Suite.Mini.Load(Task);
+        // A training set of the caller's (theirs to dispose) stands in for train800val200; the final still scores MNIST test.
+        var task = train is null ? loaded : loaded with { Train800Val200 = train };
+        HeadSnapshot? head = null; // the zero-shot head of the model being trained, until the run keeps it
+        Run? kept = null;
+        ModelFactory zeroShot = (c, _) =>
+        {
+            var run = Attach(method, c.Hp, c.Seed, backbone);
+            head = run.ZeroShotHead;
+            return new BuiltModel(run.Model, run.Model.TrainableParameterCountExcludingHead);
+        };
         try
         {
-            var history = Trainer.Fit(run.Model, train ?? owned!, null, opts, progress, cancel);
-            if (history.Cancelled) throw new OperationCanceledException($"robustness fine-tuning of {method} cancelled", cancel);
-            if (history.Diverged) throw new InvalidOperationException($"robustness fine-tuning of {method} diverged (lr {opts.Lr}).");
-            run.Model.eval();
-            return run;
+            var record = Protocol.RunTrial(config, task, zeroShot, o, store: null, _ => progress, cancel, handOver: (built, r) =>
+            {
+                if (!r.Ok) return false;
+                built.Model.eval();
+                kept = new Run((PeftModel)built.Model, head!);
+                return true;
+            });
+            return kept ?? throw new InvalidOperationException(record.Status == "diverged"
+                ? $"robustness fine-tuning of {method} diverged (lr {opts.Lr})."
+                : $"robustness fine-tuning of {method} failed (lr {opts.Lr}): {record.Error ?? record.Status}");
         }
-        catch { run.Dispose(); throw; }
+        finally { if (kept is null) head?.Dispose(); } // RunTrial disposes the model it did not hand over
     }
 
     /// <summary>The zero-shot model with <paramref name="method"/> attached, and the zero-shot head it starts from (captured

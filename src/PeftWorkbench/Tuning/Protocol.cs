@@ -189,6 +189,31 @@ public static class Protocol
     /// it was chosen from (so the final's key changes when the grid does).</summary>
     public static TrialConfig FinalConfig(TrialConfig selected, string tuneGrid) => selected with { Phase = "final", TuneGrid = tuneGrid };
 
+    /// <summary>The <see cref="TrialConfig.TuneGrid"/> of a final at given hyperparameters (<see cref="GivenFinal"/>) starts
+    /// with this: nothing was selected (no tune trials), and the rest is the digest of the one configuration given.</summary>
+    public const string GivenGrid = "given-";
+
+    /// <summary>
+    /// A final at given hyperparameters, nothing selected: <paramref name="method"/> with <paramref name="hp"/>, drop path
+    /// <paramref name="dropPath"/> and <paramref name="o"/>'s lr, weight decay, seed and schedule (<see cref="ProtocolOptions.Train"/>),
+    /// trained on train800val200 and scored on test by <see cref="RunTrial"/> without tune trials. Its grid digest
+    /// (<see cref="GivenGrid"/> + the digest of that configuration's tune key) names the hyperparameters, so two given
+    /// finals of one method differ in key exactly where they differ in training, and never share a key with a selected final.
+    /// </summary>
+    public static TrialConfig GivenFinal(string task, string method, IReadOnlyDictionary<string, string>? hp, ProtocolOptions o, double dropPath = 0)
+    {
+        var point = new TrialConfig
+        {
+            Task = task, Method = method, Phase = "tune", Lr = o.Train.Lr, WeightDecay = o.Train.WeightDecay, DropPath = dropPath,
+            Hp = new SortedDictionary<string, string>(hp?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>(), StringComparer.Ordinal),
+            Profile = o.Profile, Protocol = o.Protocol, Seed = o.Train.Seed, TrainImages = o.TrainImages, Epochs = o.EpochsFor(method),
+        };
+        return FinalConfig(point, GivenGrid + GridDigest(new[] { point.Key }));
+    }
+
+    /// <summary>Whether <paramref name="config"/> is a final at given hyperparameters (<see cref="GivenFinal"/>): it selects nothing.</summary>
+    public static bool IsGiven(TrialConfig config) => config.Phase == "final" && config.TuneGrid?.StartsWith(GivenGrid, StringComparison.Ordinal) == true;
+
     /// <summary>The final trial's config before selection: what its store key is made of (task, method, profile,
     /// protocol, seed, and the digest of its tune trials' keys, since those decide the selection).</summary>
     public static TrialConfig PendingFinal(string task, string method, ProtocolOptions o, IEnumerable<string> tuneKeys) =>
@@ -324,10 +349,13 @@ public static class Protocol
 
     /// <summary>
     /// Trains one trial and scores it, the one way every trial runs (notebooks, `peft train`, sweeps, workers, array
-    /// tasks): tune = train800 -> val200 at the last epoch (at the rung, where it has one); val and final first select their hyperparameters from
+    /// tasks, the robustness fine-tunings): tune = train800 -> val200 at the last epoch (at the rung, where it has one); val and final first select their hyperparameters from
     /// <paramref name="tuning"/> (<see cref="SelectFor"/>; nothing to select: the "no-selection" record), then val = the
     /// selection trained on train800 for the whole schedule, final = train800val200 -> test,
-    /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure. With a
+    /// also evaluated every <see cref="ProtocolOptions.FinalEvalEvery"/> epochs for the best-epoch figure (an evaluation
+    /// draws no random numbers and leaves the weights as they were: the cadence changes no training). A final at given
+    /// hyperparameters (<see cref="GivenFinal"/>, <see cref="IsGiven"/>) selects nothing: it trains as it is, with no
+    /// <paramref name="tuning"/> (Robustness.FineTune's fixed-lr fine-tuning). With a
     /// store, the logits and labels of the scored split (val or test) are saved (TrialRecord.Predictions). Divergence gives a "diverged" record; an exception an "error" record;
     /// cancellation throws <see cref="OperationCanceledException"/> (nothing is recorded).
     /// A ViT whose only trainable part is its head (linear probing) trains through a <see cref="FeatureCache"/> under
@@ -340,7 +368,7 @@ public static class Protocol
         ResultsStore? store, Func<TrialConfig, IProgress<TrainProgress>?>? progressFor, CancellationToken cancel, IReadOnlyList<TrialRecord>? tuning = null,
         Func<BuiltModel, TrialRecord, bool>? handOver = null)
     {
-        if (config.Phase is "val" or "final")
+        if (config.Phase is "val" or "final" && !IsGiven(config))
         {
             var (selected, noSelection) = SelectFor(config.Phase, task.Name, config.Method,
                 tuning ?? throw new ArgumentException($"a {config.Phase} trial needs the tune trials it selects from", nameof(tuning)), options);

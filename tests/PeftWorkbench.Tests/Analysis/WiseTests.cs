@@ -189,6 +189,55 @@ public class WiseTests
         Assert.False(Same(at1, expected));
     }
 
+    /// <summary>Issue 23: the fixed-lr fine-tuning trains through Protocol.RunTrial (a final at given hyperparameters) and
+    /// trains what its own loop trained before: Trainer.Fit on the zero-shot model with the method attached, on MNIST
+    /// train800val200, with the options as given (lr, wd, seed, epochs, warmup); the test evaluation the final adds changes
+    /// nothing. The linear probe goes through RunTrial's feature cache (the shipped backbone has no stochastic layers).</summary>
+    [Theory]
+    [InlineData("lora")]
+    [InlineData("linear")]
+    public void A_fixed_lr_robustness_fine_tuning_trains_what_the_loop_trains_on_the_zero_shot_model(string method)
+    {
+        var options = Robustness.DefaultTraining with { Epochs = 2, WarmupEpochs = 1, BatchSize = 64, Lr = 3e-3, WeightDecay = 1e-3, Seed = 7 };
+        using var run = Robustness.FineTune(method, options);
+        // Before (Robustness.FineTune up to 91f8ce2): its own call of the loop.
+        using var train = Suite.Mini.LoadSplit(Robustness.Task, "train800val200");
+        using var model = PeftApi.Attach(Robustness.ZeroShotModel(), method, seed: options.Seed);
+        using var start = PeftApi.Attach(Robustness.ZeroShotModel(), method, seed: options.Seed);
+        Trainer.Fit(model, train, null, options);
+        var expected = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var initial = start.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var got = run.Model.named_parameters().ToList();
+        Assert.Equal(expected.Keys.Order(), got.Select(p => p.name).Order());
+        double Diff(Tensor a, Tensor b) { using var d = (a - b).abs().max(); return d.item<float>(); }
+        var worst = got.Max(p => Diff(p.parameter, expected[p.name]));
+        Assert.True(worst <= 1e-6, $"{method}: trained weights differ from the loop's by up to {worst}");
+        Assert.Contains(got, p => p.parameter.requires_grad && Diff(p.parameter, initial[p.name]) > 1e-4); // it trained
+    }
+
+    /// <summary>Issue 23: through Protocol.RunTrial the fixed-lr fine-tuning still throws what it threw: a divergence names
+    /// its lr, a failure in training names the lr and the cause, a bad hyperparameter is an ArgumentException before any
+    /// training, cancellation an OperationCanceledException.</summary>
+    [Fact]
+    public void A_fixed_lr_robustness_fine_tuning_names_a_divergence_and_a_failure_and_cancels()
+    {
+        var o = Short with { Epochs = 1 };
+        using var scope = NewDisposeScope();
+        using var nan = new ImageSet(torch.full(new long[] { 32, 3, 32, 32 }, float.NaN), torch.arange(32, ScalarType.Int64) % 10, 10, "nan");
+        var diverged = Assert.Throws<InvalidOperationException>(() => Robustness.FineTune("lora", o, train: nan));
+        Assert.Equal($"robustness fine-tuning of lora diverged (lr {o.Lr}).", diverged.Message);
+        using var twelve = new ImageSet(torch.zeros(32, 3, 32, 32), torch.arange(32, ScalarType.Int64) % 12, 12, "twelve");
+        var failed = Assert.Throws<InvalidOperationException>(() => Robustness.FineTune("lora", o, train: twelve));
+        Assert.StartsWith($"robustness fine-tuning of lora failed (lr {o.Lr}): ArgumentException: ", failed.Message);
+        Assert.Contains("12 classes", failed.Message);
+        var bad = Assert.Throws<ArgumentException>(() => Robustness.FineTune("lora", o, new Dictionary<string, string> { ["lora_bottleneck"] = "many" }));
+        Assert.Contains("lora_bottleneck", bad.Message);
+        Assert.Throws<ArgumentException>(() => Robustness.FineTune("lora", o with { StopAfterEpochs = 1 }));
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.Throws<OperationCanceledException>(() => Robustness.FineTune("lora", o, cancel: cancelled.Token));
+    }
+
     /// <summary>Issue 27: a robustness fine-tuning selects its lr as the protocol does (Protocol.Select over val200 tune
     /// trials) and hands back the selected model, not the last one trained: it scores on val200 exactly what its record says.</summary>
     [Fact]

@@ -112,6 +112,40 @@ public class ProtocolTests
         Assert.Equal(3, store.Records().Count);
     }
 
+    /// <summary>Issue 23: a final at given hyperparameters (Protocol.GivenFinal, Robustness.FineTune's) selects nothing:
+    /// RunTrial trains it as it is, on train800val200 scored on test, where a selected final without its tune trials is
+    /// refused; its key names the hyperparameters it trains and is never a selected final's.</summary>
+    [Fact]
+    public void A_given_final_trains_as_given_and_is_keyed_by_what_it_trains()
+    {
+        var o = Tiny() with { Train = Tiny().Train with { Lr = 1e-2, WeightDecay = 1e-3, Seed = 5 } };
+        var hp = new Dictionary<string, string> { ["lora_bottleneck"] = "4" };
+        var given = Protocol.GivenFinal("tiny-task", "lora", hp, o);
+        Assert.True(Protocol.IsGiven(given));
+        Assert.Equal(("final", 1e-2, 1e-3, 5L, "4"), (given.Phase, given.Lr, given.WeightDecay, given.Seed, given.Hp["lora_bottleneck"]));
+        Assert.Equal(given.Key, Protocol.GivenFinal("tiny-task", "lora", new Dictionary<string, string>(hp), o).Key);
+        var others = new[]
+        {
+            Protocol.GivenFinal("tiny-task", "lora", null, o),
+            Protocol.GivenFinal("tiny-task", "lora", hp, o with { Train = o.Train with { Lr = 1e-3 } }),
+            Protocol.GivenFinal("tiny-task", "lora", hp, o with { Train = o.Train with { WeightDecay = 1e-4 } }),
+            Protocol.GivenFinal("tiny-task", "lora", hp, o with { Train = o.Train with { Seed = 6 } }),
+            Protocol.GivenFinal("tiny-task", "lora", hp, o, dropPath: 0.1),
+        };
+        var selected = Protocol.PendingFinal("tiny-task", "lora", o, Protocol.TuneConfigs("tiny-task", "lora", null, o).Select(c => c.Key));
+        Assert.False(Protocol.IsGiven(selected));
+        var keys = others.Append(given).Append(selected).Select(c => c.Key).ToList();
+        Assert.Equal(keys.Count, keys.Distinct().Count());
+
+        using var task = TinyData.Task();
+        ModelFactory factory = new PeftFactory(TinyData.Config(), null).Build;
+        Assert.Throws<ArgumentException>(() => Protocol.RunTrial(selected, task, factory, o, null, null, default));
+        var record = Protocol.RunTrial(given, task, factory, o, null, null, default);
+        Assert.True(record.Ok, record.Error);
+        Assert.Equal((given.Key, "final", o.TrainFor(given).Epochs), (record.Key, record.Config.Phase, record.Epochs));
+        Assert.Equal(given, record.Config);
+    }
+
     [Fact]
     public void DivergedTrialsAreRecordedAndNeverSelected()
     {

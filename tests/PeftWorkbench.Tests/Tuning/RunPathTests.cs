@@ -43,26 +43,46 @@ public class RunPathTests(Xunit.Abstractions.ITestOutputHelper output)
 
     sealed class Synchronous(Action<TrainProgress> report) : IProgress<TrainProgress> { public void Report(TrainProgress p) => report(p); }
 
+    /// <summary>A probe for a progress report from the loop: the first path from <paramref name="top"/> to Trainer.Fit (the
+    /// library's named methods on the stack, outermost first) goes to <paramref name="found"/>.</summary>
+    static Synchronous PathFrom(string top, Action<string> found)
+    {
+        var library = typeof(Study).Assembly;
+        bool done = false;
+        return new Synchronous(_ =>
+        {
+            if (done) return;
+            var frames = new StackTrace().GetFrames().Select(f => f.GetMethod()).OfType<MethodBase>()
+                .Where(m => m.DeclaringType?.Assembly == library && !m.Name.Contains('<') && m.DeclaringType.IsDefined(typeof(CompilerGeneratedAttribute)) == false
+                    && !(m.DeclaringType.DeclaringType?.IsDefined(typeof(CompilerGeneratedAttribute)) ?? false))
+                .Select(m => $"{m.DeclaringType!.Name}.{m.Name}").ToList();
+            int loop = frames.IndexOf("Trainer.Fit"), outer = frames.IndexOf(top);
+            if (loop >= 0 && outer > loop) { done = true; found(string.Join(" -> ", frames.GetRange(loop, outer - loop + 1).AsEnumerable().Reverse())); }
+        });
+    }
+
     /// <summary>Notebook 05's fine-tunings train through the protocol's one trial entry too (Protocol.RunTrial hands the
     /// selected model over instead of disposing it): no loop of their own.</summary>
     [Fact]
     public void A_robustness_fine_tuning_reaches_the_training_loop_through_Protocol_RunTrial()
     {
-        var library = typeof(Study).Assembly;
         string? path = null;
-        var probe = new Synchronous(_ =>
-        {
-            if (path is not null) return;
-            var frames = new StackTrace().GetFrames().Select(f => f.GetMethod()).OfType<MethodBase>()
-                .Where(m => m.DeclaringType?.Assembly == library && !m.Name.Contains('<') && m.DeclaringType.IsDefined(typeof(CompilerGeneratedAttribute)) == false
-                    && !(m.DeclaringType.DeclaringType?.IsDefined(typeof(CompilerGeneratedAttribute)) ?? false))
-                .Select(m => $"{m.DeclaringType!.Name}.{m.Name}").ToList();
-            int loop = frames.IndexOf("Trainer.Fit"), top = frames.IndexOf("Robustness.FineTuneSelected");
-            if (loop >= 0 && top > loop) path = string.Join(" -> ", frames.GetRange(loop, top - loop + 1).AsEnumerable().Reverse());
-        });
         var options = new TrainOptions { Epochs = 1, WarmupEpochs = 0, BatchSize = 64, WeightDecay = 1e-4 };
-        using var tuned = PeftWorkbench.Analysis.Robustness.FineTuneSelected("bitfit", options, new PeftWorkbench.Analysis.Robustness.LrSelection(new[] { 1e-2 }), progress: probe);
+        using var tuned = PeftWorkbench.Analysis.Robustness.FineTuneSelected("bitfit", options, new PeftWorkbench.Analysis.Robustness.LrSelection(new[] { 1e-2 }),
+            progress: PathFrom("Robustness.FineTuneSelected", p => path = p));
         output.WriteLine(path);
         Assert.Equal("Robustness.FineTuneSelected -> Protocol.RunTrial -> Trainer.Fit", path);
+    }
+
+    /// <summary>The fixed-lr fine-tuning (no selection: `peft analyze`'s robustness runs, the WiSE bench, a curve without an
+    /// lr grid) is the protocol's final at given hyperparameters (Protocol.GivenFinal), run by Protocol.RunTrial too.</summary>
+    [Fact]
+    public void A_fixed_lr_robustness_fine_tuning_reaches_the_training_loop_through_Protocol_RunTrial()
+    {
+        string? path = null;
+        var options = new TrainOptions { Epochs = 1, WarmupEpochs = 0, BatchSize = 64, Lr = 1e-2, WeightDecay = 1e-4 };
+        using var run = PeftWorkbench.Analysis.Robustness.FineTune("bitfit", options, progress: PathFrom("Robustness.FineTune", p => path = p));
+        output.WriteLine(path);
+        Assert.Equal("Robustness.FineTune -> Protocol.RunTrial -> Trainer.Fit", path);
     }
 }
