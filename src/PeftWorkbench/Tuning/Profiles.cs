@@ -390,7 +390,9 @@ public static class Profiles
             "images) trains the reference's epochs under default, every grid point in full: the linear probe, BitFit, LN, DiffFit, VPT-Shallow and VPT-Deep " +
             "(10 of the 14 such gaps at 10 epochs, structured 30: landcover and dsprites-loc, -2.1 to -4.2 points, while their val200 curves looked flat " +
             "over the last quarter, so only a longer schedule shows it) and, measured with those six moved, the Pfeiffer adapter (landcover -1.25, " +
-            "p < 0.001; dsprites-loc -1.05, p 0.07), 2026-12-07. A reseed of default moves 3 of 48 finals by over a point. reference: 3x default's epochs, " +
+            "p < 0.001; dsprites-loc -1.05, p 0.07), 2026-12-07. A reseed of default moves 3 of 48 finals by over a point. On mini-hand (the default " +
+            "backbone since then) against its own reference: test within a point on 45 of 48 (24 of the 27 not trained alike), the same selection on 38 " +
+            "(17 of 27; 7 of the 10 others are within a point of val200 between the two lrs at the reference's schedule). reference: 3x default's epochs, " +
             "structured 60 (at 30, 3 of 16 selected val curves still rose by over a point over their last quarter; at 60, 1): what default is measured against " +
             "(notebook 02, `peft results --reference`)"),
         ("batch", p => p.BatchSize.ToString(CultureInfo.InvariantCulture),
