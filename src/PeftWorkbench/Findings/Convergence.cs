@@ -21,16 +21,21 @@ public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRe
 
     /// <summary>Every run in a store's records: each final with the tune trials of the same task, method, profile, protocol,
     /// seed, training-set size, rung and epochs, the tune trial it retrained, and its full run after a rung. A store that
-    /// holds several finals of one run (its grid or a method's epochs changed since, so the final's key did) gives the one
-    /// finished last: what the profile runs now, not a stale one.</summary>
+    /// holds several finals of one run gives the one of the profile's own grid as the profile runs it now
+    /// (<see cref="ProfileFinalKeys"/>): not notebook 06's grid or a `--hp` run of the same pair finished later, and not a
+    /// stale final of an older grid or schedule. With none of those, the one finished last.</summary>
     public static IReadOnlyList<RunTrials> FromRecords(IEnumerable<TrialRecord> records)
     {
         var all = records.ToList();
         static (string, string, string, string, long, int?) Id(TrialConfig c) => (c.Task, c.Method, c.Profile, c.Protocol, c.Seed, c.TrainImages);
         var tunes = all.Where(r => r.Config.Phase == "tune").ToLookup(r => Id(r.Config));
         var vals = all.Where(r => r.Config.Phase == "val").GroupBy(r => r.Key).ToDictionary(g => g.Key, g => g.Last());
-        // A retried final of the same key finished later too, so the last finished per run covers both.
-        var finals = all.Where(r => r.Config.Phase == "final").GroupBy(r => Id(r.Config)).Select(g => g.MaxBy(r => r.FinishedUtc)!);
+        // A retried final of the same key finished later too, so the last finished among the candidates covers both.
+        var finals = all.Where(r => r.Config.Phase == "final").GroupBy(r => Id(r.Config)).Select(g =>
+        {
+            var own = ProfileFinalKeys(g.First().Config);
+            return (g.Where(r => own.Contains(r.Key)).MaxBy(r => r.FinishedUtc) ?? g.MaxBy(r => r.FinishedUtc))!;
+        });
         return finals.Select(f =>
         {
             var tuning = tunes[Id(f.Config)].Where(t => t.Config.Rung == f.Config.Rung && t.Config.Epochs == f.Config.Epochs).ToList();
@@ -38,6 +43,25 @@ public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRe
             var val = f.Config.Rung is null ? null : vals.GetValueOrDefault((f.Config with { Phase = "val" }).Key);
             return new RunTrials(f.Config.Task, f.Config.Method, tuning, selected, f, val);
         }).ToList();
+    }
+
+    /// <summary>The keys the final of <paramref name="c"/>'s run has under its profile's own grid and schedule today, one per
+    /// task group (the group sets a VTAB-1K schedule and a many-shot recipe, and a store's records do not name it); empty
+    /// for a profile or method this build does not know.</summary>
+    static HashSet<string> ProfileFinalKeys(TrialConfig c)
+    {
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        if (Profiles.Find(c.Profile) is not { } p || !Peft.MethodRegistry.All.Any(m => m.Id == c.Method)) return keys;
+        foreach (var group in new[] { "natural", "specialized", "structured" })
+        {
+            try
+            {
+                var o = ProtocolOptions.For(p.Name, c.Protocol, group, seed: c.Seed, trainImages: c.TrainImages);
+                keys.Add(Protocol.FinalKey(c.Task, c.Method, o, Protocol.TuneConfigs(c.Task, c.Method, p.Grid(c.Method), o).Select(t => t.Key)));
+            }
+            catch (ArgumentException) { } // a protocol or size this profile cannot run: no final of its own grid
+        }
+        return keys;
     }
 }
 

@@ -86,6 +86,34 @@ public class BudgetAgreementTests
         Assert.True(Assert.Single(a.Pairs).SameSchedule);
     }
 
+    /// <summary>Notebook 06 tunes its own grid for a pair on the same store as notebook 02 (full schedule, four lrs, four
+    /// bottlenecks), and its final finishes later: the comparison and the diagnostics still read the final of the
+    /// profile's own grid (it had read the playground's: dsprites-loc LoRA -1.3 against the reference on mini-hand).</summary>
+    [Fact]
+    public void A_final_of_another_grid_finished_later_does_not_stand_for_the_profiles_run()
+    {
+        var o = ProtocolOptions.For("default", "vtab1k", "natural");
+        var start = new DateTime(2026, 12, 7, 12, 0, 0, DateTimeKind.Utc);
+        IEnumerable<TrialRecord> RunOf(ProtocolOptions options, IReadOnlyList<SortedDictionary<string, string>> grid, double test, DateTime at)
+        {
+            var tune = Protocol.TuneConfigs("mnist", "lora", grid, options)
+                .Select((c, i) => new TrialRecord { Key = c.Key, Config = c, Top1Last = 80 + i, Epochs = 2, FinishedUtc = at }).ToList();
+            var final = Protocol.FinalConfig(tune[^1].Config, Protocol.PendingFinal("mnist", "lora", options, tune.Select(t => t.Key)).TuneGrid!);
+            return tune.Append(new TrialRecord { Key = final.Key, Config = final, Top1Last = test, Epochs = 10, FinishedUtc = at.AddMinutes(1) });
+        }
+        var own = RunOf(o, Profiles.Get("default").Grid("lora"), 91.0, start).ToList();
+        var playground = RunOf(o with { Lrs = new[] { 1e-3, 3e-3, 1e-2, 3e-2 }, Rung = null },
+            new[] { "1", "8", "16", "32" }.Select(b => new SortedDictionary<string, string>(StringComparer.Ordinal) { ["lora_bottleneck"] = b }).ToList(),
+            85.0, start.AddHours(1)).ToList();
+        Assert.NotEqual(own[^1].Key, playground[^1].Key);
+
+        var run = Assert.Single(RunTrials.FromRecords(own.Concat(playground)));
+        Assert.Equal((own[^1].Key, 91.0), (run.Final!.Key, run.Final.Top1Last));
+        Assert.Equal(own.Count - 1, run.Tuning.Count); // the profile's tune trials, not the playground's 16
+        // Without the profile's own final the one finished last stands, as for a store of another build's profile.
+        Assert.Equal(playground[^1].Key, Assert.Single(RunTrials.FromRecords(playground.Concat(own.Take(own.Count - 1)))).Final!.Key);
+    }
+
     [Fact]
     public void A_missing_store_is_named()
     {
