@@ -42,8 +42,9 @@ public static class DataCommand
             return 0;
         }));
 
-        var zeroShot = new Command("zero-shot", "The shipped checkpoint's zero-shot digit accuracy (head outputs 0-9) on MNIST test and the digit shift sets.");
-        zeroShot.SetAction(_ => Cli.Guard(() => Print(DataReports.ZeroShotDigits(Suite.Mini))));
+        var zeroShotBackbone = new Option<string>("--backbone") { Description = "A shipped name (" + string.Join(", ", VisionTransformer.PretrainedNames) + ") or a checkpoint file.", DefaultValueFactory = _ => Workbench.DefaultBackbone };
+        var zeroShot = new Command("zero-shot", "A backbone's zero-shot digit accuracy (head outputs 0-9) on MNIST test and the digit shift sets.") { zeroShotBackbone };
+        zeroShot.SetAction(r => Cli.Guard(() => Print(DataReports.ZeroShotDigits(Suite.Mini, r.GetValue(zeroShotBackbone)!))));
 
         var groups = new Option<string>("--groups") { Description = "Comma-separated groups to probe.", DefaultValueFactory = _ => "natural,specialized,structured" };
         var backbone = new Option<string>("--backbone") { Description = "The backbone to probe: a shipped name (" + string.Join(", ", VisionTransformer.PretrainedNames) + "), a checkpoint file or a pre-training state (*.state.safetensors). Not 'mini': today's mini is probed beside it and the shipping rule is checked.", DefaultValueFactory = _ => "mini" };

@@ -27,10 +27,12 @@ public static class DataReports
             yield return $"cache: {m.CacheDir}; shift sets: {string.Join(", ", Corruptions.Names)} at severities 1, 3, 5; real sources: mnist<->digits";
     }
 
-    /// <summary>The shipped mini checkpoint's zero-shot digit top-1 on MNIST test and <see cref="ZeroShotShifts"/>.</summary>
-    public static IEnumerable<string> ZeroShotDigits(MiniSuite suite)
+    /// <summary>A backbone's zero-shot digit top-1 (head outputs 0-9) on MNIST test and <see cref="ZeroShotShifts"/>:
+    /// a shipped name (default <see cref="Workbench.DefaultBackbone"/>) or a file, as <see cref="Backbones.Load"/> reads it.</summary>
+    public static IEnumerable<string> ZeroShotDigits(MiniSuite suite, string backbone = Workbench.DefaultBackbone)
     {
-        using var model = VisionTransformer.Pretrained("mini");
+        using var model = Backbones.Load(backbone);
+        yield return $"backbone {backbone}";
         using (var test = suite.LoadSplit("mnist", "test"))
             yield return $"mnist/test ({test.Count} images): zero-shot top-1 {ZeroShot.DigitAccuracy(model, test):F2} %";
         foreach (var shift in ZeroShotShifts)

@@ -9,6 +9,20 @@ public class PretrainedTests
     /// <summary>Measured for the shipped checkpoint (see Pretrained/mini.recipe.json); the floor leaves room for BLAS differences.</summary>
     public const double ZeroShotFloor = 72.0;
 
+    /// <summary>`peft data zero-shot` reads the default backbone (mini-hand, whose digit head passed its 90 % rule) unless
+    /// another is named, says which, and names an unknown one.</summary>
+    [Fact]
+    public void The_zero_shot_report_names_its_backbone_the_default_unless_told()
+    {
+        static double Top1(string line) => double.Parse(line.Split("top-1 ")[1].TrimEnd(' ', '%'), System.Globalization.CultureInfo.InvariantCulture);
+        var hand = DataReports.ZeroShotDigits(Suite.Mini).Take(2).ToList();
+        var mini = DataReports.ZeroShotDigits(Suite.Mini, "mini").Take(2).ToList();
+        Assert.Equal(("backbone mini-hand", "backbone mini"), (hand[0], mini[0]));
+        Assert.True(Top1(hand[1]) >= 88.0 && Top1(mini[1]) >= ZeroShotFloor && Top1(hand[1]) > Top1(mini[1]), $"{hand[1]} / {mini[1]}");
+        var e = Assert.Throws<FileNotFoundException>(() => DataReports.ZeroShotDigits(Suite.Mini, "mini-hnad").First());
+        Assert.Contains("'mini-hnad'", e.Message);
+    }
+
     [Fact]
     public void Shipped_checkpoint_loads_strictly_with_the_character_head()
     {
