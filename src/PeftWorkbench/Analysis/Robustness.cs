@@ -330,7 +330,8 @@ public static class Robustness
         // A selected lr is another run (train800 and a grid, not train800val200 at one lr); names without one stay as they were.
         if (select is not null) key += $"\nlr selected on val200 over {string.Join(",", select.Lrs.Select(x => x.ToString("R", inv)))}, {select.TieBreak}";
         // Another backbone than "mini" is another run; mini's names stay as they were before mini-hand became the default.
-        if ((backbone ?? Workbench.DefaultBackbone) is var name && name != Workbench.UnsuffixedBackbone) key += $"\nbackbone {name}";
+        var name = backbone ?? Workbench.DefaultBackbone;
+        if (name != Workbench.UnsuffixedBackbone) key += $"\nbackbone {name}";
         return $"{method}-{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..12]}";
     }
 

@@ -52,7 +52,7 @@ public sealed record RunTrials(string Task, string Method, IReadOnlyList<TrialRe
     {
         var keys = new HashSet<string>(StringComparer.Ordinal);
         if (Profiles.Find(c.Profile) is not { } p || !Peft.MethodRegistry.All.Any(m => m.Id == c.Method)) return keys;
-        foreach (var group in new[] { "natural", "specialized", "structured" })
+        foreach (var group in Suite.Groups)
         {
             try
             {
